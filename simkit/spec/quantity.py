@@ -1,0 +1,111 @@
+"""Kubernetes quantities and Go-style durations, parsed to floats.
+
+Iter8 stores metric values and objective limits as Kubernetes quantities (``24804743n`` is
+0.024804743, ``"0.01"``, ``1k``), and scenario files use durations like ``90s`` or ``1m30s``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+_SUFFIX = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def parse_quantity(value: object) -> float:
+    """Parse a Kubernetes quantity (or a plain number) to a float; ValueError when it is not one."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a quantity: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a quantity: {value!r}")
+    text = value.strip()
+    if text.lower() in ("nan", "+inf", "-inf", "inf"):
+        return float(text)
+    m = _QUANTITY.match(text)
+    if not m:
+        raise ValueError(f"not a quantity: {value!r}")
+    try:
+        number = Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
+    except InvalidOperation as exc:  # pragma: no cover - regex already guards this
+        raise ValueError(f"not a quantity: {value!r}") from exc
+    return float(number)
+
+
+def format_quantity(value: float) -> str:
+    """Format a float the way etc3 stores it: an integer with a nano suffix when not whole.
+
+    ``0.024804743`` -> ``24804743n``; ``0`` -> ``"0"``; ``95`` -> ``"95"``. NaN and infinities have
+    no quantity form and are returned as Python would print them.
+    """
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if float(value).is_integer():
+        return str(int(value))
+    nanos = Decimal(repr(value)) * Decimal(10**9)
+    nano_int = int(nanos.to_integral_value(rounding="ROUND_CEILING"))
+    # etc3 (resource.Quantity) rounds up to the nano scale, then strips to the shortest suffix.
+    for suffix, scale in (("", 10**9), ("m", 10**6), ("u", 10**3)):
+        if nano_int % scale == 0:
+            return f"{nano_int // scale}{suffix}"
+    return f"{nano_int}n"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s|d|w)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: object) -> float:
+    """Parse ``90s``, ``1m30s``, ``-60s``, ``250ms`` or a bare number (seconds) to seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a duration: {value!r}")
+    text = value.strip()
+    sign = 1.0
+    if text.startswith("-"):
+        sign, text = -1.0, text[1:]
+    elif text.startswith("+"):
+        text = text[1:]
+    try:
+        return sign * float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            raise ValueError(f"not a duration: {value!r}")
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"not a duration: {value!r}")
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds compactly: ``90`` -> ``90s``, ``0.25`` -> ``250ms``."""
+    if seconds != 0 and abs(seconds) < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
