@@ -56,6 +56,11 @@ class SpecError(SimkitError):
             text += f": field {field}"
         super().__init__(f"{text}: {message}")
 
+    @classmethod
+    def from_cli(cls, option: str, message: str) -> SpecError:
+        """A bad command-line value (there is no file or document to name)."""
+        return cls(Location("command line"), option, message)
+
 
 class QueryError(SimkitError):
     """A PromQL expression that cannot be parsed or evaluated by simkit."""

@@ -55,7 +55,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -76,7 +76,7 @@ def parse_yaml_documents(text: str, file: str) -> list[Document]:
                 continue
             if not isinstance(data, dict):
                 raise SpecError(Location(file, index), None, f"expected a mapping, found {type(data).__name__}")
-            meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+            meta: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
             where = Location(file, index, str(data.get("kind") or "") or None, str(meta.get("name") or "") or None)
             docs.append(Document(data, where))
     except yaml.YAMLError as exc:

@@ -1,0 +1,46 @@
+# The README's two commands (`make demo`, `make test`) and their helpers.
+# Everything is set up from a fresh Debian machine with python3: a venv in .venv with simkit and
+# its test dependencies, and Debian's prometheus package (the live and differential tests start a
+# real Prometheus 2.42 on 127.0.0.1).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: demo test setup prometheus lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[live,test,parquet,dask]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+# Debian's prometheus (2.42) when it is missing; the tests start it themselves on 127.0.0.1.
+prometheus:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/simkit run scenarios/iris-abtest --out out/iris-abtest
+
+lint: $(STAMP)
+	$(BIN)/ruff check simkit tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy simkit
+
+test: $(STAMP) prometheus lint typecheck
+	$(BIN)/python -m pytest -q -ra
+
+bench: $(STAMP) prometheus
+	$(BIN)/python benchmarks/sim_engine.py
+	$(BIN)/python benchmarks/promql.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

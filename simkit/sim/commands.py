@@ -1,0 +1,48 @@
+"""``simkit sim``: run the world with the manifests' traffic weights (no experiment loop)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from simkit.errors import SpecError
+from simkit.sim.world import World
+from simkit.spec.bundle import load_scenario
+from simkit.spec.quantity import parse_duration
+from simkit.tsdb.openmetrics import save_openmetrics
+
+
+def simulate(scenario: str, duration: float, seed: int | None = None) -> World:
+    """Run a scenario's world for ``duration`` seconds from its first load start."""
+    bundle = load_scenario(scenario)
+    world = World(bundle, seed)
+    world.run_until(world.begin + duration)
+    return world
+
+
+def summary(world: World) -> str:
+    lines = [
+        f"scenario {world.bundle.name}: simulated {world.now - world.begin:g}s "
+        f"(sim time {world.begin:g}s to {world.now:g}s), {world.scrapes} scrapes, "
+        f"{len(world.tsdb)} series, {world.tsdb.sample_count()} samples",
+        f"{'predictor':<40} {'predictions':>11} {'errors':>7} {'feedback':>9} {'mean latency':>13}",
+    ]
+    for key, sim in sorted(world.predictors.items()):
+        t = sim.truth
+        mean = f"{t.latency_sum / t.predictions * 1000:.2f} ms" if t.predictions else "-"
+        lines.append(f"{key:<40} {t.predictions:>11} {t.errors:>7} {t.feedback:>9} {mean:>13}")
+    return "\n".join(lines)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise SpecError.from_cli("--duration", str(exc)) from None
+    if duration <= 0:
+        raise SpecError.from_cli("--duration", "must be positive")
+    world = simulate(args.scenario, duration, args.seed)
+    save_openmetrics(world.tsdb, args.out)
+    print(summary(world))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,229 @@
+"""Simulated predictors and the routers in front of them.
+
+A predictor is ``replicas x concurrency`` model workers (one SimPy Resource: requests queue when
+all are busy). A request's client latency, as the executor measures its call to the model, is the
+queueing time plus the model's service time; the server latency adds the executor's overhead.
+Errors are drawn per request from the predictor's error table. Per-prediction feedback (user
+engagement that follows traffic) is scheduled after a successful prediction with a probability and
+a delay. Routers read the live traffic split from the object store on every request, caching it
+until the store's generation changes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simkit.sim.distributions import Sampler, make_draw, uniform_sampler
+from simkit.sim.executor_metrics import CLIENT, FEEDBACK_TOTAL, REWARD_TOTAL, SERVER, PodIdentity, PodMetrics
+from simkit.sim.objects import ObjectStore
+from simkit.spec.scenario import Behaviour
+from simkit.spec.seldon import parse_host
+from simkit.tsdb.store import TSDB
+
+
+def child_rng(seed: int, *names: str | int) -> np.random.Generator:
+    """An independent stream per named component: adding one never shifts another's draws."""
+    key = tuple(n if isinstance(n, int) else zlib.crc32(n.encode()) for n in names)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+@dataclass
+class Truth:
+    """Ground-truth counters of one predictor, straight from the simulation (not from PromQL)."""
+
+    predictions: int = 0
+    errors: int = 0
+    feedback: int = 0
+    reward: float = 0.0
+    latency_sum: float = 0.0  # client seconds over predictions
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class PredictorSim:
+    """One predictor of a SeldonDeployment: capacity, latency, errors, feedback, metrics."""
+
+    def __init__(self, env: simpy.Environment, key: str, behaviour: Behaviour, pods: list[PodIdentity],
+                 db: TSDB, seed: int, overhead: float) -> None:
+        self.env = env
+        self.key = key
+        self.seed = seed
+        self.overhead = overhead
+        self.pods = [PodMetrics(p, db) for p in pods]
+        self._all_pods = pods
+        self._db = db
+        self._rr = 0
+        self._revision = 0
+        self.truth = Truth()
+        self.arrived = 0  # calls that reached this predictor (for conservation checks)
+        self.uniform = uniform_sampler(child_rng(seed, key, "uniform"))
+        self.resource = simpy.Resource(env, capacity=1)
+        self.set_behaviour(behaviour)
+
+    def set_behaviour(self, b: Behaviour) -> None:
+        """Swap in new behaviour (an event, or a recovery): fresh samplers, new capacity."""
+        self.behaviour = b
+        self._revision += 1
+        rev = self._revision
+        self.latency = Sampler(make_draw(b.latency), child_rng(self.seed, self.key, "latency", rev))
+        self.feedback_latency = Sampler(make_draw(b.feedbackLatency), child_rng(self.seed, self.key, "fb-latency", rev))
+        self.feedback_delay = (
+            Sampler(make_draw(b.feedback.delay), child_rng(self.seed, self.key, "fb-delay", rev)) if b.feedback else None
+        )
+        cum, table = 0.0, []
+        for code, rate in b.errors.table():
+            cum += rate
+            table.append((cum, code))
+        self.error_table = table
+        self.factor = b.latencyFactor
+        replicas = b.replicas if b.replicas is not None else len(self._all_pods)
+        self.replicas = max(replicas, 0)
+        capacity = max(self.replicas, 1) * b.concurrency
+        if capacity != self.resource.capacity:
+            # SimPy fixes capacity at construction; raising it must also wake queued requests.
+            self.resource._capacity = capacity
+            self.resource._trigger_put(None)
+
+    def pod(self) -> PodMetrics:
+        """Round-robin over live replicas, as a Kubernetes Service spreads connections."""
+        n = max(self.replicas, 1)
+        while len(self.pods) < n:
+            base = self._all_pods[0]
+            ident = PodIdentity(**{**base.__dict__, "replica": len(self.pods)})
+            self._all_pods.append(ident)
+            self.pods.append(PodMetrics(ident, self._db))
+        i = self._rr % n
+        self._rr = i + 1
+        return self.pods[i]
+
+    def _code(self) -> str:
+        table = self.error_table
+        if not table:
+            return "200"
+        u = self.uniform.next()
+        for cum, code in table:
+            if u < cum:
+                return code
+        return "200"
+
+    def serve(self, kind: str, reward: float | None = None) -> Generator[simpy.Event, Any, None]:
+        """One call (``predict`` or ``feedback``) through the model workers, recorded on finish."""
+        env = self.env
+        arrival = env.now
+        self.arrived += 1
+        res = self.resource
+        req = res.request()
+        yield req
+        sample = (self.latency if kind == "predict" else self.feedback_latency).next() * self.factor
+        lf = self.behaviour.loadFactor
+        if lf:
+            sample *= 1.0 + lf * (res.count / res.capacity)
+        yield env.timeout(sample)
+        res.release(req)
+        client = env.now - arrival
+        code = self._code()
+        pod = self.pod()
+        pod.cell(CLIENT, kind, code).observe(client)
+        pod.cell(SERVER, kind, code).observe(client + self.overhead)
+        truth = self.truth
+        truth.by_code[code] = truth.by_code.get(code, 0) + 1
+        if kind == "predict":
+            truth.predictions += 1
+            truth.latency_sum += client
+            if code != "200":
+                truth.errors += 1
+            elif self.behaviour.feedback is not None and self.uniform.next() < self.behaviour.feedback.probability:
+                assert self.feedback_delay is not None
+                env.process(self._later_feedback(self.feedback_delay.next(), self.behaviour.feedback.reward))
+        else:
+            truth.feedback += 1
+            if reward:
+                # the Python wrapper skips both counters when the reward is 0 or missing
+                truth.reward += reward
+                pod.counter(FEEDBACK_TOTAL).value += 1
+                pod.counter(REWARD_TOTAL).value += reward
+
+    def _later_feedback(self, delay: float, reward: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(delay)
+        yield self.env.process(self.serve("feedback", reward))
+
+    def in_flight(self) -> int:
+        """Calls queued or being served right now."""
+        return len(self.resource.queue) + self.resource.count
+
+    def completed(self) -> int:
+        return sum(self.truth.by_code.values())
+
+    def scrape(self, t: float) -> None:
+        for p in self.pods:
+            p.scrape(t)
+
+
+PredictorLookup = Callable[[str], "PredictorSim | None"]
+
+
+class Router:
+    """Splits calls by integer weights read from an object in the store (cached per generation)."""
+
+    def __init__(self, store: ObjectStore, rng: np.random.Generator, lookup: PredictorLookup,
+                 kind: str, namespace: str, name: str) -> None:
+        self.store = store
+        self.uniform = uniform_sampler(rng)
+        self.lookup = lookup
+        self.kind, self.namespace, self.name = kind, namespace, name
+        self._generation = -1
+        self._table: list[tuple[float, PredictorSim]] = []
+        self._shadows: list[PredictorSim] = []
+        self.total = 0.0
+
+    def _refresh(self) -> None:
+        obj = self.store.get(self.kind, self.namespace, self.name) or {}
+        weighted: list[tuple[float, PredictorSim]] = []
+        shadows: list[PredictorSim] = []
+        spec = obj.get("spec") or {}
+        if self.kind == "SeldonDeployment":
+            for p in spec.get("predictors") or []:
+                sim = self.lookup(f"{self.namespace}/{self.name}/{p.get('name')}")
+                if sim is None:
+                    continue
+                if p.get("shadow"):
+                    shadows.append(sim)
+                else:
+                    weighted.append((float(p.get("traffic") or 0), sim))
+            if len(weighted) == 1 and weighted[0][0] == 0:
+                weighted = [(100.0, weighted[0][1])]  # a lone predictor with traffic unset gets all
+        else:
+            http = spec.get("http") or [{}]
+            for r in http[0].get("route") or []:
+                ns, svc = parse_host(str((r.get("destination") or {}).get("host", "")), self.namespace)
+                sim = self.lookup(f"@service:{ns}/{svc}")
+                if sim is not None:
+                    weight = r.get("weight")
+                    weighted.append((100.0 if weight is None and len(http[0]["route"]) == 1 else float(weight or 0), sim))
+        cum, table = 0.0, []
+        for w, sim in weighted:
+            if w > 0:
+                cum += w
+                table.append((cum, sim))
+        self._table, self._shadows, self.total = table, shadows, cum
+        self._generation = self.store.generation
+
+    def pick(self) -> tuple[PredictorSim | None, list[PredictorSim]]:
+        """The predictor for the next call (None if nothing has weight), and the shadows."""
+        if self._generation != self.store.generation:
+            self._refresh()
+        table = self._table
+        if not table:
+            return None, self._shadows
+        if len(table) == 1:
+            return table[0][1], self._shadows
+        u = self.uniform.next() * self.total
+        for cum, sim in table:
+            if u < cum:
+                return sim, self._shadows
+        return table[-1][1], self._shadows

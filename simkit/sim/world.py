@@ -1,0 +1,197 @@
+"""The simulated world of one scenario: predictors, routers, load, events, and a scraper.
+
+``World(bundle, seed)`` builds everything; ``run_until(t)`` advances SimPy time (seconds since
+``spec.start``; negative before it). The scraper snapshots every series each ``scrapeInterval``
+into ``world.tsdb`` at Unix time ``epoch + t``, so PromQL over the TSDB sees exactly what a
+Prometheus scraping the executors would have stored by then. The manifests live in
+``world.store``; routers read traffic weights from there on every request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from datetime import datetime
+from typing import Any
+
+import simpy
+
+from simkit.errors import SpecError
+from simkit.sim.deployment import PredictorSim, Router, child_rng
+from simkit.sim.executor_metrics import TYPES, PodIdentity
+from simkit.sim.load import LoadGenerator
+from simkit.sim.objects import ObjectStore, load_objects
+from simkit.spec.bundle import Bundle
+from simkit.spec.scenario import Behaviour, Event, Load
+from simkit.spec.seldon import Predictor
+from simkit.tsdb.store import TSDB
+
+
+def parse_epoch(text: str, bundle: Bundle) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise SpecError(bundle.scenario_doc.where, "spec.start", f"not an RFC 3339 time: {text!r}") from None
+
+
+class World:
+    """Everything that happens in the cluster, simulated; time is the one seam (``run_until``)."""
+
+    def __init__(self, bundle: Bundle, seed: int | None = None) -> None:
+        self.bundle = bundle
+        spec = bundle.scenario.spec
+        self.seed = spec.seed if seed is None else seed
+        self.epoch = parse_epoch(spec.start, bundle)
+        starts = [ld.start for ld in spec.load] + [ev.at for ev in spec.events] + [0.0]
+        self.begin = min(starts)
+        self.env = simpy.Environment(initial_time=self.begin)
+        self.tsdb = TSDB()
+        self.tsdb.types.update(TYPES)
+        self.store = ObjectStore(clock=lambda: self.env.now)
+        load_objects(self.store, [d.raw for d in bundle.documents])
+        self.overhead = spec.prometheus.executorOverhead
+        self.predictors: dict[str, PredictorSim] = {}
+        self._services: dict[str, str] = {}
+        for key in bundle.predictor_keys():
+            self._make_predictor(key)
+        self.routers: dict[str, Router] = {}
+        self.loads: dict[str, LoadGenerator] = {}
+        for ld in spec.load:
+            self._start_load(ld)
+        for i, ev in enumerate(spec.events):
+            self.env.process(self._event(i, ev))
+        self.scrapes = 0
+        self.env.process(self._scraper())
+
+    # --- construction -------------------------------------------------------------------------
+    def _make_predictor(self, key: str, behaviour: Behaviour | None = None) -> PredictorSim | None:
+        ns, name, pname = key.split("/")
+        entry = self.bundle.seldon.get((ns, name))
+        obj = self.store.get("SeldonDeployment", ns, name) or {}
+        raw_pred = next((p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), None)
+        if raw_pred is None and entry is None:
+            return None
+        if raw_pred is not None:
+            pred = Predictor.model_validate(raw_pred)
+        else:
+            assert entry is not None
+            pred = next(p for p in entry[0].spec.predictors if p.name == pname)
+        b = behaviour or self.bundle.behaviour(key)
+        image, version = pred.model_image(b.modelVersion)
+        targets = tuple(sorted(self.bundle.scenario.spec.prometheus.targetLabels.items()))
+        replicas = b.replicas if b.replicas is not None else pred.replica_count()
+        pods = [
+            PodIdentity(ns, name, pname, pred.annotations.get("version", ""), pred.graph.name, image, version, r, targets)
+            for r in range(max(replicas, 1))
+        ]
+        sim = PredictorSim(self.env, key, b.model_copy(update={"replicas": replicas}), pods, self.tsdb, self.seed, self.overhead)
+        self.predictors[key] = sim
+        self._services[f"{ns}/{name}-{pname}"] = key
+        return sim
+
+    def lookup(self, key: str) -> PredictorSim | None:
+        """A predictor by ``ns/sdep/predictor``, or by ``@service:ns/svc``; created on first use
+        when a manifest applied mid-run (a promotion) introduced it."""
+        if key.startswith("@service:"):
+            svc = key[len("@service:"):]
+            real = self._services.get(svc)
+            if real is None:
+                ns, _, service = svc.partition("/")
+                for (sns, sname), _ in self.bundle.seldon.items():
+                    if sns == ns and service.startswith(sname + "-"):
+                        real = f"{ns}/{sname}/{service[len(sname) + 1:]}"
+                if real is None:
+                    return None
+            key = real
+        sim = self.predictors.get(key)
+        return sim if sim is not None else self._make_predictor(key)
+
+    def _router(self, kind: str, ns: str, name: str) -> Router:
+        rkey = f"{kind}:{ns}/{name}"
+        r = self.routers.get(rkey)
+        if r is None:
+            r = self.routers[rkey] = Router(self.store, child_rng(self.seed, "router", rkey), self.lookup, kind, ns, name)
+        return r
+
+    def _start_load(self, ld: Load) -> None:
+        kind, _, target = ld.to.partition(":")
+        parts = target.split("/")
+        call = "feedback" if kind == "feedback" else "predict"
+        reward_value = ld.payload.get("reward")
+        reward = float(reward_value) if isinstance(reward_value, int | float) else None
+        env = self.env
+        if kind in ("predictor", "feedback") and len(parts) == 3:
+            fixed = self.lookup(target)
+            assert fixed is not None
+
+            def fire() -> None:
+                env.process(fixed.serve(call, reward))
+        else:
+            router = self._router("VirtualService" if kind == "virtualservice" else "SeldonDeployment", parts[0], parts[1])
+
+            def fire() -> None:
+                sim, shadows = router.pick()
+                if sim is not None:
+                    env.process(sim.serve(call, reward))
+                for shadow in shadows:
+                    env.process(shadow.serve(call, reward))
+
+        gen = LoadGenerator(env, ld, fire, child_rng(self.seed, "load", ld.name), self.bundle.base_dir)
+        self.loads[ld.name] = gen
+        env.process(gen.process())
+
+    # --- processes ----------------------------------------------------------------------------
+    def _event(self, index: int, ev: Event) -> Generator[simpy.Event, Any, None]:
+        if ev.at > self.env.now:
+            yield self.env.timeout(ev.at - self.env.now)
+        if ev.predictor is not None:
+            sim = self.predictors[ev.predictor]
+            before = sim.behaviour
+            after = Behaviour.model_validate({**before.model_dump(exclude_none=True), **ev.set})
+            sim.set_behaviour(after)
+            if ev.duration is not None:
+                yield self.env.timeout(ev.duration)
+                sim.set_behaviour(before)
+        else:
+            gen = self.loads[str(ev.load)]
+            old = {k: getattr(gen.spec, k) for k in ev.set}
+            gen.update(dict(ev.set))
+            if ev.duration is not None:
+                yield self.env.timeout(ev.duration)
+                gen.update(old)
+
+    def _scraper(self) -> Generator[simpy.Event, Any, None]:
+        interval = self.bundle.scenario.spec.prometheus.scrapeInterval
+        offset = self.bundle.scenario.spec.prometheus.scrapeOffset
+        # scrapes at offset + k * interval (sim time), the first one at or after the world begins
+        k = math.ceil((self.begin - offset) / interval)
+        env = self.env
+        while True:
+            t = offset + k * interval
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.scrape()
+            k += 1
+
+    def scrape(self) -> None:
+        t = self.epoch + self.env.now
+        for sim in self.predictors.values():
+            sim.scrape(t)
+        self.tsdb.note_time(t)
+        self.scrapes += 1
+
+    # --- driving ------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def unix(self, t: float | None = None) -> float:
+        return self.epoch + (self.env.now if t is None else t)
+
+    def run_until(self, t: float) -> None:
+        """Advance to sim time ``t`` (events at exactly ``t``, scrapes included, are processed)."""
+        if t > self.env.now:
+            self.env.run(until=t)
+        # SimPy's run(until) stops before events scheduled at `until`; process those too
+        while self.env.peek() <= t:
+            self.env.step()
