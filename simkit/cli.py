@@ -18,11 +18,11 @@ from simkit.errors import SimkitError
 # command -> (module, function, help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "sim": ("simkit.sim.commands", "cmd_sim", "run the simulated world (no experiment loop) and write its series"),
-    "run": ("simkit.report.commands", "cmd_run", "run a scenario's experiment in simulation"),
+    "run": ("simkit.report.run", "cmd_run", "run a scenario's experiment in simulation"),
     "describe": ("simkit.report.commands", "cmd_describe", "describe an Iter8 Experiment object (iter8ctl style)"),
     "analyze": ("simkit.report.commands", "cmd_analyze", "iter8-analytics drop-in: analyse one Experiment object"),
     "promql": ("simkit.promql.commands", "cmd_promql", "evaluate a PromQL query over an OpenMetrics file"),
-    "metrics": ("simkit.report.commands", "cmd_metrics", "evaluate a scenario's Metric objects at a sim time"),
+    "metrics": ("simkit.report.metrics_table", "cmd_metrics", "evaluate a scenario's Metric objects at a sim time"),
     "live": ("simkit.live.commands", "cmd_live", "run an experiment against a real Prometheus and Kubernetes API"),
     "serve": ("simkit.live.commands", "cmd_serve", "serve the simulated world in real time over HTTP"),
     "bench": ("simkit.bench.commands", "cmd_bench", "benchmark strategies over scenarios and seeds"),

@@ -1,0 +1,294 @@
+"""The experiment loop, written once: etc3's semantics over ports (iter8-v2.md §2).
+
+``run_experiment`` drives one Experiment: the first iteration at once (startTime), then one every
+``intervalSeconds``; each iteration fetches every metric for every version (``elapsedTime`` =
+max(1, ⌊now - startTime⌋)), asks the strategy for a decision, checks the rollback verdict
+*before* touching weights, patches the ``weightObjRef`` fields (one JSON patch per object; not
+for FixedSplit or Conformance), reads the weights back, and updates
+``versionRecommendedForPromotion``. After the last iteration (or a promote verdict) it runs the
+``finish`` action; a rollback runs ``finish`` too (etc3's rollback handler is ``finish``); a
+failure runs nothing. It never imports simpy, httpx or kubernetes: the world is behind
+:mod:`simkit.ports` and the metric fetcher's ``httpx.Client``.
+
+Deliberate differences from etc3 (documented in the README): target acquisition and the
+reconcile/requeue machinery are not modelled (one experiment owns its target; iterations are
+exactly ``intervalSeconds`` apart); on a rollback decided by a non-Iter8 strategy the loop moves
+all traffic to the baseline, as Flagger and Argo do (Iter8 leaves that to the finish action).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simkit.actions import render_tasks
+from simkit.errors import SimkitError
+from simkit.metrics import MetricFetcher
+from simkit.ports import ActionOutcome, ActionRunner, Clock, ObjectPatch, WeightActuator, WeightRef
+from simkit.records import IterationRecord, Reading, RunResult, StatusBook, rfc3339
+from simkit.spec.experiment import Experiment, version_variables, weight_refs
+from simkit.spec.metric import Metric
+from simkit.strategies.base import Decision, Observation, Plan, Strategy
+from simkit.strategies.iter8 import to_status_analysis
+
+PROVENANCE = "simkit"
+
+
+@dataclass(frozen=True)
+class Ports:
+    clock: Clock
+    actuator: WeightActuator
+    actions: ActionRunner
+    fetcher: MetricFetcher
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated experiment with defaults, its resolved metrics (status.metrics order), its plan."""
+
+    experiment: Experiment
+    raw: Mapping[str, Any]  # the document as the user wrote it (spec without defaults)
+    metrics: tuple[tuple[str, Metric], ...]
+    plan: Plan
+
+    @property
+    def refs(self) -> list[WeightRef]:
+        return weight_refs(self.experiment)
+
+
+class LoopFailure(SimkitError):
+    """A condition etc3 marks Failed (InvalidExperiment, WeightRedistributionFailed, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+        self.message = message
+
+
+def read_weights(actuator: WeightActuator, exp: Experiment, plan: Plan) -> tuple[tuple[str, int], ...]:
+    """etc3's updateObservedWeights: versions with refs in version order; a single version
+    without a ref gets 100 - sum(others), appended last; two or more without refs fail unless
+    FixedSplit (then they are left out)."""
+    refs = weight_refs(exp)
+    try:
+        got = actuator.read(refs)
+    except SimkitError as exc:
+        raise LoopFailure("InvalidExperiment", f"Specification of version weightObjectRef invalid: {exc}") from None
+    with_ref = {r.version for r in refs}
+    out = [(v, int(got[v])) for v in plan.versions if v in with_ref]
+    missing = [v for v in plan.versions if v not in with_ref]
+    if len(missing) == 1:
+        out.append((missing[0], 100 - sum(w for _, w in out)))
+    elif len(missing) > 1 and plan.deployment_pattern != "FixedSplit":
+        raise LoopFailure("InvalidExperiment", f"versions {', '.join(missing)} have no weightObjRef")
+    return tuple(out)
+
+
+def weight_patches(refs: Sequence[WeightRef], target: Mapping[str, int],
+                   current: Sequence[tuple[str, int]] | None) -> tuple[ObjectPatch, ...]:
+    """One JSON patch per object for the versions whose weight changes (etc3 §2.5)."""
+    now = dict(current or ())
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for ref in refs:
+        if ref.version not in target:
+            raise LoopFailure("WeightRedistributionFailed", f"No weight recommendation provided for version {ref.version}")
+        value = int(target[ref.version])
+        if value == now.get(ref.version, 0):
+            continue
+        grouped.setdefault(ref.obj, []).append({"op": "add", "path": ref.pointer, "value": value})
+    return tuple(ObjectPatch(obj, tuple(ops)) for obj, ops in grouped.items())
+
+
+class Loop:
+    """One run of one experiment. Construct, then ``run()``; see the module docstring."""
+
+    def __init__(self, prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
+                 observer: Callable[[IterationRecord], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
+        self.p = prepared
+        self.strategy = strategy
+        self.ports = ports
+        self.rng = rng
+        self.observer = observer
+        self.should_stop = should_stop or (lambda: False)
+        self.book = StatusBook(ports.clock.now())
+        self.records: list[IterationRecord] = []
+        self.outcomes: list[ActionOutcome] = []
+        self.vrfp = prepared.plan.baseline
+        self.weights: tuple[tuple[str, int], ...] | None = None
+        self.state: Mapping[str, Any] = {}
+        self.start: float | None = None
+        self.rolled_back = False
+
+    # ---------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        clock, book = self.ports.clock, self.book
+        book.condition("TargetAcquired", True, "TargetAcquired", "", clock.now())
+        book.stage("Initializing")
+        try:
+            if not self._action("start"):
+                return self._result()
+            book.status["metrics"] = [
+                {"name": ref, "metricObj": m.model_dump(mode="json", by_alias=True, exclude_none=True)}
+                for ref, m in self.p.metrics
+            ]
+            book.stage("Running")
+            self.weights = read_weights(self.ports.actuator, self.p.experiment, self.p.plan)
+            book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in self.weights]
+            book.status["versionRecommendedForPromotion"] = self.vrfp
+            total = self.p.plan.iterations
+            per_loop = total // max(self._max_loops(), 1)
+            for i in range(1, total + 1):
+                if i > 1:
+                    clock.sleep(self.p.plan.interval_seconds)
+                if self.should_stop():
+                    return self._fail("Interrupted", "stopped by a signal between iterations")
+                verdict = self._iteration(i)
+                if verdict == "rollback":
+                    return self._finish(rollback=True)
+                if i % per_loop == 0 and not self._action("loop", loop=i // per_loop):
+                    return self._result()
+                if verdict == "promote":
+                    break
+            clock.sleep(self.p.plan.interval_seconds)  # etc3 finishes on the reconcile after the last iteration
+            return self._finish(rollback=False)
+        except LoopFailure as exc:
+            return self._fail(exc.reason, exc.message)
+
+    def _max_loops(self) -> int:
+        d = self.p.experiment.spec.duration
+        return int(d.max_loops or 1) if d is not None else 1
+
+    def _iteration(self, i: int) -> str:
+        clock, book, plan = self.ports.clock, self.book, self.p.plan
+        now = clock.now()
+        if self.start is None:
+            self.start = now
+            book.status["startTime"] = rfc3339(now)
+        elapsed = max(1, math.floor(now - self.start))
+        readings: dict[str, dict[str, Reading]] = {}
+        for ref, metric in self.p.metrics:
+            readings[ref] = {}
+            for version in plan.versions:
+                variables = version_variables(self.p.experiment, version)
+                variables.pop("name", None)
+                got = self.ports.fetcher.fetch(metric, version, variables, elapsed, name=ref)
+                readings[ref][version] = Reading(got.value, got.message, got.query)
+        obs = Observation(
+            iteration=i, elapsed=float(elapsed),
+            metrics={m: {v: r.value for v, r in by_v.items()} for m, by_v in readings.items()},
+            current_weights=self.weights, state=self.state,
+            messages={f"{m}/{v}": r.message for m, by_v in readings.items() for v, r in by_v.items() if r.message},
+        )
+        try:
+            decision = self.strategy.decide(obs, self.rng)
+        except SimkitError as exc:
+            raise LoopFailure("AnalyticsServiceError", f"Call to analytics engine failed: {exc}") from None
+        self.state = decision.state
+        if decision.analysis:
+            book.status["analysis"] = to_status_analysis(decision.analysis, PROVENANCE, rfc3339(now))
+        before = self.weights
+        patches: tuple[ObjectPatch, ...] = ()
+        error = None
+        target = self._target_weights(decision)
+        if target is not None:
+            patches = weight_patches(self.p.refs, target, self.weights)
+            if patches:
+                try:
+                    self.ports.actuator.apply(patches)
+                except SimkitError as exc:  # etc3 only logs patch errors; the read-back tells the truth
+                    error = str(exc)
+            self.weights = read_weights(self.ports.actuator, self.p.experiment, plan)
+            book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in self.weights]
+        if decision.verdict != "rollback":
+            self.vrfp = decision.winner or plan.baseline
+            book.status["versionRecommendedForPromotion"] = self.vrfp
+            book.status["completedIterations"] = i
+            book.status["lastUpdateTime"] = rfc3339(now)
+            book.condition("Completed", False, "IterationUpdate", f"Completed Iteration {i}", now)
+        record = IterationRecord(i, now, elapsed, readings, decision, before, self.weights, patches, error, self.vrfp)
+        self.records.append(record)
+        if self.observer is not None:
+            self.observer(record)
+        return decision.verdict
+
+    def _target_weights(self, d: Decision) -> Mapping[str, int] | None:
+        plan = self.p.plan
+        if plan.testing_pattern == "Conformance" or plan.deployment_pattern == "FixedSplit":
+            return None
+        if d.verdict == "rollback":
+            if self.strategy.name.startswith("iter8"):
+                return None  # etc3 applies nothing on rollback; the finish action restores traffic
+            return d.weights or {v: (100 if v == plan.baseline else 0) for v in plan.versions}
+        return d.weights
+
+    def _action(self, name: str, loop: int | None = None) -> bool:
+        """Run one action if the experiment has it; False (and Failed) when it fails."""
+        tasks = self.p.experiment.spec.strategy.actions.get(name)
+        if not tasks:
+            return True
+        raw = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tasks]
+        variables = version_variables(self.p.experiment, self.vrfp)
+        label = f"{name}-{loop}" if loop is not None else name
+        outcome = self.ports.actions.run(label, render_tasks(raw, variables), variables)
+        self.outcomes.append(outcome)
+        if not outcome.ok:
+            self._fail("HandlerFailed", f"{name.capitalize()} actions failed", ended=True)
+            return False
+        return True
+
+    def _finish(self, rollback: bool) -> RunResult:
+        book, now = self.book, self.ports.clock.now()
+        self.rolled_back = rollback
+        has_finish = bool(self.p.experiment.spec.strategy.actions.get("finish"))
+        if has_finish:
+            book.stage("Finishing")
+            book.condition("Completed", False, "HandlerLaunched", "Finish handler 'finish' launched", now)
+            if not self._action("finish"):
+                return self._result()
+            message = "Experiment Completed"
+        else:
+            message = "Experiment rolled back" if rollback else "Experiment completed successfully"
+        book.condition("Completed", True, "ExperimentCompleted", message, self.ports.clock.now())
+        book.stage("Completed")
+        return self._result()
+
+    def _fail(self, reason: str, message: str, ended: bool = False) -> RunResult:
+        book, now = self.book, self.ports.clock.now()
+        book.condition("Failed", True, reason, message, now)
+        book.condition("Completed", True, "ExperimentCompleted", "Experiment failed" if not ended else message, now)
+        book.status["stage"] = "Completed"
+        return self._result()
+
+    def _result(self) -> RunResult:
+        exp = self.p.experiment
+        meta = {k: v for k, v in (self.p.raw.get("metadata") or {}).items() if k != "status"}
+        meta.setdefault("namespace", exp.namespace)
+        meta.setdefault("creationTimestamp", self.book.status["initTime"])
+        obj = {
+            "apiVersion": self.p.raw.get("apiVersion", "iter8.tools/v2alpha2"),
+            "kind": "Experiment",
+            "metadata": meta,
+            "spec": self.p.raw.get("spec", {}),
+            "status": self.book.snapshot(),
+        }
+        status = obj["status"]
+        return RunResult(
+            name=exp.name, namespace=exp.namespace, strategy=self.strategy.name, versions=self.p.plan.versions,
+            experiment_object=obj, iterations=tuple(self.records), actions=tuple(self.outcomes),
+            completed=self.book.is_true("Completed"), failed=self.book.is_true("Failed"),
+            rolled_back=self.rolled_back, stage=str(status.get("stage")), message=str(status.get("message", "")),
+            vrfp=self.vrfp, final_weights=dict(self.weights) if self.weights is not None else None,
+            start_time=self.start, end_time=self.ports.clock.now(),
+        )
+
+
+def run_experiment(prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
+                   observer: Callable[[IterationRecord], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Run one experiment to its end (completed, rolled back, or failed) and return its records."""
+    return Loop(prepared, strategy, ports, rng, observer, should_stop).run()

@@ -1,0 +1,99 @@
+"""``simkit run``: a scenario's experiment in simulation, with progress, description and files.
+
+Writes to ``--out DIR``: ``status.yaml`` (the Experiment with its Iter8-shaped status, readable by
+``simkit describe``), ``trace.csv`` (one row per iteration and version), ``metrics.om`` (the
+scraped series) and ``rollout.png``. Each file is written to a temporary name and renamed, so an
+interrupted run never leaves a half-written file. ``--check`` compares the outcome with the
+scenario's ``expect`` block and exits 1 on a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from simkit.records import IterationRecord, RunResult
+from simkit.report.describe import describe
+from simkit.report.plots import plot_rollout
+from simkit.report.trace import require, status_yaml, trace_csv
+from simkit.sim.experiment import SimRun, simulate_experiment
+from simkit.spec.bundle import load_scenario
+from simkit.tsdb.openmetrics import save_openmetrics
+
+
+def write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(run: SimRun, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "status.yaml", out / "trace.csv", out / "metrics.om", out / "rollout.png"]
+    write_text(files[0], status_yaml(run.result))
+    write_text(files[1], trace_csv(run.result))
+    save_openmetrics(run.world.tsdb, files[2])
+    plot_rollout(run.result, run.prepared.plan, files[3])
+    return files
+
+
+def progress_line(rec: IterationRecord, total: int) -> str:
+    weights = " ".join(f"{v}={w}" for v, w in (rec.weights_after or ()))
+    verdict = "" if rec.decision.verdict == "continue" else f"  {rec.decision.verdict.upper()}"
+    return (f"iteration {rec.iteration:>2}/{total}  elapsed {rec.elapsed:>4}s  weights {weights}  "
+            f"winner {rec.decision.winner or '-'}{verdict}")
+
+
+def summary(result: RunResult) -> str:
+    state = "failed" if result.failed else "rolled back" if result.rolled_back else "completed"
+    weights = ", ".join(f"{v} {w}" for v, w in (result.final_weights or {}).items())
+    lines = [f"{result.name}: {state} after {result.status.get('completedIterations', 0)} iterations "
+             f"({result.message}); winner {result.winner or 'none'}; recommended for promotion "
+             f"{result.vrfp}; final weights {weights}"]
+    for action in result.actions:
+        for cmd in action.details.get("commands", []):
+            lines.append(f"{action.action} action (recorded, not run): {cmd}")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    bundle = load_scenario(args.scenario)
+    console = Console(stderr=True, highlight=False)
+    total = [0]
+
+    def observe(rec: IterationRecord) -> None:
+        if not args.quiet:
+            console.print(progress_line(rec, total[0]))
+
+    if not args.quiet:
+        console.print(f"[bold]simkit run[/bold] {bundle.name} (seed {args.seed if args.seed is not None else bundle.scenario.spec.seed})")
+    from simkit.prepare import prepare
+
+    total[0] = prepare(bundle.experiment_document(), bundle.documents).plan.iterations
+    run = simulate_experiment(bundle, args.seed, args.strategy, observer=observe)
+    print(describe(run.result.experiment_object))
+    print(summary(run.result))
+    if args.out:
+        files = write_outputs(run, Path(args.out))
+        if not args.quiet:
+            console.print("wrote " + ", ".join(str(f) for f in files))
+    if args.check:
+        require(run.result, bundle.scenario.spec.expect, bundle.scenario_doc.where)
+        if not args.quiet:
+            console.print("[green]check passed[/green]: outcome matches spec.expect")
+    return 0
+
+
+def run_scenario(path: str | Path, seed: int | None = None, strategy: str | None = None) -> SimRun:
+    """Library entry point: load and run a scenario, quietly."""
+    return simulate_experiment(load_scenario(path), seed, strategy)
+

@@ -1,0 +1,88 @@
+"""The loop's ports in simulation: SimPy time, the in-memory object store, recorded actions.
+
+- :class:`SimClock` — ``sleep`` advances the SimPy environment (every request, scrape and event in
+  between happens), ``now`` is the scenario epoch plus sim time.
+- :class:`SimWeightActuator` — reads weights with the fieldPath's JSON pointer and applies JSON
+  patches to the object store the routers read, with Seldon's admission rules.
+- :class:`SimActionRunner` — records each rendered task, never starts a process; a
+  ``kubectl apply -f <local file>`` is applied to the object store so a promotion changes routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from simkit.actions import command_line, kubectl_apply_targets
+from simkit.errors import BackendError, SimkitError
+from simkit.ports import ActionOutcome, ObjectPatch, WeightRef
+from simkit.sim.objects import PatchError, resolve_pointer
+from simkit.sim.world import World
+from simkit.spec.documents import load_yaml_documents
+
+
+class SimClock:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> float:
+        return self.world.unix()
+
+    def sleep(self, seconds: float) -> None:
+        self.world.run_until(self.world.now + seconds)
+
+
+class SimWeightActuator:
+    def __init__(self, world: World) -> None:
+        self.store = world.store
+
+    def read(self, refs: Sequence[WeightRef]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for ref in refs:
+            obj = self.store.get(ref.obj.kind, ref.obj.namespace, ref.obj.name)
+            if obj is None:
+                raise BackendError(f"{ref.obj} not found (weightObjRef of version {ref.version})")
+            try:
+                value = resolve_pointer(obj, ref.pointer)
+            except PatchError:
+                raise BackendError(f"{ref.obj} has no field {ref.field_path} (weightObjRef of version {ref.version})") from None
+            if value is None and ref.obj.kind == "SeldonDeployment":
+                value = 0  # traffic is omitempty: an unset traffic reads as 0 through the API
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise BackendError(f"{ref.obj} field {ref.field_path} is {value!r}, not an integer weight")
+            out[ref.version] = value
+        return out
+
+    def apply(self, patches: Sequence[ObjectPatch]) -> None:
+        for patch in patches:
+            self.store.patch(patch.obj.kind, patch.obj.namespace, patch.obj.name, patch.ops, source="experiment")
+
+
+class SimActionRunner:
+    """Records actions; mirrors ``kubectl apply -f <local file>`` into the object store."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.log: list[ActionOutcome] = []
+
+    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+        applied: list[str] = []
+        skipped: list[str] = []
+        ok, message = True, ""
+        for task in tasks:
+            for target in kubectl_apply_targets(task):
+                path = Path(target) if Path(target).is_absolute() else self.world.bundle.base_dir / target
+                if "://" in target or not path.is_file():
+                    skipped.append(target)
+                    continue
+                try:
+                    for doc in load_yaml_documents(path):
+                        self.world.store.apply(doc.raw, source=f"action:{action}")
+                    applied.append(str(target))
+                except SimkitError as exc:
+                    ok, message = False, f"kubectl apply -f {target} failed: {exc}"
+        details = {"commands": [command_line(t) for t in tasks], "applied": applied, "not_applied": skipped}
+        outcome = ActionOutcome(action, tuple(tasks), ok=ok, message=message, executed=False, details=details)
+        self.log.append(outcome)
+        return outcome
