@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from simkit.control import Prepared
 from simkit.metrics.resolve import resolve_metric_refs
 from simkit.spec.documents import Document
-from simkit.spec.experiment import load_experiment, metric_references, to_plan, with_defaults
+from simkit.spec.experiment import load_experiment, metric_references, with_defaults
 from simkit.spec.metric import load_metrics
+from simkit.strategies.planning import to_plan
 
 
 def prepare(experiment_doc: Document, documents: Sequence[Document]) -> Prepared:

@@ -45,8 +45,8 @@ def plot_rollout(result: RunResult, plan: Plan, path: str | Path) -> None:
         ax = row[0]
         seen: list[float] = []
         for v in result.versions:
-            ys = [r.readings.get(metric, {}).get(v) for r in recs]
-            values = [float("nan") if y is None or y.value is None else y.value for y in ys]
+            readings = [r.readings.get(metric, {}).get(v) for r in recs]
+            values = [float("nan") if y is None or y.value is None else y.value for y in readings]
             seen += [x for x in values if x == x]
             ax.plot(xs, values, marker=".", color=colors[v], label=v)
         top = max((abs(x) for x in seen), default=0.0)

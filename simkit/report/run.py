@@ -67,7 +67,7 @@ def summary(result: RunResult) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     bundle = load_scenario(args.scenario)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     total = [0]
 
     def observe(rec: IterationRecord) -> None:

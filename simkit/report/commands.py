@@ -1,0 +1,70 @@
+"""CLI entry points of the report layer: ``describe``, ``analyze``, ``strategies``.
+
+Each ``cmd_*`` takes the parsed ``argparse`` namespace (see :mod:`simkit.cli`), prints its result
+on stdout and returns the exit code. Bad input raises a :class:`~simkit.errors.SimkitError`,
+which the CLI prints as one line (exit 2). ``run`` and ``metrics`` join this module later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from simkit.errors import Location, SpecError
+from simkit.spec.documents import Document, load_yaml_documents, parse_yaml_documents
+from simkit.spec.experiment import KIND, load_experiment
+
+STDIN = "-"
+
+
+def read_documents(path: str) -> list[Document]:
+    """The YAML/JSON documents of a file, or of stdin when ``path`` is ``-``."""
+    if path == STDIN:
+        return parse_yaml_documents(sys.stdin.read(), "<stdin>")
+    return load_yaml_documents(path)
+
+
+def single_experiment(path: str) -> Document:
+    """The one Experiment document of ``path``, validated (spec strict, status lenient)."""
+    docs = read_documents(path)
+    file = "<stdin>" if path == STDIN else path
+    if not docs:
+        raise SpecError(Location(file), None, "no document found (expected one Experiment)")
+    for doc in docs:
+        if doc.kind != KIND:
+            raise doc.error("kind", f"expected {KIND}, found {doc.kind or 'nothing'}")
+    if len(docs) > 1:
+        raise docs[1].error(None, f"expected one {KIND} document, found {len(docs)}")
+    load_experiment(docs[0])
+    return docs[0]
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from simkit.report.describe import describe
+
+    doc = single_experiment(args.status)
+    try:
+        text = describe(doc.raw)
+    except ValueError as exc:  # a value validation let through but iter8ctl cannot read
+        raise doc.error(None, str(exc)) from None
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from simkit.report.analyze import DEFAULT_SEED, analyze_experiment, render_json
+
+    doc = single_experiment(args.experiment)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    sys.stdout.write(render_json(analyze_experiment(doc.raw, doc.where, seed)))
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from simkit.strategies.base import available
+
+    names = available()
+    width = max((len(n) for n in names), default=0)
+    for name, doc in names.items():
+        sys.stdout.write(f"{name.ljust(width)}  {doc}\n")
+    return 0
