@@ -1,0 +1,269 @@
+"""PromQL evaluation over a :class:`~simkit.tsdb.TSDB` with Prometheus 2.42's semantics.
+
+Time is integer milliseconds throughout, like Prometheus, so that window boundaries and the
+extrapolation arithmetic of ``rate`` give bit-identical durations. A query is evaluated step by
+step (an instant query is a one-step range query), but every selector is resolved once per query:
+its series are selected once and, for all steps at once, ``np.searchsorted`` finds the sample each
+step sees (instant selectors) or the window bounds (range selectors). Per-step work is then slicing.
+
+Selection rules (2.42): an instant selector at time ``t`` takes the newest sample with
+``t - offset - lookback <= ts <= t - offset`` unless it is a staleness marker; a range selector
+``[r]`` takes every non-stale sample with ``t - offset - r <= ts <= t - offset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+import simkit.promql.aggregate as aggregate
+import simkit.promql.binary as binary
+import simkit.promql.functions as functions
+from simkit.errors import QueryError
+from simkit.promql.ast import (
+    AggregateExpr,
+    BinaryExpr,
+    Call,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    StringLiteral,
+    UnaryExpr,
+    VectorSelector,
+    unwrap_parens,
+)
+from simkit.promql.parser import parse
+from simkit.promql.types import Labels, MatrixSeries, Value, Vector, check_unique, drop_name
+from simkit.promql.values import InstantSample, QueryResult, RangeSeries
+from simkit.tsdb import TSDB, Series
+
+STALE_NAN_BITS = 0x7FF0000000000002
+MAX_POINTS = 11_000
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass
+class _SeriesArrays:
+    """A series as the engine reads it: ms timestamps, values, and the non-stale subset."""
+
+    labels: Labels
+    tms: I64
+    v: F64
+    stale: npt.NDArray[np.bool_] | None  # None when the series has no staleness marker
+    range_tms: I64
+    range_v: F64
+
+
+_ARRAYS: dict[int, tuple[object, _SeriesArrays]] = {}
+
+
+def series_arrays(series: Series) -> _SeriesArrays:
+    """The engine's view of a series, cached until the series grows (its arrays change)."""
+    t, v = series.arrays()
+    hit = _ARRAYS.get(id(series))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    tms = np.rint(t * 1000.0).astype(np.int64)
+    stale_mask = v.view(np.uint64) == STALE_NAN_BITS
+    if stale_mask.any():
+        keep = ~stale_mask
+        data = _SeriesArrays(series.labels, tms, v, stale_mask, tms[keep], v[keep])
+    else:
+        data = _SeriesArrays(series.labels, tms, v, None, tms, v)
+    if len(_ARRAYS) > 50_000:  # bound memory across many short-lived TSDBs (bench sweeps)
+        _ARRAYS.clear()
+    _ARRAYS[id(series)] = (t, data)
+    return data
+
+
+def _to_ms(t: float) -> int:
+    return int(round(t * 1000.0))
+
+
+class Evaluator:
+    """Evaluates one parsed expression at the given steps (ms), caching selector resolution."""
+
+    def __init__(self, db: TSDB, steps: I64, start_ms: int, end_ms: int, lookback_ms: int) -> None:
+        self.db = db
+        self.steps = steps
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.lookback_ms = lookback_ms
+        self._instant: dict[int, tuple[list[Labels], F64, npt.NDArray[np.bool_], I64]] = {}
+        self._range: dict[int, tuple[list[_SeriesArrays], I64, I64]] = {}
+
+    # -- selectors ------------------------------------------------------------------------------
+
+    def _refs(self, sel: VectorSelector) -> I64:
+        if sel.at_edge is not None:
+            at = self.start_ms if sel.at_edge == "start" else self.end_ms
+            return np.full(len(self.steps), at - sel.offset_ms, dtype=np.int64)
+        if sel.at_ms is not None:
+            return np.full(len(self.steps), sel.at_ms - sel.offset_ms, dtype=np.int64)
+        return self.steps - sel.offset_ms
+
+    def _select(self, sel: VectorSelector) -> list[_SeriesArrays]:
+        found = self.db.select(sel.matchers)
+        found.sort(key=lambda s: s.labels)
+        return [series_arrays(s) for s in found]
+
+    def instant_table(self, sel: VectorSelector) -> tuple[list[Labels], F64, npt.NDArray[np.bool_], I64]:
+        """For every selected series and step: value, presence and the sample's timestamp."""
+        key = id(sel)
+        hit = self._instant.get(key)
+        if hit is not None:
+            return hit
+        refs = self._refs(sel)
+        series = self._select(sel)
+        n, m = len(series), len(refs)
+        values = np.zeros((n, m))
+        present = np.zeros((n, m), dtype=bool)
+        times = np.zeros((n, m), dtype=np.int64)
+        for i, s in enumerate(series):
+            if len(s.tms) == 0:
+                continue
+            idx = np.searchsorted(s.tms, refs, side="right") - 1
+            safe = np.maximum(idx, 0)
+            ts = s.tms[safe]
+            ok = (idx >= 0) & (ts >= refs - self.lookback_ms)
+            if s.stale is not None:
+                ok &= ~s.stale[safe]
+            values[i] = s.v[safe]
+            present[i] = ok
+            times[i] = ts
+        table = ([s.labels for s in series], values, present, times)
+        self._instant[key] = table
+        return table
+
+    def range_table(self, ms: MatrixSelector) -> tuple[list[_SeriesArrays], I64, I64]:
+        """For every selected series and step: the [lo, hi) sample indexes of the window."""
+        key = id(ms)
+        hit = self._range.get(key)
+        if hit is not None:
+            return hit
+        refs = self._refs(ms.selector)
+        series = self._select(ms.selector)
+        lo = np.zeros((len(series), len(refs)), dtype=np.int64)
+        hi = np.zeros((len(series), len(refs)), dtype=np.int64)
+        for i, s in enumerate(series):
+            lo[i] = np.searchsorted(s.range_tms, refs - ms.range_ms, side="left")
+            hi[i] = np.searchsorted(s.range_tms, refs, side="right")
+        table = (series, lo, hi)
+        self._range[key] = table
+        return table
+
+    def eval_vector_selector(self, sel: VectorSelector, k: int) -> Vector:
+        labels, values, present, _ = self.instant_table(sel)
+        col = present[:, k]
+        vals = values[:, k]
+        return [(labels[i], float(vals[i])) for i in np.flatnonzero(col)]
+
+    def eval_matrix(self, ms: MatrixSelector, k: int) -> list[MatrixSeries]:
+        series, lo, hi = self.range_table(ms)
+        out: list[MatrixSeries] = []
+        for i, s in enumerate(series):
+            a, b = int(lo[i, k]), int(hi[i, k])
+            if b > a:
+                out.append((s.labels, s.range_tms[a:b], s.range_v[a:b]))
+        return out
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def eval(self, node: Expr, k: int) -> Value:
+        """Value of ``node`` at step ``k``: float (scalar), str, Vector or list of MatrixSeries."""
+        if isinstance(node, NumberLiteral):
+            return node.value
+        if isinstance(node, StringLiteral):
+            return node.value
+        if isinstance(node, ParenExpr):
+            return self.eval(node.expr, k)
+        if isinstance(node, VectorSelector):
+            return self.eval_vector_selector(node, k)
+        if isinstance(node, MatrixSelector):
+            return self.eval_matrix(node, k)
+        if isinstance(node, UnaryExpr):
+            val = self.eval(node.expr, k)
+            if node.op == "+":
+                return val
+            if isinstance(val, float):
+                return -val
+            assert isinstance(val, list)
+            return check_unique([(drop_name(lb), -v) for lb, v in val])  # type: ignore[misc]
+        if isinstance(node, BinaryExpr):
+            return binary.evaluate(self, node, k)
+        if isinstance(node, AggregateExpr):
+            return aggregate.evaluate(self, node, k)
+        if isinstance(node, Call):
+            return functions.evaluate(self, node, k)
+        raise QueryError(f"unsupported expression {type(node).__name__}", node.pos)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(query: str) -> Expr:
+    """Trees are immutable and evaluation state lives in the Evaluator, so parses can be shared."""
+    return parse(query)
+
+
+def _prepare(query: str | Expr) -> tuple[Expr, str | None]:
+    if isinstance(query, Expr):
+        return query, None
+    return _parse_cached(query), query
+
+
+def instant_query(db: TSDB, query: str | Expr, time: float, lookback: float = 300.0) -> QueryResult:
+    """Evaluate ``query`` at ``time`` (Unix seconds) like ``/api/v1/query``."""
+    expr, _text = _prepare(query)
+    t = _to_ms(time)
+    ev = Evaluator(db, np.array([t], dtype=np.int64), t, t, _to_ms(lookback))
+    val = ev.eval(expr, 0)
+    when = t / 1000.0
+    if isinstance(val, float):
+        return QueryResult("scalar", when, scalar=val)
+    if isinstance(val, str):
+        return QueryResult("string", when, string=val)
+    if expr.type == "matrix":
+        series: list[MatrixSeries] = val  # type: ignore[assignment]
+        matrix = [RangeSeries(dict(lb), tms / 1000.0, np.array(v, dtype=np.float64)) for lb, tms, v in series]
+        return QueryResult("matrix", when, matrix=matrix)
+    return QueryResult("vector", when, vector=[InstantSample(dict(lb), v) for lb, v in val])  # type: ignore[misc]
+
+
+def range_query(db: TSDB, query: str | Expr, start: float, end: float, step: float,
+                lookback: float = 300.0) -> QueryResult:
+    """Evaluate ``query`` at ``start, start+step, ... <= end`` like ``/api/v1/query_range``."""
+    expr, text = _prepare(query)
+    start_ms, end_ms, step_ms = _to_ms(start), _to_ms(end), _to_ms(step)
+    if step_ms <= 0:
+        raise QueryError("zero or negative query resolution step widths are not accepted")
+    if end_ms < start_ms:
+        raise QueryError("end timestamp must not be before start time")
+    if (end_ms - start_ms) // step_ms + 1 > MAX_POINTS:
+        raise QueryError("exceeded maximum resolution of 11,000 points per timeseries")
+    if expr.type not in ("scalar", "vector"):
+        kind = "range vector" if expr.type == "matrix" else expr.type
+        raise QueryError(f"invalid expression type {kind!r} for range query, must be scalar or instant vector",
+                         0, text)
+    steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+    ev = Evaluator(db, steps, start_ms, end_ms, _to_ms(lookback))
+    points: dict[Labels, tuple[list[int], list[float]]] = {}
+    for k, ts in enumerate(steps.tolist()):
+        val = ev.eval(expr, k)
+        samples: Sequence[tuple[Labels, float]] = [((), val)] if isinstance(val, float) else val  # type: ignore[assignment]
+        for lb, v in samples:
+            entry = points.get(lb)
+            if entry is None:
+                entry = points[lb] = ([], [])
+            entry[0].append(ts)
+            entry[1].append(v)
+    matrix = [RangeSeries(dict(lb), np.array(ts_list, dtype=np.float64) / 1000.0, np.array(vs, dtype=np.float64))
+              for lb, (ts_list, vs) in sorted(points.items())]
+    return QueryResult("matrix", end_ms / 1000.0, matrix=matrix)
+
+
+__all__ = ["Evaluator", "instant_query", "range_query", "series_arrays", "unwrap_parens"]

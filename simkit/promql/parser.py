@@ -1,0 +1,399 @@
+"""Recursive-descent / precedence-climbing PromQL parser with Prometheus 2.42's type checks.
+
+Written by hand (rather than on the ``promql-parser`` package) so that every error names the
+construct and its 0-based position, and so that constructs outside simkit's subset (subqueries,
+unsupported functions) are rejected up front instead of failing during evaluation.
+
+Precedence, lowest first: ``or``; ``and``/``unless``; comparisons; ``+ -``; ``* / % atan2``;
+``^`` (right-associative). Unary minus binds like ``*`` (so ``-a^b`` is ``-(a^b)``), as in
+Prometheus' grammar.
+"""
+
+from __future__ import annotations
+
+import re
+
+from simkit.errors import QueryError
+from simkit.promql.ast import (
+    COMPARISON_OPS,
+    SET_OPS,
+    AggregateExpr,
+    BinaryExpr,
+    Call,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    StringLiteral,
+    UnaryExpr,
+    VectorMatching,
+    VectorSelector,
+)
+from simkit.promql.lexer import AGGREGATORS, Token, tokenize
+from simkit.tsdb import Matcher
+
+_PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3, "<=": 3,
+               "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_TYPE_NAMES = {"scalar": "scalar", "vector": "instant vector", "matrix": "range vector", "string": "string"}
+
+# name -> (argument types, number of optional trailing args (-1: last one repeats), return type)
+FUNCTIONS: dict[str, tuple[tuple[str, ...], int, str]] = {
+    **{f: (("vector",), 0, "vector") for f in
+       ["abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "sort", "sort_desc", "timestamp", "absent"]},
+    **{f: (("matrix",), 0, "vector") for f in
+       ["rate", "increase", "delta", "irate", "idelta", "changes", "resets", "deriv", "absent_over_time", "present_over_time", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time", "stddev_over_time", "stdvar_over_time"]},
+    "quantile_over_time": (("scalar", "matrix"), 0, "vector"),
+    "histogram_quantile": (("scalar", "vector"), 0, "vector"),
+    "round": (("vector", "scalar"), 1, "vector"),
+    "clamp": (("vector", "scalar", "scalar"), 0, "vector"),
+    "clamp_min": (("vector", "scalar"), 0, "vector"),
+    "clamp_max": (("vector", "scalar"), 0, "vector"),
+    "vector": (("scalar",), 0, "vector"),
+    "scalar": (("vector",), 0, "scalar"),
+    "time": ((), 0, "scalar"),
+    "label_replace": (("vector", "string", "string", "string", "string"), 0, "vector"),
+    "label_join": (("vector", "string", "string", "string"), -1, "vector"),
+}
+# Functions Prometheus 2.42 knows but simkit does not evaluate: a clear "unsupported" error.
+UNSUPPORTED_FUNCTIONS = frozenset(
+    ["predict_linear", "holt_winters", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar"]
+)
+
+
+def parse(query: str) -> Expr:
+    """Parse a PromQL expression; raises QueryError(message, position, query) on any problem."""
+    return _Parser(query).parse()
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.tokens = tokenize(query)
+        self.i = 0
+
+    # -- token helpers -------------------------------------------------------------------------
+
+    def peek(self, k: int = 0) -> Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        tok = self.tokens[self.i]
+        if tok.kind != "EOF":
+            self.i += 1
+        return tok
+
+    def error(self, message: str, pos: int) -> QueryError:
+        return QueryError(message, pos, self.query)
+
+    def unexpected(self, tok: Token, context: str = "") -> QueryError:
+        what = "end of input" if tok.kind == "EOF" else repr(tok.text)
+        return self.error(f"unexpected {what}{context}", tok.pos)
+
+    def expect_op(self, op: str, context: str = "") -> Token:
+        tok = self.next()
+        if tok.kind != "OP" or tok.text != op:
+            raise self.unexpected(tok, context or f", expected {op!r}")
+        return tok
+
+    def is_op(self, op: str, k: int = 0) -> bool:
+        tok = self.peek(k)
+        return tok.kind == "OP" and tok.text == op
+
+    def is_kw(self, kw: str) -> bool:
+        tok = self.peek()
+        return tok.kind == "KEYWORD" and tok.text == kw
+
+    # -- grammar --------------------------------------------------------------------------------
+
+    def parse(self) -> Expr:
+        if self.peek().kind == "EOF":
+            raise self.error("no expression found in input", 0)
+        expr = self.parse_expr(0)
+        tok = self.peek()
+        if tok.kind != "EOF":
+            raise self.unexpected(tok)
+        return expr
+
+    def binary_op(self) -> str | None:
+        tok = self.peek()
+        if tok.kind == "OP" and tok.text in _PRECEDENCE:
+            return tok.text
+        if tok.kind == "KEYWORD" and tok.text in ("and", "or", "unless", "atan2"):
+            return tok.text
+        return None
+
+    def parse_expr(self, min_prec: int) -> Expr:
+        lhs = self.parse_unary()
+        while True:
+            op = self.binary_op()
+            if op is None or _PRECEDENCE[op] < min_prec:
+                return lhs
+            op_tok = self.next()
+            if op == "atan2":
+                raise self.error("unsupported operator 'atan2'", op_tok.pos)
+            return_bool = False
+            if self.is_kw("bool"):
+                self.next()
+                return_bool = True
+            matching = self.parse_matching(op)
+            prec = _PRECEDENCE[op]
+            rhs = self.parse_expr(prec if op == "^" else prec + 1)
+            lhs = self.check_binary(op_tok, lhs, rhs, return_bool, matching)
+
+    def parse_matching(self, op: str) -> VectorMatching | None:
+        if not (self.is_kw("on") or self.is_kw("ignoring")):
+            if self.is_kw("group_left") or self.is_kw("group_right"):
+                raise self.unexpected(self.peek(), " (group modifiers need on() or ignoring() first)")
+            return None
+        on = self.next().text == "on"
+        labels = self.parse_label_list()
+        card = "many-to-many" if op in SET_OPS else "one-to-one"
+        include: tuple[str, ...] = ()
+        if self.is_kw("group_left") or self.is_kw("group_right"):
+            tok = self.next()
+            if op in SET_OPS:
+                raise self.error(f"no grouping allowed for {op!r} operation", tok.pos)
+            card = "many-to-one" if tok.text == "group_left" else "one-to-many"
+            if self.is_op("("):
+                include = self.parse_label_list()
+            for name in include:
+                if on and name in labels:
+                    raise self.error(f"label {name!r} must not occur in ON and GROUP clause at once", tok.pos)
+        return VectorMatching(card=card, on=on, labels=labels, include=include)
+
+    def parse_label_list(self) -> tuple[str, ...]:
+        self.expect_op("(")
+        names: list[str] = []
+        while not self.is_op(")"):
+            tok = self.next()
+            if tok.kind not in ("IDENT", "KEYWORD") or not _LABEL_NAME_RE.fullmatch(str(tok.value)):
+                raise self.unexpected(tok, " in label list, expected a label name")
+            names.append(str(tok.value))
+            if not self.is_op(")"):
+                self.expect_op(",", " in label list, expected ',' or ')'")
+        self.next()
+        return tuple(names)
+
+    def check_binary(self, op_tok: Token, lhs: Expr, rhs: Expr, return_bool: bool,
+                     matching: VectorMatching | None) -> BinaryExpr:
+        op = op_tok.text
+        for side in (lhs, rhs):
+            if side.type not in ("scalar", "vector"):
+                raise self.error("binary expression must contain only scalar and instant vector types, "
+                                 f"got {_TYPE_NAMES[side.type]}", side.pos)
+        both_vectors = lhs.type == "vector" and rhs.type == "vector"
+        if return_bool and op not in COMPARISON_OPS:
+            raise self.error("bool modifier can only be used on comparison operators", op_tok.pos)
+        if op in COMPARISON_OPS and not return_bool and lhs.type == "scalar" and rhs.type == "scalar":
+            raise self.error("comparisons between scalars must use BOOL modifier", op_tok.pos)
+        if op in SET_OPS and not both_vectors:
+            raise self.error(f"set operator {op!r} not allowed in binary scalar expression", op_tok.pos)
+        if matching is not None and not both_vectors:
+            # Prometheus only objects when labels are listed; a bare on()/group_x is dropped
+            if matching.labels:
+                raise self.error("vector matching only allowed between instant vectors", op_tok.pos)
+            matching = None
+        if both_vectors and matching is None:
+            matching = VectorMatching(card="many-to-many" if op in SET_OPS else "one-to-one")
+        return BinaryExpr(lhs.pos, op, lhs, rhs, return_bool, matching)
+
+    def parse_unary(self) -> Expr:
+        tok = self.peek()
+        if tok.kind == "OP" and tok.text in ("-", "+"):
+            self.next()
+            operand = self.parse_expr(_PRECEDENCE["^"])
+            if operand.type not in ("scalar", "vector"):
+                raise self.error("unary expression only allowed on expressions of type scalar or "
+                                 f"instant vector, got {_TYPE_NAMES[operand.type]}", tok.pos)
+            if isinstance(operand, NumberLiteral):
+                value = -operand.value if tok.text == "-" else operand.value
+                return NumberLiteral(tok.pos, value)
+            return UnaryExpr(tok.pos, tok.text, operand)
+        return self.parse_postfix(self.parse_primary())
+
+    def parse_primary(self) -> Expr:
+        tok = self.next()
+        if tok.kind == "NUMBER":
+            assert isinstance(tok.value, float)
+            return NumberLiteral(tok.pos, tok.value)
+        if tok.kind == "STRING":
+            return StringLiteral(tok.pos, str(tok.value))
+        if tok.kind == "OP" and tok.text == "(":
+            inner = self.parse_expr(0)
+            self.expect_op(")", ", expected ')'")
+            return ParenExpr(tok.pos, inner)
+        if tok.kind == "OP" and tok.text == "{":
+            return self.parse_selector(None, tok.pos)
+        if tok.kind == "KEYWORD" and tok.text in AGGREGATORS:
+            return self.parse_aggregate(tok)
+        if tok.kind == "IDENT":
+            if self.is_op("("):
+                return self.parse_call(tok)
+            return self.parse_selector(tok.text, tok.pos)
+        raise self.unexpected(tok)
+
+    def parse_selector(self, name: str | None, pos: int) -> VectorSelector:
+        matchers: list[Matcher] = []
+        if name is not None:
+            matchers.append(Matcher("__name__", "=", name))
+            if not self.is_op("{"):
+                return VectorSelector(pos, name, tuple(matchers))
+            self.next()
+        while not self.is_op("}"):
+            label = self.next()
+            if label.kind not in ("IDENT", "KEYWORD") or not _LABEL_NAME_RE.fullmatch(str(label.value)):
+                raise self.unexpected(label, " in label matching, expected label name")
+            op = self.next()
+            if op.kind != "OP" or op.text not in ("=", "!=", "=~", "!~"):
+                raise self.unexpected(op, " in label matching, expected one of '=', '!=', '=~', '!~'")
+            value = self.next()
+            if value.kind != "STRING":
+                raise self.unexpected(value, " in label matching, expected string")
+            text = str(value.value)
+            if op.text in ("=~", "!~"):
+                try:
+                    re.compile(text)
+                except re.error as exc:
+                    raise self.error(f"invalid regular expression {text!r}: {exc}", value.pos) from None
+            if label.value == "__name__" and name is not None:
+                raise self.error(f"metric name must not be set twice: {name!r} or {text!r}", label.pos)
+            matchers.append(Matcher(str(label.value), op.text, text))  # type: ignore[arg-type]
+            if not self.is_op("}"):
+                self.expect_op(",", " in label matching, expected ',' or '}'")
+        self.next()
+        if not any(not m.matches("") for m in matchers):
+            raise self.error("vector selector must contain at least one non-empty matcher", pos)
+        return VectorSelector(pos, name, tuple(matchers))
+
+    def parse_postfix(self, expr: Expr) -> Expr:
+        while True:
+            tok = self.peek()
+            if tok.kind == "OP" and tok.text == "[":
+                self.next()
+                dur = self.next()
+                if dur.kind != "DURATION" and not (dur.kind == "NUMBER" and self.is_op(":")):
+                    raise self.unexpected(dur, " in range, expected a duration")
+                if self.is_op(":") or dur.kind == "NUMBER":
+                    raise self.error("unsupported construct 'subquery'", tok.pos)
+                self.expect_op("]", ", expected ']'")
+                if not isinstance(expr, VectorSelector):
+                    raise self.error("ranges only allowed for vector selectors", tok.pos)
+                if expr.offset_ms or expr.at_ms is not None or expr.at_edge is not None:
+                    raise self.error("no offset or @ modifiers allowed before range", tok.pos)
+                assert isinstance(dur.value, int)
+                if dur.value <= 0:
+                    raise self.error("range must be greater than 0", dur.pos)
+                expr = MatrixSelector(expr.pos, expr, dur.value)
+            elif tok.kind == "KEYWORD" and tok.text == "offset":
+                self.next()
+                sign = 1
+                if self.is_op("-") or self.is_op("+"):
+                    sign = -1 if self.next().text == "-" else 1
+                dur = self.next()
+                if dur.kind != "DURATION":
+                    raise self.unexpected(dur, " after offset, expected a duration")
+                assert isinstance(dur.value, int)
+                expr = self._modify(expr, tok, offset_ms=sign * dur.value)
+            elif tok.kind == "OP" and tok.text == "@":
+                self.next()
+                arg = self.next()
+                if arg.kind == "IDENT" and arg.text in ("start", "end") and self.is_op("("):
+                    self.next()
+                    self.expect_op(")")
+                    expr = self._modify(expr, tok, at_edge=arg.text)
+                elif arg.kind == "NUMBER" or (arg.kind == "OP" and arg.text == "-"
+                                              and self.peek().kind == "NUMBER"):
+                    value = float(self.next().value) * -1 if arg.kind == "OP" else float(arg.value)  # type: ignore[arg-type]
+                    if value != value or value in (float("inf"), float("-inf")):
+                        raise self.error("timestamp out of bounds for @ modifier", arg.pos)
+                    expr = self._modify(expr, tok, at_ms=round(value * 1000))
+                else:
+                    raise self.unexpected(arg, " after @, expected a timestamp, start() or end()")
+            else:
+                return expr
+
+    def _modify(self, expr: Expr, tok: Token, offset_ms: int | None = None, at_ms: int | None = None,
+                at_edge: str | None = None) -> Expr:
+        what = "offset" if offset_ms is not None else "@"
+        sel = expr.selector if isinstance(expr, MatrixSelector) else expr
+        if not isinstance(sel, VectorSelector):
+            raise self.error(f"{what} modifier must be preceded by an instant vector selector or "
+                             "range vector selector", tok.pos)
+        if offset_ms is not None:
+            if sel.offset_ms:
+                raise self.error("offset may not be set multiple times", tok.pos)
+            new = VectorSelector(sel.pos, sel.name, sel.matchers, offset_ms, sel.at_ms, sel.at_edge)
+        else:
+            if sel.at_ms is not None or sel.at_edge is not None:
+                raise self.error("@ <timestamp> may not be set multiple times", tok.pos)
+            new = VectorSelector(sel.pos, sel.name, sel.matchers, sel.offset_ms, at_ms, at_edge)
+        if isinstance(expr, MatrixSelector):
+            return MatrixSelector(expr.pos, new, expr.range_ms)
+        return new
+
+    def parse_args(self) -> list[Expr]:
+        self.expect_op("(")
+        args: list[Expr] = []
+        while not self.is_op(")"):
+            args.append(self.parse_expr(0))
+            if not self.is_op(")"):
+                self.expect_op(",", ", expected ',' or ')'")
+        self.next()
+        return args
+
+    def parse_call(self, tok: Token) -> Call:
+        name = tok.text
+        if name in UNSUPPORTED_FUNCTIONS:
+            raise self.error(f"unsupported function {name!r}", tok.pos)
+        if name not in FUNCTIONS:
+            raise self.error(f"unknown function with name {name!r}", tok.pos)
+        arg_types, optional, ret = FUNCTIONS[name]
+        args = self.parse_args()
+        if optional >= 0:
+            ok = len(arg_types) - optional <= len(args) <= len(arg_types)
+        else:
+            ok = len(args) >= len(arg_types)
+        if not ok:
+            raise self.error(f"wrong number of arguments in call to {name!r}: got {len(args)}, "
+                             f"expected {len(arg_types)}{' or fewer' if optional > 0 else ''}"
+                             f"{' or more' if optional < 0 else ''}", tok.pos)
+        for i, arg in enumerate(args):
+            want = arg_types[min(i, len(arg_types) - 1)]
+            if arg.type != want:
+                raise self.error(f"expected type {_TYPE_NAMES[want]} in call to function {name!r}, "
+                                 f"got {_TYPE_NAMES[arg.type]}", arg.pos)
+        return Call(tok.pos, name, tuple(args), ret)
+
+    def parse_aggregate(self, tok: Token) -> AggregateExpr:
+        op = tok.text
+        grouping: tuple[str, ...] = ()
+        without = False
+        modifier_seen = False
+        if self.is_kw("by") or self.is_kw("without"):
+            without = self.next().text == "without"
+            grouping = self.parse_label_list()
+            modifier_seen = True
+        if not self.is_op("("):
+            raise self.unexpected(self.peek(), f" in aggregation {op!r}, expected '('")
+        args_pos = self.peek().pos
+        args = self.parse_args()
+        if not modifier_seen and (self.is_kw("by") or self.is_kw("without")):
+            without = self.next().text == "without"
+            grouping = self.parse_label_list()
+        needs_param = op in ("topk", "bottomk", "quantile", "count_values")
+        if len(args) != (2 if needs_param else 1):
+            raise self.error(f"wrong number of arguments for aggregate expression provided, expected "
+                             f"{2 if needs_param else 1}, got {len(args)}", args_pos)
+        param = args[0] if needs_param else None
+        expr = args[-1]
+        if param is not None:
+            want = "string" if op == "count_values" else "scalar"
+            if param.type != want:
+                raise self.error(f"expected type {_TYPE_NAMES[want]} in aggregation parameter, "
+                                 f"got {_TYPE_NAMES[param.type]}", param.pos)
+        if expr.type != "vector":
+            raise self.error(f"expected type instant vector in aggregation expression, got "
+                             f"{_TYPE_NAMES[expr.type]}", expr.pos)
+        return AggregateExpr(tok.pos, op, expr, param, grouping, without)
+
