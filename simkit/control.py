@@ -60,6 +60,43 @@ class Prepared:
         return weight_refs(self.experiment)
 
 
+class LoopHooks:
+    """Called at each step of the loop; live mode journals them (fsync'd) before going on.
+    The default does nothing. Each method runs *before* the step it announces has effects
+    (``patch_intent`` before the patch is sent) or right after it is confirmed."""
+
+    def iteration_started(self, n: int, time: float, metrics: Mapping[str, Mapping[str, float | None]],
+                          weights: Sequence[tuple[str, int]] | None) -> None: ...
+
+    def decided(self, n: int, decision: Decision) -> None: ...
+
+    def patch_intent(self, n: int, patches: Sequence[ObjectPatch], weights: Mapping[str, int]) -> None: ...
+
+    def patch_applied(self, n: int, read_back: Mapping[str, int], resent: bool) -> None: ...
+
+    def iteration_completed(self, n: int, state: Mapping[str, Any], start_time: float | None, vrfp: str,
+                            weights: Sequence[tuple[str, int]] | None, status: Mapping[str, Any]) -> None: ...
+
+    def action(self, outcome: ActionOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a restarted run picks up: after ``completed`` iterations, with the state they left.
+
+    ``pending_decision`` is the decision of an iteration that was decided (and journaled) but not
+    completed: it is applied as it was, not decided again, and its patch is sent only if the
+    weights read back differ from its target."""
+
+    completed: int
+    start_time: float | None
+    vrfp: str
+    state: Mapping[str, Any]
+    status: Mapping[str, Any]
+    last_update: float | None = None
+    pending_decision: Decision | None = None
+
+
 class LoopFailure(SimkitError):
     """A condition etc3 marks Failed (InvalidExperiment, WeightRedistributionFailed, ...)."""
 
@@ -108,8 +145,11 @@ class Loop:
 
     def __init__(self, prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
                  observer: Callable[[IterationRecord], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, hooks: LoopHooks | None = None,
+                 resume: Resume | None = None) -> None:
         self.p = prepared
+        self.hooks = hooks or LoopHooks()
+        self.resume = resume
         self.strategy = strategy
         self.ports = ports
         self.rng = rng
@@ -127,24 +167,30 @@ class Loop:
     # ---------------------------------------------------------------------------------------
     def run(self) -> RunResult:
         clock, book = self.ports.clock, self.book
-        book.condition("TargetAcquired", True, "TargetAcquired", "", clock.now())
-        book.stage("Initializing")
+        first = 1
         try:
-            if not self._action("start"):
-                return self._result()
-            book.status["metrics"] = [
-                {"name": ref, "metricObj": m.model_dump(mode="json", by_alias=True, exclude_none=True)}
-                for ref, m in self.p.metrics
-            ]
-            book.stage("Running")
+            if self.resume is None:
+                book.condition("TargetAcquired", True, "TargetAcquired", "", clock.now())
+                book.stage("Initializing")
+                if not self._action("start"):
+                    return self._result()
+                book.status["metrics"] = [
+                    {"name": ref, "metricObj": m.model_dump(mode="json", by_alias=True, exclude_none=True)}
+                    for ref, m in self.p.metrics
+                ]
+                book.stage("Running")
+            else:
+                r = self.resume
+                book.status = dict(r.status)
+                self.start, self.vrfp, self.state, first = r.start_time, r.vrfp, r.state, r.completed + 1
             self.weights = read_weights(self.ports.actuator, self.p.experiment, self.p.plan)
             book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in self.weights]
             book.status["versionRecommendedForPromotion"] = self.vrfp
             total = self.p.plan.iterations
             per_loop = total // max(self._max_loops(), 1)
-            for i in range(1, total + 1):
-                if i > 1:
-                    clock.sleep(self.p.plan.interval_seconds)
+            for i in range(first, total + 1):
+                if i > first or (self.resume is not None and self.resume.completed > 0):
+                    self._wait_for_next(i)
                 if self.should_stop():
                     return self._fail("Interrupted", "stopped by a signal between iterations")
                 verdict = self._iteration(i)
@@ -159,6 +205,17 @@ class Loop:
         except LoopFailure as exc:
             return self._fail(exc.reason, exc.message)
 
+    def _wait_for_next(self, i: int) -> None:
+        """Iterations are intervalSeconds apart; after a restart, only what is left of it."""
+        clock = self.ports.clock
+        last = self.resume.last_update if (self.resume is not None and i == self.resume.completed + 1) else None
+        if last is None:
+            clock.sleep(self.p.plan.interval_seconds)
+        else:
+            left = last + self.p.plan.interval_seconds - clock.now()
+            if left > 0:
+                clock.sleep(left)
+
     def _max_loops(self) -> int:
         d = self.p.experiment.spec.duration
         return int(d.max_loops or 1) if d is not None else 1
@@ -171,7 +228,8 @@ class Loop:
             book.status["startTime"] = rfc3339(now)
         elapsed = max(1, math.floor(now - self.start))
         readings: dict[str, dict[str, Reading]] = {}
-        for ref, metric in self.p.metrics:
+        pending = self.resume.pending_decision if (self.resume is not None and i == self.resume.completed + 1) else None
+        for ref, metric in (self.p.metrics if pending is None else ()):
             readings[ref] = {}
             for version in plan.versions:
                 variables = version_variables(self.p.experiment, version)
@@ -184,10 +242,15 @@ class Loop:
             current_weights=self.weights, state=self.state,
             messages={f"{m}/{v}": r.message for m, by_v in readings.items() for v, r in by_v.items() if r.message},
         )
-        try:
-            decision = self.strategy.decide(obs, self.rng)
-        except SimkitError as exc:
-            raise LoopFailure("AnalyticsServiceError", f"Call to analytics engine failed: {exc}") from None
+        if pending is not None:
+            decision = pending
+        else:
+            self.hooks.iteration_started(i, now, obs.metrics, self.weights)
+            try:
+                decision = self.strategy.decide(obs, self.rng)
+            except SimkitError as exc:
+                raise LoopFailure("AnalyticsServiceError", f"Call to analytics engine failed: {exc}") from None
+            self.hooks.decided(i, decision)
         self.state = decision.state
         if decision.analysis:
             book.status["analysis"] = to_status_analysis(decision.analysis, PROVENANCE, rfc3339(now))
@@ -198,11 +261,14 @@ class Loop:
         if target is not None:
             patches = weight_patches(self.p.refs, target, self.weights)
             if patches:
+                self.hooks.patch_intent(i, patches, target)
                 try:
                     self.ports.actuator.apply(patches)
                 except SimkitError as exc:  # etc3 only logs patch errors; the read-back tells the truth
                     error = str(exc)
             self.weights = read_weights(self.ports.actuator, self.p.experiment, plan)
+            if patches:
+                self.hooks.patch_applied(i, dict(self.weights), resent=True)
             book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in self.weights]
         if decision.verdict != "rollback":
             self.vrfp = decision.winner or plan.baseline
@@ -212,6 +278,8 @@ class Loop:
             book.condition("Completed", False, "IterationUpdate", f"Completed Iteration {i}", now)
         record = IterationRecord(i, now, elapsed, readings, decision, before, self.weights, patches, error, self.vrfp)
         self.records.append(record)
+        if decision.verdict != "rollback":
+            self.hooks.iteration_completed(i, self.state, self.start, self.vrfp, self.weights, book.snapshot())
         if self.observer is not None:
             self.observer(record)
         return decision.verdict
@@ -236,6 +304,7 @@ class Loop:
         label = f"{name}-{loop}" if loop is not None else name
         outcome = self.ports.actions.run(label, render_tasks(raw, variables), variables)
         self.outcomes.append(outcome)
+        self.hooks.action(outcome)
         if not outcome.ok:
             self._fail("HandlerFailed", f"{name.capitalize()} actions failed", ended=True)
             return False
@@ -289,6 +358,7 @@ class Loop:
 
 def run_experiment(prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
                    observer: Callable[[IterationRecord], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> RunResult:
+                   should_stop: Callable[[], bool] | None = None, hooks: LoopHooks | None = None,
+                   resume: Resume | None = None) -> RunResult:
     """Run one experiment to its end (completed, rolled back, or failed) and return its records."""
-    return Loop(prepared, strategy, ports, rng, observer, should_stop).run()
+    return Loop(prepared, strategy, ports, rng, observer, should_stop, hooks, resume).run()
