@@ -42,6 +42,7 @@ class Truth:
     feedback: int = 0
     reward: float = 0.0
     latency_sum: float = 0.0  # client seconds over predictions
+    feedback_latency_sum: float = 0.0  # client seconds over feedback calls
     by_code: dict[str, int] = field(default_factory=dict)
 
 
@@ -142,6 +143,7 @@ class PredictorSim:
                 env.process(self._later_feedback(self.feedback_delay.next(), self.behaviour.feedback.reward))
         else:
             truth.feedback += 1
+            truth.feedback_latency_sum += client
             if reward:
                 # the Python wrapper skips both counters when the reward is 0 or missing
                 truth.reward += reward
