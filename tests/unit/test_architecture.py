@@ -1,0 +1,77 @@
+"""Architecture contracts (DESIGN.md §2): layers import downwards only, sim and live never import
+each other, only sim imports simpy, only live imports kubernetes, strategies do no I/O; and the
+curated public API resolves."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import simkit
+
+PKG = Path(simkit.__file__).parent
+# lower rank = lower layer; a module may import only its own rank or below
+RANK = {
+    "errors": 0, "ports": 0, "spec": 1, "tsdb": 2, "promql": 3, "metrics": 4, "strategies": 4,
+    "actions": 5, "records": 5, "control": 5, "prepare": 5,
+    "sim": 6, "live": 6, "replay": 6,
+    "report": 7, "bench": 7, "serve": 7, "cli": 8, "__init__": 9,
+}
+
+
+def modules() -> list[tuple[str, Path]]:
+    return [(".".join(p.relative_to(PKG.parent).with_suffix("").parts), p) for p in sorted(PKG.rglob("*.py"))]
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def part(module: str) -> str:
+    bits = module.split(".")
+    return bits[1] if len(bits) > 1 else "__init__"
+
+
+@pytest.mark.parametrize(("name", "path"), modules(), ids=[m for m, _ in modules()])
+def test_layering(name: str, path: Path) -> None:
+    mine = part(name)
+    assert mine in RANK, f"{name}: unknown layer {mine!r}; add it to RANK in this test"
+    for imp in imports(path):
+        top = imp.split(".")[0]
+        if top == "simpy":
+            assert mine == "sim", f"{name} imports simpy; only simkit.sim may"
+        if top == "kubernetes":
+            assert mine == "live", f"{name} imports kubernetes; only simkit.live may"
+        if top != "simkit" or imp == "simkit":
+            continue
+        other = part(imp)
+        assert {mine, other} != {"sim", "live"}, f"{name} imports {imp}: sim and live never import each other"
+        assert RANK[other] <= RANK[mine], f"{name} (layer {mine}) imports {imp} (layer {other}): upward import"
+        if mine == "strategies":
+            assert other in ("errors", "ports", "spec", "strategies"), f"{name} imports {imp}: strategies do no I/O"
+
+
+def test_strategies_use_no_global_randomness() -> None:
+    for name, path in modules():
+        if part(name) == "strategies":
+            text = path.read_text()
+            assert "np.random.seed" not in text and "import random" not in text, name
+
+
+def test_public_api_resolves_and_import_is_light() -> None:
+    for name in simkit.__all__:
+        assert getattr(simkit, name) is not None, name
+    code = "import sys, simkit; print(','.join(m for m in ('simpy','httpx','kubernetes','numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"import simkit pulled in {out}"
