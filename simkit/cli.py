@@ -85,6 +85,9 @@ def _add_live(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval-override", default=None, metavar="S")
     p.add_argument("--rollback-on-error", action="store_true")
     p.add_argument("--timeout", default="5s", help="per-request timeout for Prometheus")
+    p.add_argument("--prometheus-ca", default=None, metavar="FILE", help="CA bundle for an https Prometheus")
+    p.add_argument("--prometheus-insecure", action="store_true", help="do not verify Prometheus' TLS certificate")
+    p.add_argument("--prometheus-token", default=None, help="bearer token for Prometheus")
 
 
 def _add_serve(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,9 @@ class Ports:
     actuator: WeightActuator
     actions: ActionRunner
     fetcher: MetricFetcher
+    # etc3 only logs a failed weight patch; live mode fails loudly instead (traffic must never be
+    # left in a state nobody asked for without someone knowing)
+    strict_patches: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,15 +245,15 @@ class Loop:
             current_weights=self.weights, state=self.state,
             messages={f"{m}/{v}": r.message for m, by_v in readings.items() for v, r in by_v.items() if r.message},
         )
+        self.hooks.iteration_started(i, now, obs.metrics, self.weights)
         if pending is not None:
-            decision = pending
+            decision = pending  # decided before a crash: applied as journaled, never decided twice
         else:
-            self.hooks.iteration_started(i, now, obs.metrics, self.weights)
             try:
                 decision = self.strategy.decide(obs, self.rng)
             except SimkitError as exc:
                 raise LoopFailure("AnalyticsServiceError", f"Call to analytics engine failed: {exc}") from None
-            self.hooks.decided(i, decision)
+        self.hooks.decided(i, decision)
         self.state = decision.state
         if decision.analysis:
             book.status["analysis"] = to_status_analysis(decision.analysis, PROVENANCE, rfc3339(now))
@@ -265,6 +268,8 @@ class Loop:
                 try:
                     self.ports.actuator.apply(patches)
                 except SimkitError as exc:  # etc3 only logs patch errors; the read-back tells the truth
+                    if self.ports.strict_patches:
+                        raise LoopFailure("WeightRedistributionFailed", str(exc)) from None
                     error = str(exc)
             self.weights = read_weights(self.ports.actuator, self.p.experiment, plan)
             if patches:

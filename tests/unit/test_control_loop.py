@@ -220,8 +220,18 @@ def test_resume_after_a_crash_repeats_nothing_and_skips_nothing() -> None:
                     status=last["status"], last_update=clock.t, pending_decision=hooks.decisions[3])
     prt2 = Ports(clock, act, prt.actions, prt.fetcher)
     hooks2 = Recorder()
-    result = run_experiment(p, create("iter8", p.plan), prt2, np.random.default_rng(1), hooks=hooks2, resume=resume)
+    strategy = create("iter8", p.plan)
+    calls: list[int] = []
+    decide = strategy.decide
+
+    def counting(obs: Observation, rng: np.random.Generator) -> Decision:
+        calls.append(obs.iteration)
+        return decide(obs, rng)
+
+    strategy.decide = counting  # type: ignore[method-assign]
+    result = run_experiment(p, strategy, prt2, np.random.default_rng(1), hooks=hooks2, resume=resume)
     assert [r.iteration for r in result.iterations] == [3, 4, 5]
-    assert ("decided", 3) not in hooks2.events  # iteration 3's journaled decision is reused
+    assert calls == [4, 5]  # iteration 3's journaled decision is reused, not decided again
+    assert hooks2.decisions[3] == hooks.decisions[3]
     assert len(act.applied) == 3 + 2  # iteration 3's patch is not sent again
     assert result.status["completedIterations"] == 5 and result.final_weights == {"v1": 50, "v2": 50}

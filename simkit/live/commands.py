@@ -1,0 +1,207 @@
+"""``simkit live``: the same loop and strategy as ``simkit run``, against a real Prometheus and a
+real Kubernetes API.
+
+Order of work, so that bad input never moves traffic: read the manifests (files, or the cluster
+with ``--from-cluster``), prepare them (the same checks as in sim), connect to Kubernetes, read
+every ``weightObjRef`` (a missing object stops here), check that Prometheus answers, open or
+resume the journal, and only then start iterating. SIGINT/SIGTERM stop between steps; the journal
+lets a restarted ``simkit live`` continue after the last completed iteration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from simkit.control import Ports, Prepared, Resume, read_weights, run_experiment
+from simkit.errors import BackendError, Location, SpecError
+from simkit.live.adapters import (
+    DryRunActuator,
+    JournalHooks,
+    LiveActionRunner,
+    WallClock,
+    decision_from_journal,
+    prometheus_client,
+)
+from simkit.live.journal import ExperimentIdentity, Journal
+from simkit.live.kube import KubeWeightActuator
+from simkit.live.kube_objects import KubeObjects, load_kube_client
+from simkit.metrics import MetricFetcher
+from simkit.prepare import prepare
+from simkit.records import RunResult
+from simkit.spec.documents import Document, load_yaml_documents
+from simkit.spec.experiment import metric_references, parse_experiment
+from simkit.spec.quantity import parse_duration
+from simkit.strategies.base import create
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _documents_from_files(args: argparse.Namespace) -> tuple[Document, list[Document]]:
+    if not args.experiment:
+        raise SpecError.from_cli("EXPERIMENT", "give an Experiment manifest file, or --from-cluster NAME")
+    docs = load_yaml_documents(args.experiment)
+    exps = [d for d in docs if d.kind == "Experiment"]
+    if len(exps) != 1:
+        raise SpecError(Location(args.experiment), None, f"expected exactly one Experiment document, found {len(exps)}")
+    others = [d for d in docs if d is not exps[0]]
+    for path in args.metrics:
+        others += load_yaml_documents(path)
+    return exps[0], others
+
+
+def _documents_from_cluster(args: argparse.Namespace, objects: KubeObjects) -> tuple[Document, list[Document]]:
+    ns = args.namespace or "default"
+    raw = objects.read_experiment(args.from_cluster, ns)
+    where = Location(f"cluster Experiment {ns}/{args.from_cluster}", 0, "Experiment", args.from_cluster)
+    exp = parse_experiment(raw, where)
+    metrics: list[Document] = []
+    seen: set[str] = set()
+    for field, ref in metric_references(exp):
+        mns, _, name = ref.rpartition("/")
+        key = f"{mns or exp.namespace}/{name}"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            m = objects.read_metric(name, mns or exp.namespace)
+        except BackendError as exc:
+            raise SpecError(where, field, f"cannot read Metric {key} from the cluster: {exc}") from None
+        metrics.append(Document(m, Location(f"cluster Metric {key}", 0, "Metric", name)))
+    return Document(raw, where), metrics
+
+
+def _preflight_prometheus(client: httpx.Client, prepared: Prepared, override: str | None) -> None:
+    """One cheap query per distinct Prometheus: an unreachable one is bad input, found before any patch."""
+    bases = {override} if override else set()
+    if not override:
+        for _, metric in prepared.metrics:
+            url = metric.spec.url_template
+            if url and not metric.spec.secret:
+                parts = urlsplit(url)
+                bases.add(f"{parts.scheme}://{parts.netloc}")
+    for base in sorted(b for b in bases if b):
+        try:
+            client.get(f"{base.rstrip('/')}/api/v1/query", params={"query": "vector(1)"})
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Prometheus at {base} is unreachable ({type(exc).__name__}: {exc}); "
+                               "check --prometheus-url") from None
+
+
+def _resume_from(journal: Journal) -> Resume | None:
+    point = journal.resume
+    if point.completed_iterations == 0 and point.interrupted is None:
+        return None
+    pending = None
+    if point.interrupted is not None and point.interrupted.decision is not None:
+        pending = decision_from_journal(point.interrupted.decision)
+    status = dict(point.extra.get("status") or {})
+    return Resume(completed=point.completed_iterations, start_time=point.start_time, vrfp=point.vrfp or "",
+                  state=point.state, status=status, last_update=point.extra.get("lastUpdate"),
+                  pending_decision=pending)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    api = load_kube_client(args.kubeconfig, args.context)
+    objects = KubeObjects(api, args.namespace or "default")
+    exp_doc, metric_docs = _documents_from_cluster(args, objects) if args.from_cluster else _documents_from_files(args)
+    if args.namespace and not (exp_doc.raw.get("metadata") or {}).get("namespace"):
+        exp_doc = Document({**exp_doc.raw, "metadata": {**exp_doc.raw.get("metadata", {}), "namespace": args.namespace}},
+                           exp_doc.where)
+    prepared = prepare(exp_doc, metric_docs)
+    if args.interval_override:
+        try:
+            interval = parse_duration(args.interval_override)
+        except ValueError as exc:
+            raise SpecError.from_cli("--interval-override", str(exc)) from None
+        prepared = dataclasses.replace(prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=interval))
+    exp = prepared.experiment
+    real = KubeWeightActuator(api, exp.namespace)
+    # a weightObjRef pointing at a missing object or field stops the run here, before anything moves
+    read_weights(real, exp, prepared.plan)
+    timeout = parse_duration(args.timeout)
+    client = prometheus_client(timeout, args.prometheus_ca, args.prometheus_insecure, args.prometheus_token)
+    _preflight_prometheus(client, prepared, args.prometheus_url)
+    dry = DryRunActuator(real, say) if args.dry_run else None
+    actuator = dry or real
+    identity = ExperimentIdentity(exp.namespace, exp.name, (exp_doc.raw.get("metadata") or {}).get("uid"))
+    journal: Journal | None = None
+    resume = None
+    if args.journal:
+        if Path(args.journal).exists() and Path(args.journal).stat().st_size > 0:
+            journal = Journal.open(args.journal, identity)
+            if journal.resume.finished is not None:
+                say(f"journal {args.journal}: this run already finished ({journal.resume.finished.get('reason')})")
+                return 0
+            resume = _resume_from(journal)
+            if resume is not None:
+                say(f"resuming {identity} after iteration {resume.completed} from {args.journal}")
+        else:
+            journal = Journal.create(args.journal, identity, args.strategy, None)
+    strategy = create(args.strategy, prepared.plan)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        say(f"received {signal.Signals(signum).name}: stopping after the current step")
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    fetcher = MetricFetcher(client, secrets=objects.read_secret, url_override=args.prometheus_url,
+                            rng=np.random.default_rng(0), timeout=timeout)
+    ports = Ports(WallClock(stop), actuator, LiveActionRunner(args.allow_exec, args.dry_run, say,
+                  env={"EXPERIMENT_NAME": exp.name, "EXPERIMENT_NAMESPACE": exp.namespace}),
+                  fetcher, strict_patches=True)
+    hooks = JournalHooks(journal, say, prepared.plan.iterations, dry, prepared.refs)
+    try:
+        say(f"simkit live: {identity} with strategy {args.strategy} every {prepared.plan.interval_seconds:g}s"
+            + (" (dry run: no patch, no action)" if args.dry_run else ""))
+        result = run_experiment(prepared, strategy, ports, np.random.default_rng(), hooks=hooks,
+                                resume=resume, should_stop=stop.is_set)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        client.close()
+    return _finish(args, result, real, prepared, journal, stop.is_set())
+
+
+def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuator, prepared: Prepared,
+            journal: Journal | None, stopped: bool) -> int:
+    from simkit.report.describe import describe
+
+    if stopped:
+        done = result.status.get("completedIterations", 0)
+        say(f"stopped between steps after iteration {done}; weights {dict(result.final_weights or {})}"
+            + (f"; run again with --journal {args.journal} to resume" if args.journal else ""))
+        if journal is not None:
+            journal.close()
+        return 130
+    outcome: dict[str, Any] = {"completed": result.completed, "failed": result.failed, "rolledBack": result.rolled_back,
+                               "winner": result.winner, "vrfp": result.vrfp, "weights": dict(result.final_weights or {})}
+    if result.failed and args.rollback_on_error and not args.dry_run:
+        restore = {v: (100 if v == prepared.plan.baseline else 0) for v in prepared.plan.versions}
+        from simkit.control import weight_patches
+
+        patches = weight_patches(prepared.refs, restore, None)
+        say(f"--rollback-on-error: restoring {prepared.plan.baseline} to 100")
+        real.apply(patches)
+        outcome["restored"] = restore
+    if journal is not None:
+        journal.finished(reason=result.message, outcome=outcome)
+        journal.close()
+    print(describe(result.experiment_object))
+    if result.failed:
+        say(f"experiment failed: {result.message}")
+        return 1
+    return 0
