@@ -24,7 +24,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "promql": ("simkit.promql.commands", "cmd_promql", "evaluate a PromQL query over an OpenMetrics file"),
     "metrics": ("simkit.report.metrics_table", "cmd_metrics", "evaluate a scenario's Metric objects at a sim time"),
     "live": ("simkit.live.commands", "cmd_live", "run an experiment against a real Prometheus and Kubernetes API"),
-    "serve": ("simkit.live.commands", "cmd_serve", "serve the simulated world in real time over HTTP"),
+    "serve": ("simkit.serve.commands", "cmd_serve", "serve the simulated world in real time over HTTP"),
     "bench": ("simkit.bench.commands", "cmd_bench", "benchmark strategies over scenarios and seeds"),
     "strategies": ("simkit.report.commands", "cmd_strategies", "list the available strategies"),
 }
@@ -92,10 +92,13 @@ def _add_live(p: argparse.ArgumentParser) -> None:
 
 def _add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--kube-url", default=None)
-    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (0 = any free port)")
+    p.add_argument("--kube-url", default=None, help="Kubernetes API to take traffic weights from")
+    p.add_argument("--speed", type=float, default=1.0, help="sim seconds per wall second")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-load", action="store_true", help="do not run the scenario's load generators")
+    p.add_argument("--port-file", default=None, help="write the port here (atomically) once listening")
+    p.add_argument("--kube-interval", type=float, default=0.25, help="seconds between polls of the kube API")
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:

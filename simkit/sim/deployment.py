@@ -112,8 +112,9 @@ class PredictorSim:
                 return code
         return "200"
 
-    def serve(self, kind: str, reward: float | None = None) -> Generator[simpy.Event, Any, None]:
-        """One call (``predict`` or ``feedback``) through the model workers, recorded on finish."""
+    def serve(self, kind: str, reward: float | None = None) -> Generator[simpy.Event, Any, str]:
+        """One call (``predict`` or ``feedback``) through the model workers, recorded on finish;
+        the process's value is the status code answered."""
         env = self.env
         arrival = env.now
         self.arrived += 1
@@ -149,6 +150,7 @@ class PredictorSim:
                 truth.reward += reward
                 pod.counter(FEEDBACK_TOTAL).value += 1
                 pod.counter(REWARD_TOTAL).value += reward
+        return code
 
     def _later_feedback(self, delay: float, reward: float) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(delay)

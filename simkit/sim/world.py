@@ -10,7 +10,7 @@ Prometheus scraping the executors would have stored by then. The manifests live 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +139,13 @@ class World:
         gen = LoadGenerator(env, ld, fire, child_rng(self.seed, "load", ld.name), self.bundle.base_dir)
         self.loads[ld.name] = gen
         env.process(gen.process())
+
+    def start_call(self, sim: PredictorSim, kind: str, reward: float | None,
+                   done: Callable[[str, float], None]) -> None:
+        """Inject one call from outside the simulation (``simkit serve``'s HTTP requests);
+        ``done(code, sim_time)`` runs when the simulated executor answers."""
+        proc = self.env.process(sim.serve(kind, reward))
+        proc.callbacks.append(lambda event: done(str(event.value), float(self.env.now)))
 
     # --- processes ----------------------------------------------------------------------------
     def _event(self, index: int, ev: Event) -> Generator[simpy.Event, Any, None]:

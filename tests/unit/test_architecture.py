@@ -39,7 +39,11 @@ def imports(path: Path) -> set[str]:
 
 
 def part(module: str) -> str:
+    """The layer of a module. ``<package>.commands`` modules are each package's command-line
+    adapter (what ``cli.py`` dispatches to), so they belong to the cli layer."""
     bits = module.split(".")
+    if bits[-1] == "commands":
+        return "cli"
     return bits[1] if len(bits) > 1 else "__init__"
 
 

@@ -1,0 +1,134 @@
+"""``simkit serve SCENARIO --port P``: the simulated world of a scenario, in real time, over HTTP.
+
+So that live mode can be rehearsed on one machine and the live tests have something to scrape
+and route: a real Prometheus scrapes ``/prometheus``, clients call the Seldon data plane, and with
+``--kube-url`` the traffic split follows the SeldonDeployment/VirtualService in a Kubernetes API
+(which ``simkit live`` patches). See :mod:`simkit.serve.server` for the endpoints.
+
+Prints ``listening on http://127.0.0.1:PORT`` (flushed) once it accepts connections, and writes
+the port to ``--port-file`` (atomically) if given, so tests can start it with ``--port 0``.
+SIGINT/SIGTERM stop the driver, the follower and the server; the exit code is then 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+from simkit.errors import SpecError
+from simkit.serve.dataplane import DataPlane
+from simkit.serve.realtime import RealtimeWorld
+from simkit.serve.server import HttpServer, ServeApp
+from simkit.serve.weights import DEFAULT_INTERVAL, KubeFollower, Log, followed_objects
+from simkit.sim.world import World
+from simkit.spec.bundle import load_scenario
+
+
+def _log(message: str) -> None:
+    print(f"simkit serve: {message}", file=sys.stderr, flush=True)
+
+
+def _no_fire() -> None:
+    pass
+
+
+@dataclass
+class Serving:
+    """A running ``simkit serve``: stop it with :meth:`stop` (idempotent)."""
+
+    rt: RealtimeWorld
+    http: HttpServer
+    follower: KubeFollower | None
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def stop(self) -> None:
+        self.http.stop()
+        if self.follower is not None:
+            self.follower.stop()
+        self.rt.stop()
+
+
+def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | None = None,
+                  kube_url: str | None = None, no_load: bool = False, kube_interval: float = DEFAULT_INTERVAL,
+                  log: Log = _log) -> Serving:
+    """Load the scenario, start the driver, the optional kube follower and the HTTP server."""
+    if not speed > 0:
+        raise SpecError.from_cli("--speed", f"must be a positive number (got {speed})")
+    if not 0 <= port <= 65535:
+        raise SpecError.from_cli("--port", f"must be in 0..65535 (got {port})")
+    if kube_url is not None and not kube_url.startswith(("http://", "https://")):
+        raise SpecError.from_cli("--kube-url", f"must be an http:// or https:// URL (got {kube_url!r})")
+    if not kube_interval > 0:
+        raise SpecError.from_cli("--kube-interval", f"must be positive (got {kube_interval})")
+    bundle = load_scenario(scenario)
+    world = World(bundle, seed)
+    if no_load:
+        for gen in world.loads.values():
+            gen.fire = _no_fire  # the generators keep ticking (events on them still apply) but send nothing
+    rt = RealtimeWorld(world, speed=speed)
+    app = ServeApp(rt, DataPlane(rt, world.seed))
+    try:
+        http = HttpServer(app, port)
+    except OSError as exc:
+        raise SpecError.from_cli("--port", f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    rt.start()
+    follower = None
+    try:
+        if kube_url is not None:
+            follower = KubeFollower(rt, kube_url, followed_objects(bundle), interval=kube_interval, log=log)
+            app.kube_state = follower.snapshot_state
+            follower.start()
+        http.start()
+    except BaseException:
+        Serving(rt, http, follower).stop()
+        raise
+    return Serving(rt, http, follower)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".simkit-serve-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    serving = start_serving(
+        args.scenario, port=args.port, speed=args.speed, seed=args.seed, kube_url=args.kube_url,
+        no_load=bool(getattr(args, "no_load", False)),
+        kube_interval=float(getattr(args, "kube_interval", None) or DEFAULT_INTERVAL),
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        port_file = getattr(args, "port_file", None)
+        if port_file:
+            _write_atomically(port_file, f"{serving.http.port}\n")
+        print(f"listening on {serving.url}", flush=True)
+        _log(f"scenario {serving.rt.world.bundle.name}, speed {serving.rt.speed:g}x, seed {serving.rt.world.seed}"
+             + (", no load" if getattr(args, "no_load", False) else "")
+             + (f", weights from {args.kube_url}" if args.kube_url else ""))
+        while not stop.wait(0.2):
+            if not serving.rt.running:
+                _log(f"the simulation stopped: {serving.rt.error!r}")
+                return 1
+    finally:
+        serving.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _log("stopped")
+    return 0
