@@ -58,7 +58,7 @@ def load_source(source: str) -> Dataset:
     """One hour of series: the simulated seed scenario, or a synthetic data set."""
     if source != "sim":
         return load(source)
-    from simkit.sim.commands import simulate
+    from simkit.sim.world import simulate
 
     world = simulate(str(ROOT / "scenarios" / "iris-abtest"), 3600.0)
     db = world.tsdb

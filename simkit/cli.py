@@ -26,6 +26,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "live": ("simkit.live.commands", "cmd_live", "run an experiment against a real Prometheus and Kubernetes API"),
     "serve": ("simkit.serve.commands", "cmd_serve", "serve the simulated world in real time over HTTP"),
     "bench": ("simkit.bench.commands", "cmd_bench", "benchmark strategies over scenarios and seeds"),
+    "record": ("simkit.replay.commands", "cmd_record", "record the series an Experiment reads from a Prometheus"),
+    "replay": ("simkit.replay.commands", "cmd_replay", "replay strategies over a recording (what each would have decided)"),
+    "calibrate": ("simkit.replay.commands", "cmd_calibrate", "fit a scenario from a recording, with a comparison report"),
     "strategies": ("simkit.report.commands", "cmd_strategies", "list the available strategies"),
 }
 
@@ -112,10 +115,42 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_record(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus-url", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    p.add_argument("--experiment", required=True, help="Experiment manifest file")
+    p.add_argument("metrics", nargs="*", help="Metric manifest files (and any other manifests to keep)")
+    p.add_argument("--start", required=True, help="Unix seconds or RFC 3339")
+    p.add_argument("--end", required=True, help="Unix seconds or RFC 3339")
+    p.add_argument("--step", default=None, help="resample with query_range at this step (default: raw samples)")
+    p.add_argument("--chunk", default="1h", help="time per request; finished chunks survive an interruption")
+    p.add_argument("--timeout", default="30s", help="per-request timeout")
+    p.add_argument("--out", required=True, help="recording file to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="recording written by simkit record")
+    p.add_argument("--strategy", action="append", default=None,
+                   help="strategy NAME or NAME:key=value,...; repeat for a side-by-side replay")
+    p.add_argument("--at", default=None, help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)")
+    p.add_argument("--out", default=None, help="directory for status.yaml, trace.csv, rollout.png, comparison.csv")
+    p.add_argument("--seed", type=int, default=None, help="seed of the strategies' random draws (default 1)")
+    p.add_argument("--counterfactual", action="store_true", help="thin recorded counters to each policy's weights")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_calibrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="recording written by simkit record")
+    p.add_argument("--out", required=True, help="scenario folder to write")
+    p.add_argument("--seed", type=int, default=None, help="seed of the comparison simulation (default 1)")
+    p.add_argument("--no-compare", action="store_true", help="skip simulating the calibrated scenario for the report")
+
+
 _ARGS = {
     "sim": _add_sim, "run": _add_run, "describe": _add_describe, "analyze": _add_analyze,
     "promql": _add_promql, "metrics": _add_metrics, "live": _add_live, "serve": _add_serve,
     "bench": _add_bench, "strategies": lambda p: None,
+    "record": _add_record, "replay": _add_replay, "calibrate": _add_calibrate,
 }
 
 

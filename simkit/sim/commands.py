@@ -6,18 +6,9 @@ import argparse
 import sys
 
 from simkit.errors import SpecError
-from simkit.sim.world import World
-from simkit.spec.bundle import load_scenario
+from simkit.sim.world import World, simulate
 from simkit.spec.quantity import parse_duration
 from simkit.tsdb.openmetrics import save_openmetrics
-
-
-def simulate(scenario: str, duration: float, seed: int | None = None) -> World:
-    """Run a scenario's world for ``duration`` seconds from its first load start."""
-    bundle = load_scenario(scenario)
-    world = World(bundle, seed)
-    world.run_until(world.begin + duration)
-    return world
 
 
 def summary(world: World) -> str:

@@ -21,7 +21,7 @@ from simkit.sim.deployment import PredictorSim, Router, child_rng
 from simkit.sim.executor_metrics import TYPES, PodIdentity
 from simkit.sim.load import LoadGenerator
 from simkit.sim.objects import ObjectStore, load_objects
-from simkit.spec.bundle import Bundle
+from simkit.spec.bundle import Bundle, load_scenario
 from simkit.spec.scenario import Behaviour, Event, Load
 from simkit.spec.seldon import Predictor
 from simkit.tsdb.store import TSDB
@@ -202,3 +202,11 @@ class World:
         # SimPy's run(until) stops before events scheduled at `until`; process those too
         while self.env.peek() <= t:
             self.env.step()
+
+
+def simulate(scenario: str, duration: float, seed: int | None = None) -> World:
+    """Run a scenario's world for ``duration`` seconds from its first load start."""
+    bundle = load_scenario(scenario)
+    world = World(bundle, seed)
+    world.run_until(world.begin + duration)
+    return world

@@ -1,0 +1,296 @@
+"""CLI entry points: ``simkit record``, ``simkit replay``, ``simkit calibrate``.
+
+Each ``cmd_*`` takes the parsed ``argparse`` namespace, prints its result and returns the exit
+code; bad input raises a :class:`~simkit.errors.SimkitError` (one line, exit 2). This module is
+CLI glue and sits with ``report``: it reuses the report views (status.yaml, trace.csv,
+rollout.png) and, for the calibration report only, runs the calibrated scenario through
+``simkit.sim.commands.simulate``. The replay core (:mod:`simkit.replay.replay` and friends) does
+neither. :func:`main` parses the same arguments as the ``simkit`` CLI does for these commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from simkit.errors import SimkitError, SpecError
+from simkit.records import rfc3339
+from simkit.replay.recording import ManifestFile, read_recording
+from simkit.replay.replay import ReplayRun
+from simkit.spec.documents import Document, load_yaml_documents
+from simkit.spec.quantity import parse_duration
+
+STATEMENT = ("A replay shows what each policy would have DECIDED on the observed traffic. Iterations marked "
+             "'beyond-record' are where the policy gave a version more traffic than the recording did: "
+             "there its observations differ from what it would have CAUSED.")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic write: a temp file beside ``path``, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise SpecError.from_cli(option, str(exc)) from None
+    if value <= 0:
+        raise SpecError.from_cli(option, "must be positive")
+    return value
+
+
+# --- record ---------------------------------------------------------------------------------------
+
+def load_manifests(experiment: str, others: Sequence[str]) -> tuple[list[ManifestFile], list[Document], Document]:
+    """The files as given (kept byte for byte), their documents, and the one Experiment."""
+    files: list[ManifestFile] = []
+    docs: list[Document] = []
+    for path in [experiment, *others]:
+        p = Path(path)
+        docs.extend(load_yaml_documents(p))  # a missing or malformed file is a SpecError here
+        name = p.name if all(f.name != p.name for f in files) else f"{len(files)}-{p.name}"
+        files.append(ManifestFile(name, p.read_text(encoding="utf-8")))
+    exps = [d for d in load_yaml_documents(experiment) if d.kind == "Experiment"]
+    if len(exps) != 1:
+        raise SpecError.from_cli("--experiment", f"{experiment} must hold exactly one Experiment (found {len(exps)})")
+    return files, docs, exps[0]
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import httpx
+
+    from simkit.prepare import prepare
+    from simkit.replay.record import DEFAULT_CHUNK, RecordRequest, parse_time, record
+
+    files, docs, exp_doc = load_manifests(args.experiment, args.metrics or [])
+    prepared = prepare(exp_doc, docs)
+    req = RecordRequest(
+        url=args.prometheus_url, start=parse_time(args.start, "--start"), end=parse_time(args.end, "--end"),
+        out=Path(args.out), step=_duration(args.step, "--step"),
+        chunk=_duration(getattr(args, "chunk", None), "--chunk") or DEFAULT_CHUNK,
+    )
+    timeout = _duration(getattr(args, "timeout", None), "--timeout") or 30.0
+    quiet = bool(getattr(args, "quiet", False))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True, highlight=False)
+    with httpx.Client(timeout=timeout) as client, Progress(
+        TextColumn("recording"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=quiet, transient=True,
+    ) as bar:
+        task = bar.add_task("record", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        header, db = record(client, prepared, files, req, progress)
+    print(f"recorded {len(db)} series, {db.sample_count()} samples of Experiment {header.experiment} "
+          f"from {rfc3339(header.start)} to {rfc3339(header.end)} (step {header.step or 0:g}s, {header.mode}) "
+          f"to {req.out}")
+    return 0
+
+
+# --- replay ---------------------------------------------------------------------------------------
+
+def _weights(w: object) -> str:
+    return " ".join(f"{v}={n}" for v, n in dict(w or {}).items())  # type: ignore[call-overload]
+
+
+def comparison_rows(runs: Sequence[ReplayRun]) -> list[list[str]]:
+    """Side by side, per iteration: each strategy's winner, weights, verdict and basis."""
+    head = ["iteration", "time"]
+    for r in runs:
+        head += [f"{r.strategy}.winner", f"{r.strategy}.weights", f"{r.strategy}.verdict", f"{r.strategy}.basis",
+                 f"{r.strategy}.note"]
+    rows = [head]
+    longest = max(runs, key=lambda r: len(r.result.iterations))
+    for i, ref in enumerate(longest.result.iterations):
+        row = [str(ref.iteration), rfc3339(ref.time)]
+        for r in runs:
+            if i < len(r.result.iterations):
+                rec, basis = r.result.iterations[i], r.basis[i]
+                row += [rec.decision.winner or "", _weights(rec.weights_after), rec.decision.verdict,
+                        basis.basis, basis.note]
+            else:
+                row += ["", "", "", "", ""]
+        rows.append(row)
+    return rows
+
+
+def _csv(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _summary(run: ReplayRun) -> str:
+    r = run.result
+    state = "failed" if r.failed else "rolled back" if r.rolled_back else "completed"
+    beyond = sum(1 for b in run.basis if b.basis == "beyond-record")
+    thinned = sum(1 for b in run.basis if b.basis == "thinned")
+    return (f"{run.strategy}: {state} after {len(r.iterations)} iterations; winner {r.winner or 'none'}; "
+            f"final weights {_weights(r.final_weights)}; beyond-record iterations {beyond}"
+            + (f"; thinned (model-based) iterations {thinned}" if run.counterfactual else ""))
+
+
+def _folder(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def write_run(run: ReplayRun, out: Path) -> list[Path]:
+    """status.yaml, trace.csv, rollout.png exactly as ``simkit run`` writes them."""
+    from simkit.report.plots import plot_rollout
+    from simkit.report.trace import status_yaml, trace_csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "status.yaml", out / "trace.csv", out / "rollout.png"]
+    write_text(files[0], status_yaml(run.result))
+    write_text(files[1], trace_csv(run.result))
+    plot_rollout(run.result, run.prepared.plan, files[2])
+    return files
+
+
+def parse_strategy(text: str) -> tuple[str, dict[str, object]]:
+    """``NAME`` or ``NAME:key=value,key=value`` (values read as YAML scalars: 10, 0.5, true)."""
+    import yaml
+
+    name, _, rest = text.partition(":")
+    params: dict[str, object] = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SpecError.from_cli("--strategy", f"{text!r}: expected NAME:key=value,key=value")
+        params[key.strip()] = yaml.safe_load(value)
+    return name.strip(), params
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from simkit.replay.record import parse_time
+    from simkit.replay.replay import Replayer
+
+    strategies = list(dict.fromkeys(args.strategy or ["iter8"]))
+    recording = read_recording(args.file)
+    replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1)
+    at = parse_time(args.at, "--at") if args.at is not None else None
+    counterfactual = bool(getattr(args, "counterfactual", False))
+    runs = []
+    for text in strategies:
+        name, params = parse_strategy(text)
+        runs.append(replayer.run(name, at, counterfactual, params=params, label=text))
+    h = recording.header
+    print(f"replay of {args.file}: recorded {rfc3339(h.start)} to {rfc3339(h.end)} from {h.source or '?'}; "
+          f"{runs[0].notes[0] if runs and runs[0].notes else ''}")
+    print(STATEMENT)
+    if counterfactual:
+        print("Counterfactual: where a policy's weight stayed under the recorded share, the version's counters "
+              "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact).")
+    for run in runs:
+        print(_summary(run))
+    rows = comparison_rows(runs)
+    print(render_table(runs))
+    if args.out:
+        out = Path(args.out)
+        written: list[Path] = []
+        for run in runs:
+            written += write_run(run, out if len(runs) == 1 else out / _folder(run.strategy))
+        write_text(out / "comparison.csv", _csv(rows))
+        written.append(out / "comparison.csv")
+        if not getattr(args, "quiet", False):
+            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def render_table(runs: Sequence[ReplayRun]) -> str:
+    """The side-by-side table as plain text: one column per strategy, one row per iteration;
+    ``!`` marks beyond-record iterations, ``~`` thinned (model-based) ones."""
+    rows = comparison_rows(runs)[1:]
+    head = ["it", "time", *[r.strategy for r in runs]]
+    body = []
+    for row in rows:
+        cells = [row[0], row[1][11:19]]
+        for k in range(len(runs)):
+            winner, weights, verdict, basis = row[2 + 5 * k: 6 + 5 * k]
+            mark = {"beyond-record": " !", "thinned": " ~"}.get(basis, "")
+            cells.append(f"{winner or '-'} [{weights}] {verdict}{mark}" if weights or verdict else "")
+        body.append(cells)
+    widths = [max(len(str(c[i])) for c in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in [head, *body])
+
+
+# --- calibrate --------------------------------------------------------------------------------------
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from simkit.report.calibration import calibrate_folder
+
+    recording = read_recording(args.file)
+    lines = calibrate_folder(recording, Path(args.out), seed=args.seed if args.seed is not None else 1,
+                             compare=not getattr(args, "no_compare", False))
+    print("\n".join(lines))
+    return 0
+
+
+# --- a small parser for tests and for the lead's wiring ---------------------------------------------
+
+def add_record_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus-url", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    p.add_argument("--experiment", required=True, help="Experiment manifest file")
+    p.add_argument("metrics", nargs="*", help="Metric manifest files (and any other manifests to keep)")
+    p.add_argument("--start", required=True, help="Unix seconds or RFC 3339")
+    p.add_argument("--end", required=True, help="Unix seconds or RFC 3339")
+    p.add_argument("--step", default=None, help="resample with query_range at this step (default: raw samples)")
+    p.add_argument("--chunk", default="1h", help="time per request; finished chunks survive an interruption")
+    p.add_argument("--timeout", default="30s", help="per-request timeout")
+    p.add_argument("--out", required=True, help="recording file to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_replay_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="recording written by simkit record")
+    p.add_argument("--strategy", action="append", default=None, help="strategy NAME or NAME:key=value,...; repeat for a side-by-side replay")
+    p.add_argument("--at", default=None, help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)")
+    p.add_argument("--out", default=None, help="directory for status.yaml, trace.csv, rollout.png, comparison.csv")
+    p.add_argument("--seed", type=int, default=None, help="seed of the strategies' random draws (default 1)")
+    p.add_argument("--counterfactual", action="store_true", help="thin recorded counters to each policy's weights")
+    p.add_argument("--quiet", action="store_true")
+
+
+def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="recording written by simkit record")
+    p.add_argument("--out", required=True, help="scenario folder to write")
+    p.add_argument("--seed", type=int, default=None, help="seed of the comparison simulation (default 1)")
+    p.add_argument("--no-compare", action="store_true", help="skip simulating the calibrated scenario for the report")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="simkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, add in (("record", add_record_arguments), ("replay", add_replay_arguments),
+                      ("calibrate", add_calibrate_arguments)):
+        add(sub.add_parser(name))
+    args = parser.parse_args(argv)
+    func = {"record": cmd_record, "replay": cmd_replay, "calibrate": cmd_calibrate}[args.command]
+    try:
+        return func(args)
+    except SimkitError as err:
+        print(f"simkit {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code

@@ -1,0 +1,118 @@
+"""Record from a real Prometheus 2.42 (backfilled with simkit's own simulated series), replay the
+seed experiment over the recording, calibrate, and run the calibrated scenario.
+
+The series come from a simulation whose decisions are known, so the replay must decide exactly
+the same, iteration by iteration; the calibrated scenario must reproduce the recorded per-version
+request rates, error rates and p50/p95/p99 within 5 %. Prometheus is started by the harness in
+``tests/support/prometheus.py`` (skip outside CI if missing, fail in CI) and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simkit.replay.calibrate import QUANTILES, version_stats
+from simkit.replay.commands import cmd_calibrate, cmd_record, main
+from simkit.replay.recording import read_recording
+from simkit.replay.replay import Replayer
+from simkit.sim.world import simulate
+from simkit.sim.experiment import simulate_experiment
+from simkit.spec.bundle import load_scenario
+from tests.support.prometheus import Binaries, run_prometheus
+
+SEED = Path(__file__).resolve().parents[2] / "scenarios" / "iris-abtest"
+
+
+def _record_args(url: str, folder: Path, start: float, end: float, out: Path, **extra: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        prometheus_url=url, experiment=str(folder / "experiment.yaml"),
+        metrics=[str(folder / "metrics.yaml"), str(folder / "abtest.yaml")],
+        start=str(start), end=str(end), step=extra.get("step"), chunk=extra.get("chunk", "1h"),
+        timeout="30s", out=str(out), quiet=True,
+    )
+
+
+def test_replay_of_recorded_seed_decides_like_the_simulation(prometheus_binaries: Binaries, tmp_path: Path) -> None:
+    run = simulate_experiment(load_scenario(SEED), 1)
+    db, epoch = run.world.tsdb, run.world.epoch
+    assert db.min_time is not None and db.max_time is not None
+    out = tmp_path / "seed.rec"
+    with run_prometheus(db, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
+        # RFC 3339 start (= db.min_time), Unix end; 60 s chunks: several requests per selector
+        args = _record_args(prom.url, SEED, db.min_time, db.max_time, out, chunk="60s")
+        args.start = "2021-06-15T15:19:48Z"
+        assert cmd_record(args) == 0
+    rec = read_recording(out)
+    assert rec.header.start == db.min_time and rec.header.step == 15.0
+    # every raw sample of the series the Experiment reads came back from Prometheus unchanged
+    for s in rec.db:
+        original = next(x for x in db if x.labels == s.labels)
+        assert original.arrays()[0].tolist() == s.arrays()[0].tolist()
+        assert original.arrays()[1].tolist() == s.arrays()[1].tolist()
+    replay = Replayer(rec, seed=1).run("iter8", at=epoch)
+    sim = [(r.decision.winner, r.weights_after, r.decision.verdict) for r in run.result.iterations]
+    got = [(r.decision.winner, r.weights_after, r.decision.verdict) for r in replay.result.iterations]
+    assert got == sim
+    assert len(got) == 15 and got[-1][1] == (("iris-v1", 5), ("iris-v2", 95))
+    # the CLI writes what simkit run writes, plus the side-by-side table
+    assert main(["replay", str(out), "--at", "2021-06-15T15:20:18Z", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"status.yaml", "trace.csv", "rollout.png", "comparison.csv"}
+
+
+def test_calibrated_scenario_reproduces_recorded_figures(prometheus_binaries: Binaries, tmp_path: Path) -> None:
+    # a richer variant of the seed: 60/40 split, 40 req/s, candidate errors on two codes
+    src = tmp_path / "src"
+    shutil.copytree(SEED, src)
+    sdep = (src / "abtest.yaml").read_text().replace("traffic: 100", "traffic: 60").replace("traffic: 0", "traffic: 40")
+    (src / "abtest.yaml").write_text(sdep)
+    scen = (src / "scenario.yaml").read_text().replace("qps: 5, start: -30s", "qps: 40, start: -30s").replace(
+        "latency: {distribution: lognormal, median: 9.5ms, p99: 37ms}",
+        'latency: {distribution: lognormal, median: 9.5ms, p99: 37ms}\n      errors: {codes: {"500": 0.05, "503": 0.03}}')
+    (src / "scenario.yaml").write_text(scen)
+    world = simulate(str(src), 3600.0, 11)
+    db = world.tsdb
+    assert db.min_time is not None and db.max_time is not None
+    out = tmp_path / "hour.rec"
+    with run_prometheus(db, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
+        assert cmd_record(_record_args(prom.url, src, db.min_time, db.max_time, out)) == 0
+    scenario_dir = tmp_path / "calibrated"
+    assert cmd_calibrate(argparse.Namespace(file=str(out), out=str(scenario_dir), seed=3, no_compare=False)) == 0
+    assert (scenario_dir / "report.md").is_file() and (scenario_dir / "calibration.png").is_file()
+    rec = read_recording(out)
+    bundle = load_scenario(scenario_dir)  # simkit run accepts it
+    assert bundle.scenario.spec.experiment == "quickstart-exp"
+    sim = simulate(str(scenario_dir), rec.header.end - rec.header.start, 5)
+    from simkit.replay.calibrate import Identity
+    from simkit.tsdb import Matcher
+
+    for predictor in ("baseline", "candidate"):
+        ident = Identity("ns-production", "iris", predictor, (
+            Matcher("kubernetes_namespace", "=", "ns-production"), Matcher("seldon_deployment_id", "=", "iris"),
+            Matcher("predictor_name", "=", predictor)))
+        want = version_stats(rec.db, ident, rec.header.start, rec.header.end)
+        got = version_stats(sim.tsdb, ident, rec.header.start, rec.header.end)
+        assert want.rate and got.rate and abs(got.rate - want.rate) / want.rate <= 0.05, (predictor, want, got)
+        for q in QUANTILES:
+            a, b = want.quantiles[q], got.quantiles[q]
+            assert a is not None and b is not None and abs(b - a) / a <= 0.05, (predictor, q, a, b)
+        if predictor == "candidate":
+            assert want.error_rate and got.error_rate
+            assert abs(got.error_rate - want.error_rate) / want.error_rate <= 0.05
+        else:
+            assert not want.error_rate and not got.error_rate
+
+
+def test_record_of_a_time_range_without_data_exits_2(prometheus_binaries: Binaries, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run = simulate_experiment(load_scenario(SEED), 1)
+    with run_prometheus(run.world.tsdb, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
+        code = main(["record", "--prometheus-url", prom.url, "--experiment", str(SEED / "experiment.yaml"),
+                     str(SEED / "metrics.yaml"), "--start", "2020-01-01T00:00:00Z", "--end", "2020-01-01T01:00:00Z",
+                     "--out", str(tmp_path / "x.rec"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no data" in err[0]
+    assert not (tmp_path / "x.rec").exists()
