@@ -91,6 +91,7 @@ def _add_live(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prometheus-ca", default=None, metavar="FILE", help="CA bundle for an https Prometheus")
     p.add_argument("--prometheus-insecure", action="store_true", help="do not verify Prometheus' TLS certificate")
     p.add_argument("--prometheus-token", default=None, help="bearer token for Prometheus")
+    p.add_argument("--out", default=None, help="directory for status.yaml and trace.csv at the end")
 
 
 def _add_serve(p: argparse.ArgumentParser) -> None:

@@ -200,6 +200,14 @@ def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuato
     if journal is not None:
         journal.finished(reason=result.message, outcome=outcome)
         journal.close()
+    if args.out:
+        from simkit.report.run import write_text
+        from simkit.report.trace import status_yaml, trace_csv
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "status.yaml", status_yaml(result))
+        write_text(out / "trace.csv", trace_csv(result))
     print(describe(result.experiment_object))
     if result.failed:
         say(f"experiment failed: {result.message}")

@@ -1,0 +1,290 @@
+"""`simkit live` end to end: a real Prometheus 2.42 scraping `simkit serve`, the Kubernetes API fake
+over real HTTP holding the seed's SeldonDeployment, and the seed's Experiment and Metrics unmodified.
+
+Covers: the candidate wins and the weights reach 5/95 in the fake; the same decision sequence as
+`simkit run`; kill -9 and resume from the journal with every iteration exactly once and no patch
+sent twice; Prometheus stopped mid-run (metrics unavailable, then recovery); an injected 409;
+`--dry-run`; bad input that must exit 2 before any patch. Never skipped in CI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+import simkit.live.commands  # noqa: F401  (imported up front: the timing test must not pay for imports)
+from simkit.cli import main
+from simkit.live.kubefake import KubeFake, kubeconfig_text
+from tests.support.prometheus import PrometheusServer, ScrapeJob, require_prometheus, run_prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "scenarios" / "iris-abtest"
+EXPERIMENT = SEED / "experiment.yaml"
+METRICS = SEED / "metrics.yaml"
+SPEED = 2.5  # sim seconds per wall second in simkit serve
+SDEP = ("SeldonDeployment", "ns-production", "iris")
+
+
+def traffic(fake: KubeFake) -> list[int]:
+    obj = fake.cluster.object(*SDEP)
+    assert obj is not None
+    return [int(p.get("traffic", 0)) for p in obj["spec"]["predictors"]]
+
+
+def reset(fake: KubeFake) -> None:
+    fake.cluster.mutate(*SDEP, json_patch=[{"op": "add", "path": "/spec/predictors/0/traffic", "value": 100},
+                                           {"op": "add", "path": "/spec/predictors/1/traffic", "value": 0}])
+    fake.cluster.clear_requests()
+
+
+def patches(fake: KubeFake) -> int:
+    return sum(1 for r in fake.cluster.requests if r.method == "PATCH")
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[KubeFake]:
+    with KubeFake() as kf:
+        kf.cluster.load(list(yaml.safe_load_all((SEED / "abtest.yaml").read_text())))
+        yield kf
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(fake: KubeFake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(kubeconfig_text(fake.url))
+    return path
+
+
+@pytest.fixture(scope="module")
+def serve(fake: KubeFake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`simkit serve` of the seed scenario, taking its routing weights from the fake."""
+    port_file = tmp_path_factory.mktemp("serve") / "port"
+    proc = subprocess.Popen([sys.executable, "-m", "simkit.cli", "serve", str(SEED), "--port", "0", "--port-file",
+                             str(port_file), "--kube-url", fake.url, "--speed", str(SPEED), "--kube-interval", "0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for_data(prom: PrometheusServer, timeout: float = 30) -> None:
+    """Until the serve target has been scraped at least twice (rates need two samples)."""
+    deadline = time.monotonic() + timeout
+    with prom.client() as c:
+        while time.monotonic() < deadline:
+            r = c.get("/api/v1/query", params={"query": "count_over_time(up[1m])"}).json()
+            if r["data"]["result"] and float(r["data"]["result"][0]["value"][1]) >= 2:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"no scrapes of simkit serve:\n{prom.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def prometheus(serve: str) -> Iterator[PrometheusServer]:
+    require_prometheus()
+    with run_prometheus(scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+        wait_for_data(prom)
+        yield prom
+
+
+def live_args(kubeconfig: Path, prom_url: str, *extra: str) -> list[str]:
+    return ["live", str(EXPERIMENT), str(METRICS), "--kubeconfig", str(kubeconfig), "--prometheus-url", prom_url, *extra]
+
+
+def trace(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((out / "trace.csv").read_text())))
+
+
+def winners(rows: list[dict[str, str]]) -> list[str]:
+    return [r["winner"] for r in rows if r["version"] == "iris-v1"]
+
+
+def test_live_run_promotes_the_candidate_to_95(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
+                                              tmp_path: Path) -> None:
+    reset(fake)
+    out = tmp_path / "out"
+    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--out", str(out)))
+    assert code == 0
+    assert traffic(fake) == [5, 95]
+    status = yaml.safe_load((out / "status.yaml").read_text())["status"]
+    assert status["completedIterations"] == 15
+    assert status["versionRecommendedForPromotion"] == "iris-v2"
+    assert status["currentWeightDistribution"] == [{"name": "iris-v1", "value": 5}, {"name": "iris-v2", "value": 95}]
+    # one JSON patch per iteration that changed the weights, both fields together
+    assert patches(fake) == len({r["weight_after"] for r in trace(out) if r["version"] == "iris-v2"} - {"0"})
+
+
+def test_live_takes_the_same_decisions_as_the_simulation(fake: KubeFake, kubeconfig: Path, serve: str,
+                                                         tmp_path: Path) -> None:
+    """The seed in sim: 10 s iterations, 15 s scrapes, the experiment starting on a scrape. Live runs
+    it SPEED times faster (serve --speed, interval and scrape interval divided by SPEED), started
+    just before a scrape so that each window holds as many scrapes as in the simulation."""
+    reset(fake)
+    sim_out = tmp_path / "sim"
+    assert main(["run", str(SEED), "--quiet", "--out", str(sim_out)]) == 0
+    sim_rows = trace(sim_out)
+    scrape = 15 / SPEED
+    with run_prometheus(scrape=[ScrapeJob([serve], interval=f"{scrape:g}s", job_name="seldon",
+                                          metrics_path="/prometheus")]) as prom:
+        wait_for_data(prom, timeout=60)
+        with prom.client() as c:
+            last = float(c.get("/api/v1/query", params={"query": "timestamp(up)"}).json()["data"]["result"][0]["value"][1])
+        next_scrape = last + scrape
+        while next_scrape - time.time() < 1.0:
+            next_scrape += scrape
+        # the first iteration must come less than 5 sim seconds (2 s here) before a scrape, as in the
+        # simulation where it coincides with one; in-process start-up takes a few hundred ms
+        time.sleep(next_scrape - 1.2 - time.time())
+        live_out = tmp_path / "live"
+        assert main(live_args(kubeconfig, prom.url, "--interval-override", f"{10 / SPEED:g}s", "--out", str(live_out))) == 0
+    live_rows = trace(live_out)
+    assert winners(live_rows) == winners(sim_rows)
+    assert [r["weight_after"] for r in live_rows] == [r["weight_after"] for r in sim_rows]
+    assert traffic(fake) == [5, 95]
+
+
+def _completed(journal: Path) -> list[int]:
+    return [json.loads(line)["n"] for line in journal.read_text().splitlines()
+            if line.strip() and json.loads(line).get("type") == "iteration_completed"]
+
+
+def test_kill_9_then_resume_runs_every_iteration_exactly_once(fake: KubeFake, kubeconfig: Path,
+                                                             prometheus: PrometheusServer, tmp_path: Path) -> None:
+    reset(fake)
+    journal = tmp_path / "live.journal"
+    cmd = [sys.executable, "-m", "simkit.cli", *live_args(kubeconfig, prometheus.url, "--interval-override", "1s",
+                                                          "--journal", str(journal), "--out", str(tmp_path / "out"))]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not journal.exists() or len(_completed(journal)) < 5):
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    done_before = _completed(journal)
+    assert 5 <= len(done_before) < 15
+    second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"resuming default/quickstart-exp after iteration {len(done_before)}" in second.stderr
+    assert _completed(journal) == list(range(1, 16))
+    records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    applied = [r for r in records if r["type"] == "patch_applied"]
+    assert patches(fake) == len(applied)  # no patch was sent twice
+    assert traffic(fake) == [5, 95]
+    assert records[-1]["type"] == "finished"
+
+
+def _restart(prom: PrometheusServer) -> subprocess.Popen[bytes]:
+    """Start Prometheus again on the same port and data dir (as after a crash or an upgrade)."""
+    bins = require_prometheus()
+    args = [bins.prometheus, f"--config.file={prom.workdir / 'prometheus.yml'}", f"--storage.tsdb.path={prom.data_dir}",
+            f"--web.listen-address=127.0.0.1:{prom.port}", "--web.enable-lifecycle", "--log.level=warn"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{prom.url}/-/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("Prometheus did not come back")
+
+
+def test_prometheus_down_mid_run_then_recovery(fake: KubeFake, kubeconfig: Path, serve: str, tmp_path: Path) -> None:
+    reset(fake)
+    out = tmp_path / "out"
+    with run_prometheus(scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+        wait_for_data(prom)
+        proc = subprocess.Popen([sys.executable, "-m", "simkit.cli", *live_args(
+            kubeconfig, prom.url, "--interval-override", "2s", "--timeout", "1s", "--out", str(out))],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        restarted = None
+        try:
+            time.sleep(9)  # a few iterations with data
+            prom.stop()
+            time.sleep(7)  # iterations without Prometheus
+            restarted = _restart(prom)
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if restarted is not None:
+                restarted.send_signal(signal.SIGTERM)
+                restarted.wait(timeout=10)
+    seq = winners(trace(out))
+    rows = trace(out)
+    unavailable = [r["iteration"] for r in rows if r["version"] == "iris-v2" and r["iter8-seldon/user-engagement"] == ""]
+    assert unavailable, "some iterations ran while Prometheus was down"
+    # Iter8 semantics: no values -> objectives fail -> no winner -> the baseline takes the weight back
+    down = [r for r in rows if r["iteration"] in unavailable and r["version"] == "iris-v2"]
+    assert all(r["winner"] == "" and r["weight_after"] == "5" for r in down[1:]) and down
+    # recovery: the candidate wins again once Prometheus answers
+    assert seq[-1] == "iris-v2" and seq.index("iris-v2") < int(unavailable[0])
+
+
+def test_conflict_409_is_retried(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> None:
+    reset(fake)
+    fake.cluster.fail_next(*SDEP, count=2, status=409)
+    assert main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s")) == 0
+    assert traffic(fake) == [5, 95]
+
+
+def test_dry_run_leaves_the_object_untouched(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    assert main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--dry-run")) == 0
+    assert traffic(fake) == [100, 0] and patches(fake) == 0
+    err = capsys.readouterr().err
+    assert "dry run: would patch SeldonDeployment ns-production/iris" in err
+    assert "finish action (not run" in err
+
+
+@pytest.mark.parametrize("case", ["prometheus", "kubeconfig", "object", "jq"])
+def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, kubeconfig: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    exp, metrics = EXPERIMENT, METRICS
+    prom, kcfg = "http://127.0.0.1:9", str(kubeconfig)  # port 9 (discard): nothing listens there
+    expected = {"prometheus": "Prometheus at http://127.0.0.1:9 is unreachable",
+                "kubeconfig": "kubeconfig", "object": "SeldonDeployment ns-production/iris-missing",
+                "jq": "spec.jqExpression"}[case]
+    if case == "kubeconfig":
+        kcfg = str(tmp_path / "no-such-kubeconfig")
+    if case == "object":
+        exp = tmp_path / "experiment.yaml"
+        exp.write_text(EXPERIMENT.read_text().replace("name: iris\n", "name: iris-missing\n"))
+    if case == "jq":
+        metrics = tmp_path / "metrics.yaml"
+        metrics.write_text(METRICS.read_text().replace(".data.result[0].value[1] | tonumber", ".data.result[0 | tonumber", 1))
+    code = main(["live", str(exp), str(metrics), "--kubeconfig", kcfg, "--prometheus-url", prom, "--timeout", "1s"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert patches(fake) == 0 and traffic(fake) == [100, 0]
