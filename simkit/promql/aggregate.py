@@ -111,14 +111,6 @@ class _Group:
         self.values: list[float] = []
 
 
-def _group_labels(labels: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
-    if without:
-        drop = set(grouping) | {"__name__"}
-        return tuple(p for p in labels if p[0] not in drop)
-    keep = set(grouping)
-    return tuple(p for p in labels if p[0] in keep)
-
-
 def aggregate(op: str, vec: Vector, grouping: tuple[str, ...], without: bool,
               param: float | str | None) -> Vector:
     """Apply aggregation ``op`` to one step's vector."""
@@ -139,9 +131,14 @@ def aggregate(op: str, vec: Vector, grouping: tuple[str, ...], without: bool,
             grouping = (*grouping, param)
     less = _bottomk_less if op == "bottomk" else _topk_less
     groups: dict[Labels, _Group] = {}
+    # a group's labels: ``by`` keeps only the listed ones, ``without`` drops them and __name__
+    names = set(grouping) | {"__name__"} if without else set(grouping)
     for sample in vec:
         labels, v = sample
-        key = _group_labels(labels, grouping, without)
+        if without:
+            key = tuple([p for p in labels if p[0] not in names])
+        else:
+            key = tuple([p for p in labels if p[0] in names]) if names else ()
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(key, v)
@@ -280,15 +277,22 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return bucket_start + (bucket_end - bucket_start) * (rank / count)
 
 
+_LE_BOUNDS: dict[str, float] = {}  # le label value -> its bound: a histogram has few distinct ones
+
+
 def histogram_quantile(q: float, vec: Vector) -> Vector:
     """Group ``vec`` by its labels without ``le`` and take the bucket quantile of each group."""
     groups: dict[Labels, tuple[Labels, list[tuple[float, float]]]] = {}
     for labels, value in vec:
-        le = next((v for k, v in labels if k == "le"), "")
-        upper = go_parse_float(le)
+        le = get_label(labels, "le")
+        upper = _LE_BOUNDS.get(le)
         if upper is None:
-            continue  # no or malformed le label: skipped, as in Prometheus
-        key = tuple(p for p in labels if p[0] != "le")
+            upper = go_parse_float(le)
+            if upper is None:
+                continue  # no or malformed le label: skipped, as in Prometheus
+            if len(_LE_BOUNDS) < 10_000:
+                _LE_BOUNDS[le] = upper
+        key = tuple([p for p in labels if p[0] != "le"])
         group = groups.get(key)
         if group is None:
             out_labels = tuple(p for p in key if p[0] != "__name__")

@@ -6,11 +6,14 @@ matching signatures (``on`` keeps only the listed labels, ``ignoring`` drops the
 one-to-one and group_left/group_right uniqueness errors, and the result label rules (arithmetic
 and ``bool`` drop ``__name__``; one-to-one ``on`` keeps only the ``on`` labels; ``group_x`` extra
 labels come from the "one" side). Element arithmetic runs in numpy for IEEE results (x/0 = Inf,
-Go-style ``%`` and ``^``) without Python's exceptions.
+Go-style ``%`` and ``^``) without Python's exceptions; short vectors (a Metric query's usual one
+or two samples) use Python floats for ``+ - * /`` and comparisons, which are the same IEEE ops.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,19 +45,52 @@ def apply(op: str, a: F64, b: F64) -> tuple[F64, npt.NDArray[np.bool_] | None]:
         return a, _CMP[op](a, b)
 
 
+def _ieee_div(a: float, b: float) -> float:
+    """``a / b`` as IEEE 754 (numpy, Go) gives it: x/±0 is ±Inf, 0/0 and NaN/0 are NaN."""
+    if b == 0.0:
+        if a != a or a == 0.0:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+# Python's float + - * / and comparisons are IEEE 754 double operations, like numpy's, except
+# that x/0 raises (hence _ieee_div); % and ^ differ (floored modulo, exceptions) and stay numpy.
+_PY_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": _ieee_div,
+}
+_PY_CMP: dict[str, Callable[[float, float], bool]] = {
+    "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le,
+}
+_SMALL = 32  # below this many elements a Python loop beats numpy's per-call overhead
+
+
+def apply_lists(op: str, a: list[float], b: list[float]) -> tuple[list[float], list[bool] | None]:
+    """:func:`apply` on lists of equal length, without numpy for short ones."""
+    if len(a) <= _SMALL:
+        if op in _PY_ARITH:
+            fn = _PY_ARITH[op]
+            return [fn(x, y) for x, y in zip(a, b, strict=True)], None
+        if op in _PY_CMP:
+            cmp = _PY_CMP[op]
+            return a, [cmp(x, y) for x, y in zip(a, b, strict=True)]
+    values, keep = apply(op, np.array(a, dtype=np.float64), np.array(b, dtype=np.float64))
+    return values.tolist(), None if keep is None else keep.tolist()
+
+
 def scalar_binop(op: str, a: float, b: float) -> float:
-    values, keep = apply(op, np.array([a]), np.array([b]))
+    values, keep = apply_lists(op, [a], [b])
     if keep is not None:  # scalar comparisons always carry bool (the parser insists)
-        return 1.0 if bool(keep[0]) else 0.0
-    return float(values[0])
+        return 1.0 if keep[0] else 0.0
+    return values[0]
 
 
 def vector_scalar(op: str, vec: Vector, scalar: float, swap: bool, return_bool: bool) -> Vector:
     if not vec:
         return []
-    vals = np.array([v for _, v in vec], dtype=np.float64)
-    sc = np.full(len(vals), scalar)
-    values, keep = apply(op, sc, vals) if swap else apply(op, vals, sc)
+    vals = [v for _, v in vec]
+    sc = [scalar] * len(vals)
+    values, keep = apply_lists(op, sc, vals) if swap else apply_lists(op, vals, sc)
     if keep is not None:
         values = vals  # comparisons keep the vector element's value, whichever side it is on
     drop = op in ARITHMETIC_OPS or return_bool
@@ -122,7 +158,7 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, matching: VectorMatching, r
             pairs.append((key, labels, hit[0], vl, vr))
     if not pairs:
         return []
-    values, keep = apply(op, np.array([p[3] for p in pairs]), np.array([p[4] for p in pairs]))
+    values, keep = apply_lists(op, [p[3] for p in pairs], [p[4] for p in pairs])
     matched: dict[Labels, set[Labels] | None] = {}
     out: Vector = []
     for i, (key, ls, rs, _, _) in enumerate(pairs):

@@ -5,6 +5,9 @@ extrapolation arithmetic of ``rate`` give bit-identical durations. A query is ev
 step (an instant query is a one-step range query), but every selector is resolved once per query:
 its series are selected once and, for all steps at once, ``np.searchsorted`` finds the sample each
 step sees (instant selectors) or the window bounds (range selectors). Per-step work is then slicing.
+``rate``/``increase``/``delta`` (what Metric queries mostly are) skip the arrays when they can: a
+binary search in each series' sample buffers and a few samples per window suffice
+(:func:`simkit.promql.functions.extrapolated_from_buffers`).
 
 Selection rules (2.42): an instant selector at time ``t`` takes the newest sample with
 ``t - offset - lookback <= ts <= t - offset`` unless it is a staleness marker; a range selector
@@ -95,6 +98,8 @@ class Evaluator:
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.lookback_ms = lookback_ms
+        self.step_list: list[int] = steps.tolist()
+        self._selected: dict[int, list[Series]] = {}
         self._instant: dict[int, tuple[list[Labels], F64, npt.NDArray[np.bool_], I64]] = {}
         self._range: dict[int, tuple[list[_SeriesArrays], I64, I64]] = {}
 
@@ -108,10 +113,26 @@ class Evaluator:
             return np.full(len(self.steps), sel.at_ms - sel.offset_ms, dtype=np.int64)
         return self.steps - sel.offset_ms
 
+    def selected(self, sel: VectorSelector) -> list[Series]:
+        """The selector's series in label order (``TSDB.select``'s order), once per evaluation."""
+        key = id(sel)
+        hit = self._selected.get(key)
+        if hit is None:
+            hit = self._selected[key] = self.db.select(sel.matchers)
+        return hit
+
+    def ref_ms(self, sel: VectorSelector, k: int) -> int:
+        """The newest sample time the selector may see at step ``k``: ``_refs(sel)[k]``."""
+        if sel.at_edge is not None:
+            at = self.start_ms if sel.at_edge == "start" else self.end_ms
+        elif sel.at_ms is not None:
+            at = sel.at_ms
+        else:
+            at = self.step_list[k]
+        return at - sel.offset_ms
+
     def _select(self, sel: VectorSelector) -> list[_SeriesArrays]:
-        found = self.db.select(sel.matchers)
-        found.sort(key=lambda s: s.labels)
-        return [series_arrays(s) for s in found]
+        return [series_arrays(s) for s in self.selected(sel)]
 
     def instant_table(self, sel: VectorSelector) -> tuple[list[Labels], F64, npt.NDArray[np.bool_], I64]:
         """For every selected series and step: value, presence and the sample's timestamp."""
@@ -177,6 +198,13 @@ class Evaluator:
 
     def eval(self, node: Expr, k: int) -> Value:
         """Value of ``node`` at step ``k``: float (scalar), str, Vector or list of MatrixSeries."""
+        # the usual node types first, by exact type (cheaper than a chain of isinstance)
+        if type(node) is Call:
+            return functions.evaluate(self, node, k)
+        if type(node) is AggregateExpr:
+            return aggregate.evaluate(self, node, k)
+        if type(node) is BinaryExpr:
+            return binary.evaluate(self, node, k)
         if isinstance(node, NumberLiteral):
             return node.value
         if isinstance(node, StringLiteral):

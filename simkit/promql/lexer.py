@@ -10,7 +10,7 @@ double, single or back quotes with Go escapes, operators and brackets. Every err
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Final
 
 from simkit.errors import QueryError
 
@@ -26,29 +26,37 @@ _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|[smhdwy])")
 _DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
                 "w": 7 * 86_400_000, "y": 365 * 86_400_000}
 _UNIT_ORDER = ["y", "w", "d", "h", "m", "s", "ms"]
+_ONE_LETTER_UNITS = frozenset("ywdhms")
+_PLAIN_DECIMAL_START = frozenset("123456789.")
+_OCTAL_RE = re.compile(r"0[0-7]+")
 _NUMBER_RE = re.compile(
     r"0[xX][0-9a-fA-F]+"
     r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 )
-_IDENT_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_OPERATORS = ["==", "!=", "=~", "!~", ">=", "<=", "+", "-", "*", "/", "%", "^", ">", "<", "=",
-              "(", ")", "{", "}", "[", "]", ",", "@", ":"]
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
             "\\": "\\", "'": "'", '"': '"'}
 
 
-@dataclass(frozen=True)
-class Token:
-    """One lexeme. ``kind`` is IDENT, KEYWORD, NUMBER, DURATION, STRING, OP or EOF."""
+Token = tuple[str, str, int, object]
+"""One lexeme: ``(kind, text, pos, value)``, read with the indexes below.
 
-    kind: str
-    text: str  # raw source text (keywords lower-cased)
-    pos: int
-    value: object = None  # float for NUMBER, int milliseconds for DURATION, str for STRING
+``kind`` is IDENT, KEYWORD, NUMBER, DURATION, STRING, OP or EOF; ``text`` the raw source text
+(keywords lower-cased); ``pos`` its 0-based offset; ``value`` a float for NUMBER, int milliseconds
+for DURATION, the decoded str for STRING, the word as written for IDENT and KEYWORD, else None.
+A plain tuple because a query has dozens of tokens: building one is far cheaper than calling any
+class' constructor (even a NamedTuple's ``__new__`` is a Python function call).
+"""
+KIND: Final = 0
+TEXT: Final = 1
+POS: Final = 2
+VALUE: Final = 3
 
 
 def parse_duration_ms(text: str, pos: int = 0, query: str | None = None) -> int:
     """Prometheus' model.ParseDuration: units y w d h m s ms, each at most once, in that order."""
+    number, unit = text[:-1], text[-1:]
+    if unit in _ONE_LETTER_UNITS and number.isdecimal() and number.isascii():  # the usual "300s"
+        return int(number) * _DURATION_MS[unit]
     if not _DURATION_RE.fullmatch(text):
         raise QueryError(f"bad duration {text!r}", pos, query)
     total = 0
@@ -64,6 +72,8 @@ def parse_duration_ms(text: str, pos: int = 0, query: str | None = None) -> int:
 
 def parse_number(text: str) -> float:
     """Go's ``strconv.ParseInt(s, 0, 64)`` then ``ParseFloat``, as Prometheus' parseNumber does."""
+    if text[:1] in _PLAIN_DECIMAL_START:  # not hex, octal, Inf or NaN
+        return float(text)
     low = text.lower()
     if low in ("inf", "+inf"):
         return float("inf")
@@ -71,7 +81,7 @@ def parse_number(text: str) -> float:
         return float("nan")
     if low.startswith("0x"):
         return float(int(low, 16))
-    if re.fullmatch(r"0[0-7]+", text):
+    if _OCTAL_RE.fullmatch(text):
         return float(int(text, 8))  # ParseInt with base 0 reads a leading zero as octal
     return float(text)
 
@@ -111,71 +121,136 @@ def _unquote(body: str, quote: str, pos: int, query: str) -> str:
     return "".join(out)
 
 
+# Lexemes, as Prometheus' lexer takes them: the alternatives are ordered so that the first that
+# matches at a position is the right one. A duration is listed before a number: wherever both match,
+# the duration is at least as long (a unit letter stops a number). Numbers and durations must not
+# run into a letter, digit, ``_`` or ``.`` (``\w`` is exactly ``isalnum() or "_"``); where no
+# alternative matches, :func:`_error` says why.
+_IDENT = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_OP = r"==|!=|=~|!~|>=|<=|[-+*/%^><=(){}\[\],@:]"
+_STRING = r""""[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|`[^`]*`"""
+_DURATION = r"(?:[0-9]+(?:ms|[smhdwy]))+(?![\w.])"
+_NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(?![\w.])"
+_COMMENT = r"\#(?:[^\n]*\S)?"  # up to the line's end, less whitespace (see tokenize)
+_LEXEMES_RE = re.compile(  # (whitespace before, lexeme)
+    r"(\s*)(" + "|".join([_IDENT, _OP, _STRING, _DURATION, _NUMBER, _COMMENT]) + ")", re.DOTALL)
+_LEXEME_RE = re.compile(  # the same, one at a time with its kind and the whitespace after it
+    f"(?:(?P<IDENT>{_IDENT})|(?P<OP>{_OP})|(?P<STRING>{_STRING})|(?P<DURATION>{_DURATION})"
+    rf"|(?P<NUMBER>{_NUMBER})|(?P<comment>{_COMMENT}))\s*",
+    re.DOTALL,
+)
+_SPECIAL_WORDS = KEYWORDS | {"inf", "nan"}
+_ASCII_DIGITS = tuple("0123456789")
+_OP_START = frozenset("=!><+-*/%^(){}[],@")
+_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_LONGEST_WORD = max(len(w) for w in _SPECIAL_WORDS)
+
+
+def _error(query: str, i: int) -> QueryError:
+    """The error for position ``i``, where no lexeme matches."""
+    c = query[i]
+    if c in "\"'`":
+        return QueryError("unterminated quoted string", i, query)
+    if c in _ASCII_DIGITS or c == ".":
+        if c == "." and query[i + 1 : i + 2] not in _ASCII_DIGITS:
+            return QueryError(f"unexpected character {c!r}", i, query)
+        d = _DURATION_RE.match(query, i)
+        m = _NUMBER_RE.match(query, i)
+        assert m is not None
+        end = d.end() if d and d.end() >= m.end() else m.end()
+        return QueryError(f"bad number or duration syntax {query[i:end + 1]!r}", i, query)
+    return QueryError(f"unexpected character {c!r}", i, query)
+
+
+def _token(kind: str, text: str, pos: int, query: str) -> Token:
+    """The token for one lexeme (not a comment): its kind refined and its value decoded."""
+    if kind == "IDENT":
+        low = text.lower()
+        if low not in _SPECIAL_WORDS:
+            return ("IDENT", text, pos, text)
+        if low in ("inf", "nan"):
+            return ("NUMBER", text, pos, parse_number(low))
+        if ":" in text:
+            return ("IDENT", text, pos, text)
+        return ("KEYWORD", low, pos, text)
+    if kind == "OP":
+        return ("OP", text, pos, None)
+    if kind == "STRING":
+        body = text[1:-1]
+        value = _unquote(body, text[0], pos, query) if "\\" in body else body
+        return ("STRING", text, pos, value)
+    if kind == "DURATION":
+        return ("DURATION", text, pos, parse_duration_ms(text, pos, query))
+    return ("NUMBER", text, pos, parse_number(text))
+
+
 def tokenize(query: str) -> list[Token]:
-    """Split ``query`` into tokens, ending with an EOF token at ``len(query)``."""
+    """Split ``query`` into tokens, ending with an EOF token at ``len(query)``.
+
+    The common case is one ``findall`` giving (whitespace, lexeme) pairs, whose lengths add up to
+    the positions. That is only right if ``findall`` skipped nothing. Every lexeme ends with a
+    non-space character, so if something was skipped, the lengths add up to less than the end of
+    the last lexeme and what follows that sum is not all whitespace. In that case (an error), or
+    when an identifier starts with ``:`` (inside ``[...]`` that is a subquery's ``:`` instead),
+    :func:`_tokenize_stepwise` takes over; it tracks brackets and names the error.
+    """
+    try:
+        return _tokenize_all_at_once(query)
+    except (_Skipped, QueryError):  # an error here may be at a wrong position, or not the first
+        return _tokenize_stepwise(query)
+
+
+class _Skipped(Exception):
+    """The fast path met something it leaves to :func:`_tokenize_stepwise`."""
+
+
+def _tokenize_all_at_once(query: str) -> list[Token]:
+    """The fast path of :func:`tokenize`; raises :class:`_Skipped` where it cannot be trusted."""
+    tokens: list[Token] = []
+    append = tokens.append
+    i = 0
+    for space, text in _LEXEMES_RE.findall(query):
+        pos = i + len(space)
+        i = pos + len(text)
+        c = text[0]
+        if c in _OP_START:
+            append(("OP", text, pos, None))
+        elif c in _WORD_START and (len(text) > _LONGEST_WORD or text.lower() not in _SPECIAL_WORDS):
+            append(("IDENT", text, pos, text))
+        elif c == ":":
+            raise _Skipped
+        elif c != "#":
+            kind = ("STRING" if c in "\"'`" else "IDENT" if c in _WORD_START else
+                    "DURATION" if text[-1] in "smhdwy" and text[1:2] not in ("x", "X") else "NUMBER")
+            append(_token(kind, text, pos, query))
+    n = len(query)
+    if i != n and not query[i:].isspace():
+        raise _Skipped
+    append(("EOF", "", n, None))
+    return tokens
+
+
+def _tokenize_stepwise(query: str) -> list[Token]:
+    """:func:`tokenize` one lexeme at a time, knowing whether it is inside ``[...]``."""
+    n = len(query)
+    i = n - len(query.lstrip())
     tokens: list[Token] = []
     in_brackets = False
-    i = 0
-    n = len(query)
     while i < n:
-        c = query[i]
-        if c.isspace():
-            i += 1
+        m = _LEXEME_RE.match(query, i)
+        if m is None:
+            raise _error(query, i)
+        kind = m.lastgroup
+        assert kind is not None
+        text = m.group(kind)
+        if kind == "IDENT" and text[0] == ":" and in_brackets:  # a subquery's step separator
+            tokens.append(("OP", ":", i, None))
+            i = n - len(query[i + 1 :].lstrip())  # past the ':' and the whitespace after it
             continue
-        if c == "#":  # comment to end of line
-            while i < n and query[i] != "\n":
-                i += 1
-            continue
-        if c in "\"'`":
-            j = i + 1
-            while j < n and query[j] != c:
-                if query[j] == "\\" and c != "`":
-                    j += 1
-                elif query[j] == "\n" and c != "`":
-                    raise QueryError("unterminated quoted string", i, query)
-                j += 1
-            if j >= n:
-                raise QueryError("unterminated quoted string", i, query)
-            tokens.append(Token("STRING", query[i : j + 1], i, _unquote(query[i + 1 : j], c, i, query)))
-            i = j + 1
-            continue
-        if c.isdigit() or (c == "." and i + 1 < n and query[i + 1].isdigit()):
-            d = _DURATION_RE.match(query, i)
-            m = _NUMBER_RE.match(query, i)
-            assert m is not None
-            if d and d.end() >= m.end():
-                end = d.end()
-                if end < n and (query[end].isalnum() or query[end] in "_."):
-                    raise QueryError(f"bad number or duration syntax {query[i:end + 1]!r}", i, query)
-                tokens.append(Token("DURATION", d.group(0), i, parse_duration_ms(d.group(0), i, query)))
-                i = end
-                continue
-            end = m.end()
-            if end < n and (query[end].isalnum() or query[end] in "_."):
-                raise QueryError(f"bad number or duration syntax {query[i:end + 1]!r}", i, query)
-            tokens.append(Token("NUMBER", m.group(0), i, parse_number(m.group(0))))
-            i = end
-            continue
-        m = None if (c == ":" and in_brackets) else _IDENT_RE.match(query, i)
-        if m:
-            word = m.group(0)
-            low = word.lower()
-            if low in ("inf", "nan"):
-                tokens.append(Token("NUMBER", word, i, parse_number(low)))
-            elif low in KEYWORDS and ":" not in word:
-                tokens.append(Token("KEYWORD", low, i, word))
-            else:
-                tokens.append(Token("IDENT", word, i, word))
-            i = m.end()
-            continue
-        for op in _OPERATORS:
-            if query.startswith(op, i):
-                if op in "[]":
-                    in_brackets = op == "["  # inside [..], ':' separates a subquery step
-                tokens.append(Token("OP", op, i))
-                i += len(op)
-                break
-        else:
-            raise QueryError(f"unexpected character {c!r}", i, query)
-    tokens.append(Token("EOF", "", n))
+        if kind == "OP" and text in ("[", "]"):
+            in_brackets = text == "["
+        if kind != "comment":
+            tokens.append(_token(kind, text, i, query))
+        i = m.end()
+    tokens.append(("EOF", "", n, None))
     return tokens

@@ -3,7 +3,13 @@
 It holds exactly what a Prometheus TSDB would hold after scraping: float samples with
 millisecond timestamps, one series per distinct label set (``__name__`` included). Writers append
 in time order (the sim's scraper, the OpenMetrics importer, a recording); readers (the PromQL
-engine) get contiguous numpy arrays per series, cached until the series grows again.
+engine) get contiguous numpy arrays per series, cached until the series grows again, or for a few
+samples read the live buffers directly (:meth:`Series.buffers`).
+
+Selection is what every PromQL query starts with, so it is indexed the way Prometheus' is: an
+inverted index from label name and value to the series carrying them (equality matchers intersect
+those sets), a label dict per series for the other matchers, and the answers of recent selectors
+kept until a new series appears.
 
 Timestamps are Unix seconds as float64, always rounded to whole milliseconds on the way in, so
 that range boundaries compare exactly like Prometheus' int64 milliseconds.
@@ -14,8 +20,8 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +44,12 @@ def round_ms(t: float) -> float:
     return round(t * 1000.0) / 1000.0
 
 
-@dataclass(frozen=True)
-class Matcher:
-    """A label matcher ``name op value``; regexes are fully anchored, as in Prometheus."""
+class Matcher(NamedTuple):
+    """A label matcher ``name op value``; regexes are fully anchored, as in Prometheus.
+
+    A NamedTuple (immutable, hashable and compared in C) because selections are cached by their
+    matchers, and the parser makes several per selector.
+    """
 
     name: str
     op: MatchOp
@@ -48,7 +57,7 @@ class Matcher:
 
     def compile(self) -> re.Pattern[str] | None:
         if self.op in ("=~", "!~"):
-            return re.compile(f"^(?:{self.value})$", re.DOTALL)
+            return _anchored(self.value)
         return None
 
     def matches(self, value: str) -> bool:
@@ -62,16 +71,28 @@ class Matcher:
         return hit if self.op == "=~" else not hit
 
 
-class Series:
-    """One time series: its labels and its samples, appended in time order."""
+@lru_cache(maxsize=1024)
+def _anchored(regex: str) -> re.Pattern[str]:
+    return re.compile(f"^(?:{regex})$", re.DOTALL)
 
-    __slots__ = ("labels", "_t", "_v", "_view")
+
+class Series:
+    """One time series: its labels and its samples, appended in time order.
+
+    Besides the samples it keeps, for readers that look at a few samples without numpy, whether
+    any value is NaN (staleness markers are NaNs) and where the value dropped (counter resets).
+    """
+
+    __slots__ = ("labels", "label_map", "_t", "_v", "_view", "_has_nan", "_drops")
 
     def __init__(self, labels: Labels) -> None:
         self.labels = labels
+        self.label_map = dict(labels)  # read-only by convention: select() matches against it
         self._t = array("d")
         self._v = array("d")
         self._view: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._has_nan = False
+        self._drops: list[int] = []  # indexes i with v[i] < v[i - 1], ascending
 
     @property
     def name(self) -> str:
@@ -84,16 +105,52 @@ class Series:
         return dict(self.labels)
 
     def append(self, t: float, v: float) -> None:
-        t = round_ms(t)
-        if self._t and t <= self._t[-1]:
-            if t == self._t[-1]:
-                self._v[-1] = v  # same timestamp: last write wins (idempotent re-import)
-                self._view = None
+        t = round(t * 1000.0) / 1000.0  # round_ms, inlined: the scraper calls this very often
+        times, values = self._t, self._v
+        if times and t <= times[-1]:
+            if t == times[-1]:
+                self._overwrite_last(v)  # same timestamp: last write wins (idempotent re-import)
                 return
-            raise DataError(f"out-of-order sample for {format_labels(self.labels)} at {t} (last {self._t[-1]})")
-        self._t.append(t)
-        self._v.append(v)
+            raise DataError(f"out-of-order sample for {format_labels(self.labels)} at {t} (last {times[-1]})")
+        if v != v:
+            self._has_nan = True
+        elif values and v < values[-1]:
+            self._drops.append(len(values))
+        times.append(t)
+        values.append(v)
         self._view = None
+
+    def _overwrite_last(self, v: float) -> None:
+        values = self._v
+        last = len(values) - 1
+        values[last] = v
+        if self._drops and self._drops[-1] == last:
+            self._drops.pop()
+        if v != v:
+            self._has_nan = True
+        elif last > 0 and v < values[last - 1]:
+            self._drops.append(last)
+        self._view = None
+
+    def buffers(self) -> tuple[array[float], array[float]]:
+        """The live (timestamps, values) buffers: no copy, so read them now and never write.
+
+        Cheaper than :meth:`arrays` for reading a few samples (``bisect`` works on them).
+        """
+        return self._t, self._v
+
+    @property
+    def has_nan(self) -> bool:
+        """Whether any value is NaN (a staleness marker, or a NaN sample)."""
+        return self._has_nan
+
+    @property
+    def drops(self) -> list[int]:
+        """Ascending indexes ``i`` where ``v[i] < v[i - 1]`` (counter resets); read-only.
+
+        Only meaningful when :attr:`has_nan` is False: a NaN in between hides a drop.
+        """
+        return self._drops
 
     def arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(timestamps, values) as read-only numpy arrays; cached until the next append."""
@@ -110,16 +167,22 @@ class Series:
 
 
 class TSDB:
-    """Series by label set, with an index from metric name to series.
+    """Series by label set, with an inverted index from label name and value to series.
 
-    ``select`` answers a vector selector: the ``__name__`` matcher (when it is an equality) uses
-    the index, every other matcher filters. Reading never mutates, so a PromQL evaluation can run
-    while the simulation is paused between steps.
+    ``select`` answers a vector selector: equality matchers intersect the index's series sets,
+    every other matcher filters by the series' label dicts; answers are sorted by label set and
+    remembered until a series is created. A PromQL evaluation can run while the simulation is
+    paused between steps.
     """
+
+    _SELECT_CACHE_SIZE = 512
 
     def __init__(self) -> None:
         self._series: dict[Labels, Series] = {}
         self._by_name: dict[str, list[Series]] = {}
+        # label name -> value -> the series with that label, as a dict used as an ordered set
+        self._postings: dict[str, dict[str, dict[Series, None]]] = {}
+        self._selected: dict[tuple[Matcher, ...], tuple[Series, ...]] = {}
         self.min_time: float | None = None
         self.max_time: float | None = None
         # metric family -> (type, help), as an exposition's # TYPE / # HELP lines give them
@@ -132,6 +195,9 @@ class TSDB:
             s = Series(key)
             self._series[key] = s
             self._by_name.setdefault(s.name, []).append(s)
+            for name, value in key:
+                self._postings.setdefault(name, {}).setdefault(value, {})[s] = None
+            self._selected.clear()
         return s
 
     def append(self, labels: Mapping[str, str] | Labels, t: float, v: float) -> None:
@@ -153,29 +219,47 @@ class TSDB:
         self._touch(round_ms(t))
 
     def select(self, matchers: Sequence[Matcher]) -> list[Series]:
-        name_eq = next((m.value for m in matchers if m.name == "__name__" and m.op == "="), None)
-        candidates: Iterable[Series] = (
-            self._by_name.get(name_eq, []) if name_eq is not None else self._series.values()
-        )
-        compiled = [(m, m.compile()) for m in matchers if not (m.name == "__name__" and m.op == "=")]
-        out: list[Series] = []
-        for s in candidates:
-            labels = s.labels
-            ok = True
-            for m, pattern in compiled:
-                value = next((v for k, v in labels if k == m.name), "")
-                if pattern is None:
-                    hit = value == m.value
-                    if (m.op == "=") != hit:
-                        ok = False
-                        break
-                else:
-                    hit = pattern.match(value) is not None
-                    if (m.op == "=~") != hit:
-                        ok = False
-                        break
-            if ok:
-                out.append(s)
+        """The series every matcher accepts, sorted by label set (Prometheus' order)."""
+        key = tuple(matchers)
+        hit = self._selected.get(key)
+        if hit is None:
+            hit = tuple(sorted(self._select(key), key=_labels_of))
+            if len(self._selected) >= self._SELECT_CACHE_SIZE:
+                self._selected.clear()
+            self._selected[key] = hit
+        return list(hit)
+
+    def _select(self, matchers: tuple[Matcher, ...]) -> list[Series]:
+        postings: list[dict[Series, None]] = []
+        others: list[Matcher] = []
+        for m in matchers:
+            if m.op == "=" and m.value != "":  # only series carrying that label value
+                found = self._postings.get(m.name, {}).get(m.value)
+                if not found:
+                    return []
+                postings.append(found)
+            else:
+                others.append(m)
+        if postings:
+            postings.sort(key=len)
+            out = list(postings[0])
+            if len(postings) > 1:
+                common = postings[0].keys() & postings[1].keys()
+                for more in postings[2:]:
+                    common &= more.keys()
+                out = [s for s in out if s in common]
+        else:
+            out = list(self._series.values())
+        for m in others:
+            name, value = m.name, m.value
+            if m.op == "=":  # value "": the label is absent (or empty)
+                out = [s for s in out if s.label_map.get(name, "") == ""]
+            elif m.op == "!=":
+                out = [s for s in out if s.label_map.get(name, "") != value]
+            else:
+                pattern = _anchored(value)
+                want = m.op == "=~"
+                out = [s for s in out if (pattern.match(s.label_map.get(name, "")) is not None) == want]
         return out
 
     def names(self) -> list[str]:
@@ -189,6 +273,10 @@ class TSDB:
 
     def sample_count(self) -> int:
         return sum(len(s) for s in self._series.values())
+
+
+def _labels_of(series: Series) -> Labels:
+    return series.labels
 
 
 def format_labels(labels: Labels | Mapping[str, str]) -> str:

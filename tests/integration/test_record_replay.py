@@ -19,8 +19,8 @@ from simkit.replay.calibrate import QUANTILES, version_stats
 from simkit.replay.commands import cmd_calibrate, cmd_record, main
 from simkit.replay.recording import read_recording
 from simkit.replay.replay import Replayer
-from simkit.sim.world import simulate
 from simkit.sim.experiment import simulate_experiment
+from simkit.sim.world import simulate
 from simkit.spec.bundle import load_scenario
 from tests.support.prometheus import Binaries, run_prometheus
 
