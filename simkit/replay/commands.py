@@ -13,37 +13,23 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from simkit.errors import SimkitError, SpecError
+from simkit.errors import SpecError
 from simkit.records import rfc3339
 from simkit.replay.recording import ManifestFile, read_recording
 from simkit.replay.replay import ReplayRun
+from simkit.report.run import write_text
 from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.quantity import parse_duration
 
 STATEMENT = ("A replay shows what each policy would have DECIDED on the observed traffic. Iterations marked "
              "'beyond-record' are where the policy gave a version more traffic than the recording did: "
              "there its observations differ from what it would have CAUSED.")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic write: a temp file beside ``path``, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -247,50 +233,3 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                              compare=not getattr(args, "no_compare", False))
     print("\n".join(lines))
     return 0
-
-
-# --- a small parser for tests and for the lead's wiring ---------------------------------------------
-
-def add_record_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prometheus-url", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    p.add_argument("--experiment", required=True, help="Experiment manifest file")
-    p.add_argument("metrics", nargs="*", help="Metric manifest files (and any other manifests to keep)")
-    p.add_argument("--start", required=True, help="Unix seconds or RFC 3339")
-    p.add_argument("--end", required=True, help="Unix seconds or RFC 3339")
-    p.add_argument("--step", default=None, help="resample with query_range at this step (default: raw samples)")
-    p.add_argument("--chunk", default="1h", help="time per request; finished chunks survive an interruption")
-    p.add_argument("--timeout", default="30s", help="per-request timeout")
-    p.add_argument("--out", required=True, help="recording file to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def add_replay_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="recording written by simkit record")
-    p.add_argument("--strategy", action="append", default=None, help="strategy NAME or NAME:key=value,...; repeat for a side-by-side replay")
-    p.add_argument("--at", default=None, help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)")
-    p.add_argument("--out", default=None, help="directory for status.yaml, trace.csv, rollout.png, comparison.csv")
-    p.add_argument("--seed", type=int, default=None, help="seed of the strategies' random draws (default 1)")
-    p.add_argument("--counterfactual", action="store_true", help="thin recorded counters to each policy's weights")
-    p.add_argument("--quiet", action="store_true")
-
-
-def add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="recording written by simkit record")
-    p.add_argument("--out", required=True, help="scenario folder to write")
-    p.add_argument("--seed", type=int, default=None, help="seed of the comparison simulation (default 1)")
-    p.add_argument("--no-compare", action="store_true", help="skip simulating the calibrated scenario for the report")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="simkit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, add in (("record", add_record_arguments), ("replay", add_replay_arguments),
-                      ("calibrate", add_calibrate_arguments)):
-        add(sub.add_parser(name))
-    args = parser.parse_args(argv)
-    func = {"record": cmd_record, "replay": cmd_replay, "calibrate": cmd_calibrate}[args.command]
-    try:
-        return func(args)
-    except SimkitError as err:
-        print(f"simkit {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code

@@ -28,12 +28,12 @@ from itertools import accumulate
 from simkit.sim.deployment import PredictorSim
 from simkit.sim.executor_metrics import (
     CLIENT,
-    CLIENT_SERVICE,
     LE,
     SERVER,
-    SERVER_SERVICE,
     TYPES,
     PodMetrics,
+    counter_labels,
+    histogram_labels,
 )
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -69,31 +69,11 @@ def pod_labels(pod: PodMetrics) -> dict[str, str]:
 
 
 def _histogram_labels(pod: PodMetrics, family: str, kind: str, code: str) -> dict[str, str]:
-    ident = pod.pod
-    labels = {
-        **pod_labels(pod),
-        "deployment_name": ident.deployment,
-        "predictor_name": ident.predictor,
-        "predictor_version": ident.predictor_version,
-        "method": "post",
-        "code": code,
-    }
-    if family == SERVER:
-        labels["service"] = SERVER_SERVICE[kind]
-    else:
-        labels.update(service=CLIENT_SERVICE[kind], model_name=ident.model_name,
-                      model_image=ident.model_image, model_version=ident.model_version)
-    return labels
+    return {**pod_labels(pod), **histogram_labels(pod.pod, family, kind, code)}
 
 
 def _counter_labels(pod: PodMetrics) -> dict[str, str]:
-    ident = pod.pod
-    return {
-        **pod_labels(pod), "deployment_name": ident.deployment, "predictor_name": ident.predictor,
-        "predictor_version": ident.predictor_version, "model_name": ident.model_name,
-        "model_image": ident.model_image, "model_version": ident.model_version,
-        "seldon_deployment_name": ident.deployment, "method": "feedback", "worker_id": "1",
-    }
+    return {**pod_labels(pod), **counter_labels(pod.pod)}
 
 
 def snapshot(predictors: Iterable[PredictorSim], namespace: str | None = None, pod_name: str | None = None) -> Snapshot:

@@ -76,6 +76,33 @@ class PodIdentity:
         return labels
 
 
+def histogram_labels(pod: PodIdentity, family: str, kind: str, code: str) -> dict[str, str]:
+    """The executor's own labels on one histogram child (no scrape labels)."""
+    labels = {
+        "deployment_name": pod.deployment,
+        "predictor_name": pod.predictor,
+        "predictor_version": pod.predictor_version,
+        "method": "post",
+        "code": code,
+    }
+    if family == SERVER:
+        labels["service"] = SERVER_SERVICE[kind]
+    else:
+        labels.update(service=CLIENT_SERVICE[kind], model_name=pod.model_name,
+                      model_image=pod.model_image, model_version=pod.model_version)
+    return labels
+
+
+def counter_labels(pod: PodIdentity) -> dict[str, str]:
+    """The Python wrapper's labels on its feedback counters (seldon-v1.md §1.6)."""
+    return {
+        "deployment_name": pod.deployment, "predictor_name": pod.predictor,
+        "predictor_version": pod.predictor_version, "model_name": pod.model_name,
+        "model_image": pod.model_image, "model_version": pod.model_version,
+        "seldon_deployment_name": pod.deployment, "method": "feedback", "worker_id": "1",
+    }
+
+
 class Cell:
     """One histogram child: non-cumulative bucket counts, sum and count."""
 
@@ -119,21 +146,7 @@ class PodMetrics:
         self.counters: dict[str, Counter] = {}
 
     def _base(self, family: str, kind: str, code: str) -> dict[str, str]:
-        pod = self.pod
-        labels = {
-            **self._scrape_labels,
-            "deployment_name": pod.deployment,
-            "predictor_name": pod.predictor,
-            "predictor_version": pod.predictor_version,
-            "method": "post",
-            "code": code,
-        }
-        if family == SERVER:
-            labels["service"] = SERVER_SERVICE[kind]
-        else:
-            labels.update(service=CLIENT_SERVICE[kind], model_name=pod.model_name,
-                          model_image=pod.model_image, model_version=pod.model_version)
-        return labels
+        return {**self._scrape_labels, **histogram_labels(self.pod, family, kind, code)}
 
     def cell(self, family: str, kind: str, code: str) -> Cell:
         key = (family, kind, code)
@@ -149,13 +162,7 @@ class PodMetrics:
     def counter(self, name: str) -> Counter:
         c = self.counters.get(name)
         if c is None:
-            pod = self.pod
-            labels = {
-                **self._scrape_labels, "__name__": name, "deployment_name": pod.deployment,
-                "predictor_name": pod.predictor, "predictor_version": pod.predictor_version,
-                "model_name": pod.model_name, "model_image": pod.model_image, "model_version": pod.model_version,
-                "seldon_deployment_name": pod.deployment, "method": "feedback", "worker_id": "1",
-            }
+            labels = {**self._scrape_labels, "__name__": name, **counter_labels(self.pod)}
             c = self.counters[name] = Counter(self.db.get_or_create(canonical_labels(labels)))
         return c
 

@@ -46,15 +46,18 @@ def _split(pointer: str) -> list[str]:
     return [_unescape(t) for t in pointer[1:].split("/")]
 
 
+def _step(cur: Any, token: str, pointer: str) -> Any:
+    if isinstance(cur, dict) and token in cur:
+        return cur[token]
+    if isinstance(cur, list) and token.isdigit() and int(token) < len(cur):
+        return cur[int(token)]
+    raise PatchError(f"path {pointer!r} does not exist")
+
+
 def _parent(doc: Any, tokens: list[str], pointer: str) -> Any:
     cur = doc
     for t in tokens[:-1]:
-        if isinstance(cur, dict) and t in cur:
-            cur = cur[t]
-        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
-            cur = cur[int(t)]
-        else:
-            raise PatchError(f"path {pointer!r} does not exist")
+        cur = _step(cur, t, pointer)
     return cur
 
 
@@ -62,12 +65,7 @@ def resolve_pointer(doc: Any, pointer: str) -> Any:
     """The value at an RFC 6901 pointer; PatchError when it does not exist."""
     cur = doc
     for t in _split(pointer):
-        if isinstance(cur, dict) and t in cur:
-            cur = cur[t]
-        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
-            cur = cur[int(t)]
-        else:
-            raise PatchError(f"path {pointer!r} does not exist")
+        cur = _step(cur, t, pointer)
     return cur
 
 

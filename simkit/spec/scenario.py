@@ -48,8 +48,10 @@ class HistogramSpec(_Strict):
         return self
 
 
-class Component(_Strict):
-    weight: float = Field(gt=0)
+class _Params(_Strict):
+    """The parameters every distribution family draws from (which ones a family needs:
+    :func:`distribution_problem`)."""
+
     distribution: DistName
     median: Duration | None = None
     p99: Duration | None = None
@@ -67,7 +69,13 @@ class Component(_Strict):
     histogram: HistogramSpec | None = None
 
 
-class Distribution(_Strict):
+class Component(_Params):
+    """One weighted part of a mixture."""
+
+    weight: float = Field(gt=0)
+
+
+class Distribution(_Params):
     """A positive random duration. Parameters by family:
 
     lognormal: median + p99, or mu + sigma (of log seconds), or mean + cv; gamma: shape + scale, or
@@ -76,21 +84,6 @@ class Distribution(_Strict):
     ``factor`` multiplies every draw.
     """
 
-    distribution: DistName
-    median: Duration | None = None
-    p99: Duration | None = None
-    mu: float | None = None
-    sigma: float | None = Field(default=None, ge=0)
-    mean: Duration | None = None
-    cv: float | None = Field(default=None, gt=0)
-    shape: float | None = Field(default=None, gt=0)
-    scale: Duration | None = None
-    value: Duration | None = None
-    low: Duration | None = None
-    high: Duration | None = None
-    std: Duration | None = None
-    samples: list[Duration] | None = None
-    histogram: HistogramSpec | None = None
     components: list[Component] | None = None
     factor: float = Field(default=1.0, gt=0)
 

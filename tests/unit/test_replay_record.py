@@ -7,10 +7,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simkit.cli import main
 from simkit.errors import DataError
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
-from simkit.replay.commands import load_manifests, main
+from simkit.replay.commands import load_manifests
 from simkit.replay.record import RecordRequest, chunk_edges, record
 from simkit.replay.recording import read_recording
 from simkit.replay.selectors import format_selector, metric_selectors, query_selectors

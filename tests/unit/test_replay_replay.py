@@ -10,9 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
+from simkit.cli import main
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
-from simkit.replay.commands import load_manifests, main
+from simkit.replay.commands import load_manifests
 from simkit.replay.record import RecordRequest, record
 from simkit.replay.recording import HEADER_PREFIX, read_recording
 from simkit.replay.replay import Replayer
