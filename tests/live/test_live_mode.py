@@ -288,3 +288,31 @@ def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, ku
     assert code == 2, err
     assert len(err.splitlines()) == 1 and expected in err, err
     assert patches(fake) == 0 and traffic(fake) == [100, 0]
+
+
+def test_from_cluster_reads_experiment_metrics_and_secrets(fake: KubeFake, kubeconfig: Path,
+                                                          prometheus: PrometheusServer,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`--from-cluster`: the Experiment and its Metrics come from the API; a Metric that names a
+    Secret gets the Secret's data through the API too (here a bearer token header)."""
+    reset(fake)
+    metrics = list(yaml.safe_load_all(METRICS.read_text()))
+    for m in metrics:
+        if m.get("kind") == "Metric" and m["metadata"]["name"] == "user-engagement":
+            m["spec"].update(authType="Bearer", secret="iter8-seldon/prom-auth",
+                             headerTemplates=[{"name": "Authorization", "value": "Bearer ${token}"}])
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prom-auth", "namespace": "iter8-seldon"},
+              "data": {"token": "c2VjcmV0"}}
+    experiment = yaml.safe_load(EXPERIMENT.read_text())
+    experiment["metadata"]["namespace"] = "seldon"
+    fake.cluster.load([*metrics, secret, experiment])
+    fake.cluster.clear_requests()
+    code = main(["live", "--from-cluster", "quickstart-exp", "-n", "seldon", "--kubeconfig", str(kubeconfig),
+                 "--prometheus-url", prometheus.url, "--interval-override", "1s", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "simkit live: seldon/quickstart-exp" in err
+    assert fake.cluster.count("GET", "/apis/iter8.tools/v2alpha2/namespaces/seldon/experiments/quickstart-exp") == 1
+    assert fake.cluster.count("GET", "/api/v1/namespaces/iter8-seldon/secrets/prom-auth") >= 1
+    assert "recommended iris-v2" in err  # the authenticated reward metric was read
+    assert patches(fake) == 0 and traffic(fake) == [100, 0]

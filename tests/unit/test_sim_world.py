@@ -106,3 +106,38 @@ def test_finite_capacity_queues_requests(tmp_path: Path) -> None:
     a = world.predictors["p/m/a"]
     assert a.in_flight() > 50  # the backlog grows
     assert a.truth.latency_sum / a.truth.predictions > 0.5  # queueing shows up in client latency
+
+
+def test_load_patterns_deliver_their_rates(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("# offsets in seconds\n0.5\n1.5, extra column\n\n2.25\n10\n")
+    world = make(tmp_path, {"load": [
+        {"name": "ramp", "to": "predictor:p/m/a", "pattern": "ramp", "qps": 0, "qpsEnd": 20, "end": "100s"},
+        {"name": "ramp-even", "to": "predictor:p/m/a", "pattern": "ramp", "qps": 10, "qpsEnd": 30, "end": "100s",
+         "arrivals": "uniform"},
+        {"name": "diurnal", "to": "predictor:p/m/b", "pattern": "diurnal", "qps": 10, "amplitude": 0.5, "period": "200s"},
+        {"name": "trace", "to": "feedback:p/m/b", "pattern": "trace", "file": "trace.txt", "start": "-5s"},
+        {"name": "late", "to": "predictor:p/m/b", "qps": 4, "start": "50s", "end": "60s"},
+    ]})
+    world.run_until(100)
+    fired = {name: gen.fired for name, gen in world.loads.items()}
+    assert abs(fired["ramp"] - 1000) < 4 * 1000**0.5  # integral of 0 -> 20 qps over 100 s
+    assert abs(fired["ramp-even"] - 2000) <= 20  # evenly spaced: the integral, up to rounding
+    # sin over the first half period adds amplitude * qps * period / pi requests
+    assert abs(fired["diurnal"] - (1000 + 0.5 * 10 * 200 / 3.141592653589793)) < 4 * 1318**0.5
+    assert fired["trace"] == 4 and world.predictors["p/m/b"].truth.feedback == 4
+    assert fired["late"] == 40
+
+
+def test_slow_replica_and_load_factor(tmp_path: Path) -> None:
+    world = make(tmp_path, {
+        "predictors": {"p/m/a": {"latency": {"distribution": "constant", "value": 0.01}, "concurrency": 8,
+                                 "loadFactor": 2.0},
+                       "p/m/b": {"latency": {"distribution": "constant", "value": 0.01}, "latencyFactor": 3.0}},
+        "load": [{"name": "a", "to": "predictor:p/m/a", "qps": 200, "pattern": "poisson"},
+                 {"name": "b", "to": "predictor:p/m/b", "qps": 5}],
+    })
+    world.run_until(30)
+    a, b = world.predictors["p/m/a"].truth, world.predictors["p/m/b"].truth
+    assert abs(b.latency_sum / b.predictions - 0.03) < 1e-9  # every call three times slower
+    assert a.latency_sum / a.predictions > 0.0105  # busy workers make calls slower
