@@ -12,8 +12,11 @@ The model (per version, from the cumulative counts the loop reports):
 
 Objectives (the plan's objectives, or ``checks: [{metric, upper, lower}]``) become posterior
 feasibility: for the objective whose metric is the ``errorRate`` role, with ``errors`` and
-``requests`` roles given, P(rate within limits) under a Beta(1 + errors, 1 + n - errors)
-posterior (unknown until the version has ``minRequests`` requests); for every other objective
+``requests`` roles given, P(rate within limits) under a Beta(a0 + errors, b0 + n - errors)
+posterior, judged from the first request on. The skeptical prior ``errorPrior: [a0, b0]``
+(default ``[0.5, 0.5 / upper limit]``: mean near the limit, worth about 1/limit requests) keeps
+one early error from excluding a good version while two or three errors in a few dozen requests
+exclude a bad one at once, as a guardrail should at low traffic; for every other objective
 the observed value is a point estimate (probability 1 or 0; a missing value is unknown). A version is *feasible* when every objective holds with probability
 >= ``feasibility`` (0.95) and *credibly infeasible* when some objective holds with probability
 <= 1 - ``feasibility``. Credibly infeasible versions get no traffic; when every candidate is
@@ -31,7 +34,16 @@ uniform (exploration). Constraints then apply in this order: a candidate's weigh
 the excess going to the baseline; the baseline keeps at least ``minBaselineShare`` (5) percent.
 
 Promotion: a feasible version with P(best) >= ``promoteProbability`` (0.95), once every eligible
-version has ``minRequests`` requests, is promoted (it may be the baseline).
+version has ``minRequests`` requests, becomes the winner. By default (``earlyStop: false``) the
+experiment goes on: the winner's weight ramps up under the same caps while every guardrail is
+still checked, so a regression that starts after the decision is still caught (the benchmark
+suite's regression-mid-rollout showed why: stopping early let such a version keep all traffic).
+With ``earlyStop: true`` the winner is promoted at once (verdict ``promote``).
+
+Forgetting: with ``discount`` γ < 1 (default 0.85) the counts behind every posterior are
+exponentially discounted per iteration (each interval's new requests, errors and rewards weigh
+1, the previous interval's γ, and so on), so a version that starts failing mid-rollout is not
+shielded by its good history. γ = 1 uses the plain cumulative counts.
 
 Sample-ratio mismatch: each iteration the requests each version received during the last interval
 (difference of the cumulative counts) are compared with the split that was in effect
@@ -91,7 +103,14 @@ class ThompsonStrategy:
         self.max_candidate = p.number("maxCandidateWeight", plan.max_candidate_weight or 100, minimum=0, maximum=100)
         self.min_requests = p.number("minRequests", 100, minimum=0)
         self.srm_alpha = p.number("srmAlpha", 0.001, minimum=0, maximum=1)
+        self.discount = p.number("discount", 0.85, minimum=0.05, maximum=1.0)
+        self.early_stop = p.boolean("earlyStop", False)
         self.checks = parse_checks(p.raw("checks"), plan)
+        error_prior = p.raw("errorPrior")
+        if error_prior is not None and (not isinstance(error_prior, list) or len(error_prior) != 2):
+            raise param_error("errorPrior", "must be a list [a, b] of two positive numbers")
+        self.error_prior = (tuple(check_number(f"errorPrior[{i}]", v, minimum=1e-9) for i, v in enumerate(error_prior))
+                            if error_prior is not None else None)
         p.finish()
         self.errors, self.error_rate = self.roles.get("errors"), self.roles.get("errorRate")
 
@@ -102,6 +121,7 @@ class ThompsonStrategy:
         requests = {v: self._count(self.requests, observation, v) for v in versions}
         prev = st.get("prevRequests") or dict.fromkeys(versions, 0.0)
         state: dict[str, Any] = {"weights": old or {versions[0]: 100}, "prevRequests": requests}
+        self._eff = self._effective(observation, st, state)
         srm = self._srm(old, {v: requests[v] - float(prev.get(v, 0.0)) for v in versions})
         hold_weights = dict(old) if old else round_to_100({v: float(v == versions[0]) for v in versions})
         if srm:
@@ -121,19 +141,27 @@ class ThompsonStrategy:
         warm = [v for v in eligible if requests[v] < self.min_requests] if self.model != "point" else []
         ranking = ", ".join(f"{v}: P(best) {p_best.get(v, 0.0):.3f}" for v in versions)
         best = max(eligible, key=lambda v: p_best[v])
+        winner = None
         if not warm and p_best[best] >= self.promote_probability and feasible[best]:
-            weights = round_to_100({v: float(v == best) for v in versions})
-            return Decision(weights=weights, winner=best, assessments=assessments, verdict="promote", state=state,
-                            reason=f"{best} is best with P {p_best[best]:.3f} >= {self.promote_probability:g} "
-                                   f"and feasible ({ranking}): promoting")
+            if self.early_stop:
+                weights = round_to_100({v: float(v == best) for v in versions})
+                return Decision(weights=weights, winner=best, assessments=assessments, verdict="promote", state=state,
+                                reason=f"{best} is best with P {p_best[best]:.3f} >= {self.promote_probability:g} "
+                                       f"and feasible ({ranking}): promoting")
+            # exploit, but keep guarding: the winner ramps up under the same caps, and a guardrail
+            # breach later (a regression after the decision) still excludes it or rolls back
+            winner = best
+            shares = {v: float(v == best) for v in versions}
         if warm:
             shares = {v: 1.0 / len(eligible) for v in eligible}
         weights = self._constrain(shares, old or {versions[0]: 100})
         state["weights"] = weights
         why = f"exploring until {', '.join(warm)} reach {self.min_requests:g} requests" if warm else \
             ("top-two" if self.top_two else "Thompson") + " allocation"
+        if winner is not None:
+            why = f"{winner} is best with P {p_best[winner]:.3f} and feasible: exploiting, still guarding"
         verdict: Verdict = "continue"
-        return Decision(weights=weights, winner=None, assessments=assessments, verdict=verdict, state=state,
+        return Decision(weights=weights, winner=winner, assessments=assessments, verdict=verdict, state=state,
                         reason=f"{why} ({ranking}); excluded as infeasible: "
                                f"{', '.join(v for v in versions if excluded[v]) or 'none'}")
 
@@ -141,14 +169,32 @@ class ThompsonStrategy:
         observed = value(observation, metric, version) if metric else None
         return max(0.0, observed) if observed is not None else 0.0
 
+    def _effective(self, observation: Observation, old: Mapping[str, Any], state: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Discounted counts per version (requests, errors, reward) from the cumulative ones."""
+        last = old.get("cumulative") or {}
+        eff_old = old.get("effective") or {}
+        cumulative: dict[str, dict[str, float]] = {}
+        effective: dict[str, dict[str, float]] = {}
+        for v in self.plan.versions:
+            now = {"n": self._count(self.requests, observation, v), "e": self._count(self.errors, observation, v),
+                   "r": self._count(self.reward, observation, v)}
+            prev = last.get(v) or dict.fromkeys(now, 0.0)
+            before = eff_old.get(v) or dict.fromkeys(now, 0.0)
+            cumulative[v] = now
+            effective[v] = {k: self.discount * float(before.get(k, 0.0)) + max(0.0, now[k] - float(prev.get(k, 0.0)))
+                            for k in now}
+        state["cumulative"], state["effective"] = cumulative, effective
+        return effective
+
     def _feasible(self, check: Check, observation: Observation, version: str) -> float | None:
         """P(version meets the check): Beta posterior for the error-rate role, else a point estimate."""
         if check.metric == self.error_rate and self.errors and self.requests:
-            n = self._count(self.requests, observation, version)
-            if n < max(1.0, self.min_requests):
+            n = self._eff[version]["n"]
+            if n < 1.0:
                 return None  # the prior alone is no evidence either way
-            e = min(self._count(self.errors, observation, version), n)
-            posterior = stats.beta(1 + e, 1 + n - e)
+            e = min(self._eff[version]["e"], n)
+            a0, b0 = self.error_prior or (0.5, 0.5 / check.upper if check.upper else 1.0)
+            posterior = stats.beta(a0 + e, b0 + n - e)
             upper = posterior.cdf(check.upper) if check.upper is not None else 1.0
             lower = posterior.cdf(check.lower) if check.lower is not None else 0.0
             return float(upper - lower)
@@ -160,8 +206,7 @@ class ThompsonStrategy:
         a, b = self.prior
         draws = np.empty((self.samples, len(eligible)))
         for i, v in enumerate(eligible):
-            n = requests[v]
-            r = self._count(self.reward, observation, v)
+            n, r = self._eff[v]["n"], self._eff[v]["r"]
             if self.model == "poisson":
                 draws[:, i] = rng.gamma(a + r, 1.0 / (b + n), self.samples)
             elif self.model == "bernoulli":

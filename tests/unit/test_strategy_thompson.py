@@ -63,10 +63,20 @@ def test_increment_cap_and_top_two_ramp() -> None:
     assert all(sum(d.weights.values()) == 100 for d in ds if d.weights)
 
 
-def test_clearly_better_candidate_is_promoted() -> None:
-    ds = simulate(ThompsonStrategy(PLAN, ROLES), {"v1": 0.1, "v2": 0.3}, seed=5, steps=20)
+def test_clearly_better_candidate_is_promoted_with_early_stop() -> None:
+    ds = simulate(ThompsonStrategy(PLAN, {**ROLES, "earlyStop": True}), {"v1": 0.1, "v2": 0.3}, seed=5, steps=20)
     assert ds[-1].verdict == "promote" and ds[-1].winner == "v2"
     assert ds[-1].weights == {"v1": 0, "v2": 100}
+
+
+def test_clearly_better_candidate_wins_and_ramps_without_early_stop() -> None:
+    ds = simulate(ThompsonStrategy(PLAN, ROLES), {"v1": 0.1, "v2": 0.3}, seed=5, steps=20)
+    assert all(d.verdict == "continue" for d in ds)
+    won = [i for i, d in enumerate(ds) if d.winner == "v2"]
+    assert won and all(ds[i].winner == "v2" for i in range(won[0], len(ds)))
+    after = [ds[i].weights["v2"] for i in range(won[0], len(ds))]
+    assert all(b - a <= 10 for a, b in zip(after, after[1:], strict=False))  # still under the ramp cap
+    assert after[-1] == 95  # everything but the baseline floor
 
 
 def test_baseline_floor_with_plain_thompson() -> None:

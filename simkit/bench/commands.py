@@ -1,0 +1,144 @@
+"""``simkit bench``: run a sweep, print the summary table, write Parquet, CSV and PNG.
+
+``simkit bench SCENARIOS... --strategies a,b,c --seeds N [--workers K | --dask-scheduler ADDR |
+--dask-local] [--out DIR]``. A SCENARIOS argument is a scenario folder or file, or a folder of
+scenario folders (``scenarios/suite``). Strategy parameters come from ``strategies.yaml`` next to
+the scenarios (see :func:`simkit.bench.sweep.strategy_params`). Progress goes to stderr, the
+table to stdout. ``--out DIR`` receives ``runs.parquet``/``runs.csv`` (one row per run),
+``summary.parquet``/``summary.csv`` (means and bootstrap 95% intervals),
+``trajectories.parquet`` (candidate weight per iteration), ``truth.csv`` (the ground truth of
+every scenario), ``panel.png`` and ``weights.png``; each is written to a temporary file in DIR
+and renamed, so an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from simkit.bench.plots import plot_panel, plot_weights
+from simkit.bench.summary import summarize, table_rows
+from simkit.bench.sweep import SweepResult, run_sweep
+from simkit.bench.truth import Truth
+from simkit.errors import SpecError
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, public_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def public_mode() -> int:
+    """0o666 minus the umask: what ``open()`` would have given (mkstemp makes files 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def truth_frame(truths: dict[str, Truth]) -> pd.DataFrame:
+    rows = []
+    for name, t in sorted(truths.items()):
+        for v in t.versions:
+            rows.append({"scenario": name, "version": v, "predictor": t.predictors[v], "label": t.label,
+                         "best": v in t.best, "feasible": t.feasible[v], "reward": t.rewards[v],
+                         "error_rate": t.error_rates[v], "horizon": t.horizon,
+                         **{m: t.values[m][v] for m in t.values}})
+    return pd.DataFrame(rows)
+
+
+def write_results(result: SweepResult, summary: pd.DataFrame, out: Path) -> list[Path]:
+    """Every output file of a sweep into ``out`` (created if needed), each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+
+    def frame(df: pd.DataFrame, stem: str, csv: bool = True) -> None:
+        target = out / f"{stem}.parquet"
+        _atomic(target, lambda tmp: df.to_parquet(tmp, index=False))
+        files.append(target)
+        if csv:
+            target = out / f"{stem}.csv"
+            _atomic(target, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
+            files.append(target)
+
+    frame(result.runs, "runs")
+    frame(summary, "summary")
+    frame(result.trajectories, "trajectories", csv=False)
+    truth_csv = out / "truth.csv"
+    _atomic(truth_csv, lambda tmp: truth_frame(result.truths).to_csv(tmp, index=False, float_format="%.10g"))
+    files.append(truth_csv)
+    plot_panel(summary, out / "panel.png")
+    plot_weights(result.trajectories, out / "weights.png")
+    files += [out / "panel.png", out / "weights.png"]
+    return files
+
+
+def print_table(summary: pd.DataFrame, console: Console) -> None:
+    header, rows = table_rows(summary)
+    table = Table(title="simkit bench: means with bootstrap 95% intervals", title_justify="left",
+                  show_lines=False, pad_edge=False)
+    for h in header:
+        table.add_column(h, justify="left" if h in ("scenario", "strategy") else "right", no_wrap=True)
+    last = None
+    for row in rows:
+        if last is not None and row[0] != last:
+            table.add_section()
+        table.add_row(*row)
+        last = row[0]
+    console.print(table)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    strategies = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
+    if not strategies:
+        raise SpecError.from_cli("--strategies", "name at least one strategy")
+    if args.seeds < 1:
+        raise SpecError.from_cli("--seeds", "must be at least 1")
+    if args.dask_scheduler and args.dask_local:
+        raise SpecError.from_cli("--dask-local", "give either --dask-scheduler or --dask-local")
+    if args.workers is not None and args.workers < 1:
+        raise SpecError.from_cli("--workers", "must be at least 1")
+    err = Console(stderr=True, highlight=False)
+    quiet = bool(getattr(args, "quiet", False))
+    with Progress(TextColumn("simkit bench"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet,
+                  transient=False) as progress:
+        task = progress.add_task("runs", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = run_sweep(args.scenarios, strategies, args.seeds, workers=args.workers,
+                           dask_scheduler=args.dask_scheduler, dask_local=args.dask_local, progress=tick)
+    for scenario, strategy, why in result.skipped:
+        err.print(f"skipped {strategy} on {scenario}: {why}")
+    summary = summarize(result.runs)
+    # as wide as the table needs: a narrower console would truncate the intervals
+    out_console = Console(width=max(320, Console().width), highlight=False, soft_wrap=False)
+    print_table(summary, out_console)
+    if args.out:
+        files = write_results(result, summary, Path(args.out))
+        if not quiet:
+            err.print("wrote " + ", ".join(str(f) for f in files))
+    return 0
