@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from simkit.cli import main
 from simkit.replay.calibrate import QUANTILES, version_stats
-from simkit.replay.commands import cmd_calibrate, cmd_record, main
+from simkit.replay.commands import cmd_calibrate, cmd_record
 from simkit.replay.recording import read_recording
 from simkit.replay.replay import Replayer
 from simkit.sim.experiment import simulate_experiment
