@@ -27,6 +27,7 @@ import httpx
 
 from simkit.actions import command_line
 from simkit.control import LoopHooks
+from simkit.errors import SimkitError
 from simkit.live.journal import Journal
 from simkit.ports import ActionOutcome, ObjectPatch, WeightActuator, WeightRef
 from simkit.strategies.base import Decision
@@ -164,8 +165,10 @@ class JournalHooks(LoopHooks):
     """Every loop step goes to the journal (durably) before it takes effect; also prints progress."""
 
     def __init__(self, journal: Journal | None, say: Callable[[str], None], total: int,
-                 dry: DryRunActuator | None = None, refs: Sequence[WeightRef] = ()) -> None:
+                 dry: DryRunActuator | None = None, refs: Sequence[WeightRef] = (),
+                 publish: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.journal = journal
+        self.publish = publish
         self.say = say
         self.total = total
         self.dry = dry
@@ -201,3 +204,14 @@ class JournalHooks(LoopHooks):
                                              extra={"status": dict(status), "lastUpdate": self.time})
         shown = " ".join(f"{v}={w}" for v, w in (weights or ()))
         self.say(f"iteration {n:>2}/{self.total}  weights {shown}  recommended {vrfp}")
+        self.publish_status(status)
+
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        """Write the status to the cluster's Experiment; a failure is reported, never fatal:
+        the status is a view, the journal and the weights are what matter."""
+        if self.publish is None:
+            return
+        try:
+            self.publish(status)
+        except SimkitError as exc:
+            self.say(f"warning: could not write the Experiment's status: {exc}")

@@ -15,6 +15,7 @@ import dataclasses
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -163,7 +164,13 @@ def cmd_live(args: argparse.Namespace) -> int:
     ports = Ports(WallClock(stop), actuator, LiveActionRunner(args.allow_exec, args.dry_run, say,
                   env={"EXPERIMENT_NAME": exp.name, "EXPERIMENT_NAMESPACE": exp.namespace}),
                   fetcher, strict_patches=True)
-    hooks = JournalHooks(journal, say, prepared.plan.iterations, dry, prepared.refs)
+    publish = None
+    if args.from_cluster and not args.dry_run:
+        # the Experiment lives in the cluster: keep its status current, as etc3 would
+        def publish(status: Mapping[str, Any]) -> None:
+            objects.write_experiment_status(exp.name, exp.namespace, status)
+
+    hooks = JournalHooks(journal, say, prepared.plan.iterations, dry, prepared.refs, publish)
     try:
         say(f"simkit live: {identity} with strategy {args.strategy} every {prepared.plan.interval_seconds:g}s"
             + (" (dry run: no patch, no action)" if args.dry_run else ""))
@@ -173,6 +180,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         client.close()
+    if not stop.is_set():
+        hooks.publish_status(result.status)
     return _finish(args, result, real, prepared, journal, stop.is_set())
 
 

@@ -223,6 +223,19 @@ class KubeObjects:
     def read_metric(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self.get(self.ref("iter8.tools/v2alpha2", "Metric", name, namespace), "a metric of the experiment")
 
+    def write_experiment_status(self, name: str, namespace: str, status: Mapping[str, Any]) -> None:
+        """Merge ``status`` into the Experiment's status subresource, as etc3 does, so that
+        ``kubectl get experiment -o yaml | simkit describe -`` (or iter8ctl) shows the live run."""
+        obj = self.ref("iter8.tools/v2alpha2", "Experiment", name, namespace)
+        group, version, plural = self.plural(obj, "the experiment's status")
+        try:
+            self._custom.patch_namespaced_custom_object_status(group, version, obj.namespace, plural, obj.name,
+                                                               {"status": dict(status)}, _request_timeout=self.timeout)
+        except ApiException as exc:
+            raise self._error(exc, obj, "the experiment's status", "patch") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
     def read_secret(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, base64-decoded to text (Metric ``authType``/``secret`` credentials)."""
         obj = ObjectRef("v1", "Secret", namespace or self.default_namespace, name)

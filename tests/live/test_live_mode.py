@@ -316,3 +316,29 @@ def test_from_cluster_reads_experiment_metrics_and_secrets(fake: KubeFake, kubec
     assert fake.cluster.count("GET", "/api/v1/namespaces/iter8-seldon/secrets/prom-auth") >= 1
     assert "recommended iris-v2" in err  # the authenticated reward metric was read
     assert patches(fake) == 0 and traffic(fake) == [100, 0]
+
+
+def test_from_cluster_keeps_the_experiment_status_current(fake: KubeFake, kubeconfig: Path,
+                                                         prometheus: PrometheusServer, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Like etc3, a live run of a cluster Experiment writes its status (status subresource), so
+    `kubectl get experiment -o yaml | simkit describe -` shows the run."""
+    reset(fake)
+    experiment = yaml.safe_load(EXPERIMENT.read_text())
+    experiment["metadata"].update(name="status-exp", namespace="seldon")
+    fake.cluster.load([*yaml.safe_load_all(METRICS.read_text()), experiment])
+    code = main(["live", "--from-cluster", "status-exp", "-n", "seldon", "--kubeconfig", str(kubeconfig),
+                 "--prometheus-url", prometheus.url, "--interval-override", "1s"])
+    assert code == 0, capsys.readouterr().err
+    obj = fake.cluster.object("Experiment", "seldon", "status-exp")
+    assert obj is not None
+    status = obj["status"]
+    assert status["completedIterations"] == 15 and status["stage"] == "Completed"
+    assert status["versionRecommendedForPromotion"] == "iris-v2"
+    assert obj["spec"] == experiment["spec"]  # only the status subresource was written
+    dumped = tmp_path / "exp.yaml"
+    dumped.write_text(yaml.safe_dump(obj))
+    capsys.readouterr()
+    assert main(["describe", str(dumped)]) == 0
+    assert "Winning version: iris-v2" in capsys.readouterr().out
+    assert traffic(fake) == [5, 95]
