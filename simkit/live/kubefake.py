@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from simkit.errors import SimkitError
+from simkit.files import write_text_atomic
 from simkit.live.kube_fakerules import FakeApiError, RequestRecord, ResourceType, Selector, bad_request
 from simkit.live.kube_fakestore import FakeCluster
 
@@ -332,12 +331,6 @@ def load_manifest_files(cluster: FakeCluster, paths: Iterable[str]) -> list[str]
     return loaded
 
 
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubefake-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in loaded:
         print(f"loaded {line}")
     if args.kubeconfig_file:
-        _write_atomically(args.kubeconfig_file, kubeconfig_text(fake.url))
+        write_text_atomic(args.kubeconfig_file, kubeconfig_text(fake.url))
     if args.port_file:
-        _write_atomically(args.port_file, f"{fake.port}\n")
+        write_text_atomic(args.port_file, f"{fake.port}\n")
     print(f"Kubernetes API fake listening on {fake.url}", flush=True)
     try:
         fake.serve_forever()

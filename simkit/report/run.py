@@ -10,12 +10,11 @@ scenario's ``expect`` block and exits 1 on a mismatch.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
+from simkit.files import write_text_atomic
 from simkit.records import IterationRecord, RunResult
 from simkit.report.describe import describe
 from simkit.report.plots import plot_rollout
@@ -26,14 +25,7 @@ from simkit.tsdb.openmetrics import save_openmetrics
 
 
 def write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def write_outputs(run: SimRun, out: Path) -> list[Path]:

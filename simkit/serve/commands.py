@@ -13,15 +13,14 @@ SIGINT/SIGTERM stop the driver, the follower and the server; the exit code is th
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from types import FrameType
 
 from simkit.errors import SpecError
+from simkit.files import write_text_atomic
 from simkit.serve.dataplane import DataPlane
 from simkit.serve.realtime import RealtimeWorld
 from simkit.serve.server import HttpServer, ServeApp
@@ -94,12 +93,6 @@ def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | 
     return Serving(rt, http, follower)
 
 
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".simkit-serve-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -117,7 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         port_file = getattr(args, "port_file", None)
         if port_file:
-            _write_atomically(port_file, f"{serving.http.port}\n")
+            write_text_atomic(port_file, f"{serving.http.port}\n")
         print(f"listening on {serving.url}", flush=True)
         _log(f"scenario {serving.rt.world.bundle.name}, speed {serving.rt.speed:g}x, seed {serving.rt.world.seed}"
              + (", no load" if getattr(args, "no_load", False) else "")
