@@ -14,8 +14,6 @@ and renamed, so an interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,25 +34,12 @@ from simkit.bench.summary import summarize, table_rows
 from simkit.bench.sweep import SweepResult, run_sweep
 from simkit.bench.truth import Truth
 from simkit.errors import SpecError
+from simkit.files import atomic_path
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.chmod(tmp, public_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def public_mode() -> int:
-    """0o666 minus the umask: what ``open()`` would have given (mkstemp makes files 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def truth_frame(truths: dict[str, Truth]) -> pd.DataFrame:

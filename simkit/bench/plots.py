@@ -12,8 +12,6 @@ Matplotlib runs headless (Agg) and files are written to a temporary name and ren
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -24,20 +22,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from simkit.bench.summary import ALL, METRICS  # noqa: E402
+from simkit.files import atomic_path  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, metadata={"Software": None})
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110, metadata={"Software": None})
     finally:
         plt.close(fig)
 

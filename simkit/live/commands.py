@@ -42,7 +42,7 @@ from simkit.prepare import prepare
 from simkit.records import RunResult
 from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.experiment import metric_references, parse_experiment
-from simkit.spec.quantity import parse_duration
+from simkit.spec.quantity import duration_option
 from simkit.strategies.base import create
 
 
@@ -115,6 +115,8 @@ def _resume_from(journal: Journal) -> Resume | None:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    timeout = duration_option("--timeout", args.timeout)  # options first: nothing is contacted yet
+    interval = duration_option("--interval-override", args.interval_override) if args.interval_override else None
     api = load_kube_client(args.kubeconfig, args.context)
     objects = KubeObjects(api, args.namespace or "default")
     exp_doc, metric_docs = _documents_from_cluster(args, objects) if args.from_cluster else _documents_from_files(args)
@@ -122,17 +124,12 @@ def cmd_live(args: argparse.Namespace) -> int:
         exp_doc = Document({**exp_doc.raw, "metadata": {**exp_doc.raw.get("metadata", {}), "namespace": args.namespace}},
                            exp_doc.where)
     prepared = prepare(exp_doc, metric_docs)
-    if args.interval_override:
-        try:
-            interval = parse_duration(args.interval_override)
-        except ValueError as exc:
-            raise SpecError.from_cli("--interval-override", str(exc)) from None
+    if interval is not None:
         prepared = dataclasses.replace(prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=interval))
     exp = prepared.experiment
     real = KubeWeightActuator(api, exp.namespace)
     # a weightObjRef pointing at a missing object or field stops the run here, before anything moves
     read_weights(real, exp, prepared.plan)
-    timeout = parse_duration(args.timeout)
     client = prometheus_client(timeout, args.prometheus_ca, args.prometheus_insecure, args.prometheus_token)
     _preflight_prometheus(client, prepared, args.prometheus_url)
     dry = DryRunActuator(real, say) if args.dry_run else None

@@ -25,7 +25,7 @@ from simkit.replay.recording import ManifestFile, read_recording
 from simkit.replay.replay import ReplayRun
 from simkit.report.run import write_text
 from simkit.spec.documents import Document, load_yaml_documents
-from simkit.spec.quantity import parse_duration
+from simkit.spec.quantity import duration_option
 
 STATEMENT = ("A replay shows what each policy would have DECIDED on the observed traffic. Iterations marked "
              "'beyond-record' are where the policy gave a version more traffic than the recording did: "
@@ -33,15 +33,7 @@ STATEMENT = ("A replay shows what each policy would have DECIDED on the observed
 
 
 def _duration(text: str | None, option: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise SpecError.from_cli(option, str(exc)) from None
-    if value <= 0:
-        raise SpecError.from_cli(option, "must be positive")
-    return value
+    return None if text is None else duration_option(option, text)
 
 
 # --- record ---------------------------------------------------------------------------------------

@@ -20,14 +20,13 @@ misread. Strip the first line and ``promtool tsdb create-blocks-from openmetrics
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simkit.errors import DataError
+from simkit.files import atomic_path
 from simkit.spec.documents import Document, parse_yaml_documents
 from simkit.tsdb import TSDB, Matcher, read_openmetrics, write_openmetrics
 
@@ -137,18 +136,10 @@ def infer_types(db: TSDB) -> None:
 
 def write_recording(path: str | Path, header: RecordingHeader, db: TSDB) -> None:
     """Write atomically (temp file beside ``path``, then rename): never a half-written recording."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     infer_types(db)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(HEADER_PREFIX + header.to_json() + "\n")
-            write_openmetrics(db, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(HEADER_PREFIX + header.to_json() + "\n")
+        write_openmetrics(db, fh)
 
 
 def _lines(fh: Any) -> Iterator[str]:

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from simkit.errors import DataError
+from simkit.files import atomic_path
 from simkit.prepare import prepare
 from simkit.records import rfc3339
 from simkit.replay.calibrate import (
@@ -245,8 +246,6 @@ def report_markdown(cal: Calibration, rows: list[list[str]], gof: list[dict[str,
 
 
 def plot_calibration(recorded: TSDB, simulated: TSDB, cal: Calibration, path: Path) -> None:
-    import os
-    import tempfile
 
     import matplotlib
 
@@ -272,11 +271,8 @@ def plot_calibration(recorded: TSDB, simulated: TSDB, cal: Calibration, path: Pa
     ax.set_ylabel("predictions/s")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=80, metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=80, metadata={"Software": None})
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from simkit.errors import SpecError
 from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
@@ -26,7 +25,7 @@ from simkit.sim.world import World
 from simkit.spec.bundle import Bundle, load_scenario, resolve_service
 from simkit.spec.experiment import Experiment, version_variables, weight_refs
 from simkit.spec.metric import Metric
-from simkit.spec.quantity import parse_duration
+from simkit.spec.quantity import duration_option
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,7 @@ def render(rows: list[Row], at: float) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    try:
-        at = parse_duration(args.at)
-    except ValueError as exc:
-        raise SpecError.from_cli("--at", str(exc)) from None
-    if at <= 0:
-        raise SpecError.from_cli("--at", "must be after the experiment starts (> 0)")
+    at = duration_option("--at", args.at)  # after the experiment starts
     bundle = load_scenario(args.scenario)
     rows, warnings = evaluate(bundle, at, args.seed)
     print(render(rows, at))

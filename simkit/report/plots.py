@@ -7,8 +7,6 @@ each objective's metric with its limits, per version. Matplotlib with the Agg ba
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +15,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from simkit.files import atomic_path  # noqa: E402
 from simkit.records import RunResult  # noqa: E402
 from simkit.strategies.base import Plan  # noqa: E402
 
@@ -65,12 +64,8 @@ def plot_rollout(result: RunResult, plan: Plan, path: str | Path) -> None:
                 ax.annotate(f"{style} limit {limit:g}", (0.99, 0.85), xycoords="axes fraction", ha="right", fontsize=7, color="grey")
     axes[-1][0].set_xlabel("seconds since the first iteration")
     fig.tight_layout()
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".png", dir=target.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90, metadata={"Software": None})
-        os.replace(tmp, target)
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=90, metadata={"Software": None})
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simkit.errors import SpecError
 from simkit.sim.world import World, simulate
-from simkit.spec.quantity import parse_duration
+from simkit.spec.quantity import duration_option
 from simkit.tsdb.openmetrics import save_openmetrics
 
 
@@ -26,12 +25,7 @@ def summary(world: World) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    try:
-        duration = parse_duration(args.duration)
-    except ValueError as exc:
-        raise SpecError.from_cli("--duration", str(exc)) from None
-    if duration <= 0:
-        raise SpecError.from_cli("--duration", "must be positive")
+    duration = duration_option("--duration", args.duration)
     world = simulate(args.scenario, duration, args.seed)
     save_openmetrics(world.tsdb, args.out)
     print(summary(world))

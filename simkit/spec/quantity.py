@@ -104,6 +104,19 @@ def parse_duration(value: object) -> float:
     return sign * total
 
 
+def duration_option(option: str, text: str) -> float:
+    """A positive duration given on the command line; a bad one is one SpecError line naming it."""
+    from simkit.errors import SpecError
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise SpecError.from_cli(option, str(exc)) from None
+    if value <= 0:
+        raise SpecError.from_cli(option, "must be positive")
+    return value
+
+
 def format_duration(seconds: float) -> str:
     """Format seconds compactly: ``90`` -> ``90s``, ``0.25`` -> ``250ms``."""
     if seconds != 0 and abs(seconds) < 1:

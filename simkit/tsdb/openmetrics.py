@@ -9,14 +9,13 @@ shortest round-trip repr so that an export/import cycle is exact.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 from simkit.errors import DataError
+from simkit.files import atomic_path
 from simkit.tsdb.store import TSDB, Labels, format_labels
 
 _HIST_SUFFIXES = ("_bucket", "_sum", "_count", "_created")
@@ -83,16 +82,8 @@ def _series_sort_key(labels: Labels) -> tuple[str, ...]:
 
 def save_openmetrics(db: TSDB, path: str | Path, types: dict[str, tuple[str, str]] | None = None) -> None:
     """Write atomically: to a temp file beside ``path``, then rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write_openmetrics(db, fh, types)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write_openmetrics(db, fh, types)
 
 
 _SAMPLE = re.compile(

@@ -342,3 +342,13 @@ def test_from_cluster_keeps_the_experiment_status_current(fake: KubeFake, kubeco
     assert main(["describe", str(dumped)]) == 0
     assert "Winning version: iris-v2" in capsys.readouterr().out
     assert traffic(fake) == [5, 95]
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--interval-override"])
+def test_bad_duration_option_exits_2_before_contacting_anything(option: str, fake: KubeFake, kubeconfig: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    code = main(["live", str(EXPERIMENT), str(METRICS), "--kubeconfig", str(kubeconfig), option, "soon"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and option in err, err
+    assert fake.cluster.requests == []
