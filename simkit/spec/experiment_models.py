@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from simkit.errors import Location, SpecError
-from simkit.spec.experiment_status import ExperimentStatus
-from simkit.spec.quantity import parse_quantity
+from simkit.spec.experiment_status import ExperimentStatus, OptionalQuantity
 
 TESTING_PATTERNS = ("Canary", "A/B", "A/B/N", "Conformance")
 DEPLOYMENT_PATTERNS = ("FixedSplit", "Progressive", "BlueGreen")
@@ -31,11 +30,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _as_quantity(value: Any) -> float | None:
-    return None if value is None else parse_quantity(value)
-
-
-Quantity = Annotated[float | None, BeforeValidator(_as_quantity)]
+Quantity = OptionalQuantity  # objective limits: Kubernetes quantities such as "0.01" or 1k
 
 
 def _check_reference(value: str) -> str:

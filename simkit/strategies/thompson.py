@@ -121,13 +121,13 @@ class ThompsonStrategy:
         requests = {v: self._count(self.requests, observation, v) for v in versions}
         prev = st.get("prevRequests") or dict.fromkeys(versions, 0.0)
         state: dict[str, Any] = {"weights": old or {versions[0]: 100}, "prevRequests": requests}
-        self._eff = self._effective(observation, st, state)
+        eff = self._effective(observation, st, state)
         srm = self._srm(old, {v: requests[v] - float(prev.get(v, 0.0)) for v in versions})
         hold_weights = dict(old) if old else round_to_100({v: float(v == versions[0]) for v in versions})
         if srm:
             return Decision(weights=hold_weights, reason=f"{srm}; holding the weights", state=state)
 
-        feasible_p = {v: [self._feasible(c, observation, v) for c in self.checks] for v in versions}
+        feasible_p = {v: [self._feasible(c, observation, v, eff[v]) for c in self.checks] for v in versions}
         feasible = {v: all(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions}
         excluded = {v: any(q is not None and q <= 1 - self.feasibility for q in feasible_p[v]) for v in versions}
         assessments = {v: tuple(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions}
@@ -137,7 +137,7 @@ class ThompsonStrategy:
                             assessments=assessments, verdict="rollback", state=state,
                             reason=f"every candidate is credibly infeasible ({bad}): rolling back")
         eligible = [v for v in versions if not excluded[v]]
-        p_best, shares = self._allocation(observation, eligible, requests, rng)
+        p_best, shares = self._allocation(observation, eligible, eff, rng)
         warm = [v for v in eligible if requests[v] < self.min_requests] if self.model != "point" else []
         ranking = ", ".join(f"{v}: P(best) {p_best.get(v, 0.0):.3f}" for v in versions)
         best = max(eligible, key=lambda v: p_best[v])
@@ -186,13 +186,14 @@ class ThompsonStrategy:
         state["cumulative"], state["effective"] = cumulative, effective
         return effective
 
-    def _feasible(self, check: Check, observation: Observation, version: str) -> float | None:
+    def _feasible(self, check: Check, observation: Observation, version: str,
+                  eff: Mapping[str, float]) -> float | None:
         """P(version meets the check): Beta posterior for the error-rate role, else a point estimate."""
         if check.metric == self.error_rate and self.errors and self.requests:
-            n = self._eff[version]["n"]
+            n = eff["n"]
             if n < 1.0:
                 return None  # the prior alone is no evidence either way
-            e = min(self._eff[version]["e"], n)
+            e = min(eff["e"], n)
             a0, b0 = self.error_prior or (0.5, 0.5 / check.upper if check.upper else 1.0)
             posterior = stats.beta(a0 + e, b0 + n - e)
             upper = posterior.cdf(check.upper) if check.upper is not None else 1.0
@@ -201,12 +202,12 @@ class ThompsonStrategy:
         observed = value(observation, check.metric, version)
         return None if observed is None else float(check.passes(observed))
 
-    def _allocation(self, observation: Observation, eligible: list[str], requests: Mapping[str, float],
+    def _allocation(self, observation: Observation, eligible: list[str], eff: Mapping[str, Mapping[str, float]],
                     rng: np.random.Generator) -> tuple[dict[str, float], dict[str, float]]:
         a, b = self.prior
         draws = np.empty((self.samples, len(eligible)))
         for i, v in enumerate(eligible):
-            n, r = self._eff[v]["n"], self._eff[v]["r"]
+            n, r = eff[v]["n"], eff[v]["r"]
             if self.model == "poisson":
                 draws[:, i] = rng.gamma(a + r, 1.0 / (b + n), self.samples)
             elif self.model == "bernoulli":
