@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,16 @@ class Prepared:
     @property
     def refs(self) -> list[WeightRef]:
         return weight_refs(self.experiment)
+
+    @cached_property
+    def metric_variables(self) -> dict[str, dict[str, str]]:
+        """Per version, the variables a Metric is templated with (``name`` is added by the fetcher)."""
+        out = {}
+        for version in self.plan.versions:
+            variables = version_variables(self.experiment, version)
+            variables.pop("name", None)
+            out[version] = variables
+        return out
 
 
 class LoopHooks:
@@ -235,9 +246,7 @@ class Loop:
         for ref, metric in (self.p.metrics if pending is None else ()):
             readings[ref] = {}
             for version in plan.versions:
-                variables = version_variables(self.p.experiment, version)
-                variables.pop("name", None)
-                got = self.ports.fetcher.fetch(metric, version, variables, elapsed, name=ref)
+                got = self.ports.fetcher.fetch(metric, version, self.p.metric_variables[version], elapsed, name=ref)
                 readings[ref][version] = Reading(got.value, got.message, got.query)
         obs = Observation(
             iteration=i, elapsed=float(elapsed),

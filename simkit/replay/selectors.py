@@ -21,7 +21,6 @@ from simkit.errors import QueryError, SpecError
 from simkit.metrics.template import render_params, version_arguments
 from simkit.promql import parse
 from simkit.promql.ast import Expr, VectorSelector
-from simkit.spec.experiment import version_variables
 from simkit.tsdb import Matcher
 
 # any positive number will do: elapsedTime only ever sizes a range selector
@@ -75,14 +74,12 @@ def metric_selectors(prepared: Prepared) -> list[MetricSelectors]:
     query) cannot be recorded and is a SpecError naming it.
     """
     out: list[MetricSelectors] = []
-    exp = prepared.experiment
     for ref, metric in prepared.metrics:
         spec = metric.spec
         if spec.is_mocked or spec.is_builtin:
             continue
         for version in prepared.plan.versions:
-            variables = version_variables(exp, version)
-            variables.pop("name", None)
+            variables = prepared.metric_variables[version]
             query = render_params(spec, version_arguments(version, variables, _ANY_ELAPSED)).get("query")
             if query is None:
                 raise metric.error("spec.params", "no 'query' parameter: simkit records the series of "

@@ -23,7 +23,7 @@ from simkit.promql.api import PrometheusAPITransport
 from simkit.sim.deployment import Truth, child_rng
 from simkit.sim.world import World
 from simkit.spec.bundle import Bundle, load_scenario, resolve_service
-from simkit.spec.experiment import Experiment, version_variables, weight_refs
+from simkit.spec.experiment import Experiment, weight_refs
 from simkit.spec.metric import Metric
 from simkit.spec.quantity import duration_option
 
@@ -123,9 +123,7 @@ def evaluate(bundle: Bundle, at: float, seed: int | None) -> tuple[list[Row], li
     with client:
         for ref, metric in prepared.metrics:
             for version in prepared.plan.versions:
-                variables = version_variables(prepared.experiment, version)
-                variables.pop("name", None)
-                got = fetcher.fetch(metric, version, variables, elapsed, name=ref)
+                got = fetcher.fetch(metric, version, prepared.metric_variables[version], elapsed, name=ref)
                 rows.append(Row(ref, version, got.value, metric.spec.units or "", (got.query or "").strip(), got.message))
                 key = predictors.get(version)
                 truth = None
