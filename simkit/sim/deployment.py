@@ -22,8 +22,8 @@ import simpy
 from simkit.sim.distributions import Sampler, make_draw, uniform_sampler
 from simkit.sim.executor_metrics import CLIENT, FEEDBACK_TOTAL, REWARD_TOTAL, SERVER, PodIdentity, PodMetrics
 from simkit.sim.objects import ObjectStore
+from simkit.sim.topology import routes
 from simkit.spec.scenario import Behaviour
-from simkit.spec.seldon import parse_host
 from simkit.tsdb.store import TSDB
 
 
@@ -186,34 +186,12 @@ class Router:
         self.total = 0.0
 
     def _refresh(self) -> None:
-        obj = self.store.get(self.kind, self.namespace, self.name) or {}
-        weighted: list[tuple[float, PredictorSim]] = []
-        shadows: list[PredictorSim] = []
-        spec = obj.get("spec") or {}
-        if self.kind == "SeldonDeployment":
-            for p in spec.get("predictors") or []:
-                sim = self.lookup(f"{self.namespace}/{self.name}/{p.get('name')}")
-                if sim is None:
-                    continue
-                if p.get("shadow"):
-                    shadows.append(sim)
-                else:
-                    weighted.append((float(p.get("traffic") or 0), sim))
-            if len(weighted) == 1 and weighted[0][0] == 0:
-                weighted = [(100.0, weighted[0][1])]  # a lone predictor with traffic unset gets all
-        else:
-            http = spec.get("http") or [{}]
-            for r in http[0].get("route") or []:
-                ns, svc = parse_host(str((r.get("destination") or {}).get("host", "")), self.namespace)
-                sim = self.lookup(f"@service:{ns}/{svc}")
-                if sim is not None:
-                    weight = r.get("weight")
-                    weighted.append((100.0 if weight is None and len(http[0]["route"]) == 1 else float(weight or 0), sim))
+        obj = self.store.get(self.kind, self.namespace, self.name)
+        weighted, shadows = routes(obj, self.kind, self.namespace, self.name, self.lookup)
         cum, table = 0.0, []
         for w, sim in weighted:
-            if w > 0:
-                cum += w
-                table.append((cum, sim))
+            cum += w
+            table.append((cum, sim))
         self._table, self._shadows, self.total = table, shadows, cum
         self._generation = self.store.generation
 

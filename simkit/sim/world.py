@@ -9,29 +9,21 @@ Prometheus scraping the executors would have stored by then. The manifests live 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator
-from datetime import datetime
 from typing import Any
 
 import simpy
 
-from simkit.errors import SpecError
 from simkit.sim.deployment import PredictorSim, Router, child_rng
-from simkit.sim.executor_metrics import TYPES, PodIdentity
+from simkit.sim.executor_metrics import TYPES
 from simkit.sim.load import LoadGenerator
 from simkit.sim.objects import ObjectStore, load_objects
 from simkit.spec.bundle import Bundle, load_scenario
+from simkit.sim.topology import parse_epoch, predictor_setup, scrape_times, service_predictor, world_begin
 from simkit.spec.scenario import Behaviour, Event, Load
-from simkit.spec.seldon import Predictor
 from simkit.tsdb.store import TSDB
 
-
-def parse_epoch(text: str, bundle: Bundle) -> float:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise SpecError(bundle.scenario_doc.where, "spec.start", f"not an RFC 3339 time: {text!r}") from None
+__all__ = ["World", "parse_epoch", "simulate"]
 
 
 class World:
@@ -42,8 +34,8 @@ class World:
         spec = bundle.scenario.spec
         self.seed = spec.seed if seed is None else seed
         self.epoch = parse_epoch(spec.start, bundle)
-        starts = [ld.start for ld in spec.load] + [ev.at for ev in spec.events] + [0.0]
-        self.begin = min(starts)
+        self.engine = "events"
+        self.begin = world_begin(bundle)
         self.env = simpy.Environment(initial_time=self.begin)
         self.tsdb = TSDB()
         self.tsdb.types.update(TYPES)
@@ -65,43 +57,21 @@ class World:
 
     # --- construction -------------------------------------------------------------------------
     def _make_predictor(self, key: str, behaviour: Behaviour | None = None) -> PredictorSim | None:
-        ns, name, pname = key.split("/")
-        entry = self.bundle.seldon.get((ns, name))
-        obj = self.store.get("SeldonDeployment", ns, name) or {}
-        raw_pred = next((p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), None)
-        if raw_pred is None and entry is None:
+        setup = predictor_setup(self.bundle, self.store, key, behaviour)
+        if setup is None:
             return None
-        if raw_pred is not None:
-            pred = Predictor.model_validate(raw_pred)
-        else:
-            assert entry is not None
-            pred = next(p for p in entry[0].spec.predictors if p.name == pname)
-        b = behaviour or self.bundle.behaviour(key)
-        image, version = pred.model_image(b.modelVersion)
-        targets = tuple(sorted(self.bundle.scenario.spec.prometheus.targetLabels.items()))
-        replicas = b.replicas if b.replicas is not None else pred.replica_count()
-        pods = [
-            PodIdentity(ns, name, pname, pred.annotations.get("version", ""), pred.graph.name, image, version, r, targets)
-            for r in range(max(replicas, 1))
-        ]
-        sim = PredictorSim(self.env, key, b.model_copy(update={"replicas": replicas}), pods, self.tsdb, self.seed, self.overhead)
+        sim = PredictorSim(self.env, key, setup.behaviour, setup.pods, self.tsdb, self.seed, self.overhead)
         self.predictors[key] = sim
-        self._services[f"{ns}/{name}-{pname}"] = key
+        self._services[setup.service] = key
         return sim
 
     def lookup(self, key: str) -> PredictorSim | None:
         """A predictor by ``ns/sdep/predictor``, or by ``@service:ns/svc``; created on first use
         when a manifest applied mid-run (a promotion) introduced it."""
         if key.startswith("@service:"):
-            svc = key[len("@service:"):]
-            real = self._services.get(svc)
+            real = service_predictor(self.bundle, self._services, key[len("@service:"):])
             if real is None:
-                ns, _, service = svc.partition("/")
-                for (sns, sname), _ in self.bundle.seldon.items():
-                    if sns == ns and service.startswith(sname + "-"):
-                        real = f"{ns}/{sname}/{service[len(sname) + 1:]}"
-                if real is None:
-                    return None
+                return None
             key = real
         sim = self.predictors.get(key)
         return sim if sim is not None else self._make_predictor(key)
@@ -168,17 +138,11 @@ class World:
                 gen.update(old)
 
     def _scraper(self) -> Generator[simpy.Event, Any, None]:
-        interval = self.bundle.scenario.spec.prometheus.scrapeInterval
-        offset = self.bundle.scenario.spec.prometheus.scrapeOffset
-        # scrapes at offset + k * interval (sim time), the first one at or after the world begins
-        k = math.ceil((self.begin - offset) / interval)
         env = self.env
-        while True:
-            t = offset + k * interval
+        for t in scrape_times(self.bundle, self.begin):
             if t > env.now:
                 yield env.timeout(t - env.now)
             self.scrape()
-            k += 1
 
     def scrape(self) -> None:
         t = self.epoch + self.env.now

@@ -271,6 +271,9 @@ class ScenarioSpec(_Strict):
     events: list[Event] = Field(default_factory=list)
     strategy: StrategySpec | None = None
     actionDelay: Duration = Field(default=0.0, ge=0)  # sim time a finish/loop action takes
+    # which simulation engine: events (SimPy, per request), counts (per scrape), auto (counts
+    # where equivalent; simkit.sim.engine)
+    engine: Literal["events", "counts", "auto"] = "auto"
     expect: dict[str, Any] = Field(default_factory=dict)
     truth: dict[str, Any] = Field(default_factory=dict)
 

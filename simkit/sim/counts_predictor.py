@@ -1,0 +1,207 @@
+"""One predictor in the counts engine: the calls of a segment become counter increments directly.
+
+Per segment, for ``n`` calls of one kind (``predict`` or ``feedback``) the predictor draws, in a
+handful of vectorised numpy calls whatever ``n`` is:
+
+1. the split over pods: round-robin, as the event engine's ``pod()`` (deterministic);
+2. status codes per pod: ``multinomial(n_pod, error table)``;
+3. per (pod, code), the refined latency cells: ``multinomial`` over :class:`CellModel` cells,
+   which yields the client and the server bucket counts of the same calls;
+4. ``_sum`` given the cells (conditional means, normal noise with the conditional variances);
+5. for successful predictions, per-prediction feedback: ``Binomial(n_ok, probability)`` calls,
+   each at a uniform time in the segment plus its own delay draw, queued for later segments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from simkit.sim.deployment import Truth, child_rng
+from simkit.sim.distributions import make_draw, mean
+from simkit.sim.executor_metrics import CLIENT, FEEDBACK_TOTAL, LE, REWARD_TOTAL, SERVER, PodIdentity, PodMetrics
+from simkit.sim.latency_model import CellModel, Queueing, cell_model, expected_wait_ratio
+from simkit.sim.topology import grown_pods
+from simkit.spec.scenario import Behaviour, Distribution
+from simkit.tsdb.store import TSDB
+
+# queueing below these limits changes latency by less than the engines' agreement can show
+QUEUE_P_WAIT = 0.01
+QUEUE_WAIT_RATIO = 0.005
+
+
+class CountsPredictor:
+    """A predictor whose calls arrive as counts per segment."""
+
+    def __init__(self, key: str, behaviour: Behaviour, pods: list[PodIdentity], db: TSDB, seed: int,
+                 overhead: float) -> None:
+        self.key = key
+        self.seed = seed
+        self.overhead = overhead
+        self._db = db
+        self._identities = list(pods)
+        self.pods = [PodMetrics(p, db) for p in pods]
+        self._rr = 0
+        self._revision = 0
+        self.truth = Truth()
+        self.arrived = 0
+        self.queued = False  # True once the queueing model was used (an approximation)
+        self.rng = child_rng(seed, key, "counts")
+        self._pending: list[tuple[npt.NDArray[np.float64], float]] = []  # (sorted times, reward)
+        self.set_behaviour(behaviour)
+
+    def set_behaviour(self, b: Behaviour) -> None:
+        self.behaviour = b
+        self._revision += 1
+        codes = b.errors.table()
+        self._codes = [c for c, _ in codes] + ["200"]
+        p = [r for _, r in codes]
+        self._code_p = np.asarray(p + [max(0.0, 1.0 - sum(p))], dtype=np.float64)
+        self._code_p /= self._code_p.sum()
+        self.replicas = max(b.replicas if b.replicas is not None else len(self._identities), 0)
+        self._models: dict[tuple[str, tuple[float, int, float] | None], CellModel] = {}
+        self._means = {kind: mean(d) * b.latencyFactor for kind, d in self._dists().items()}
+        fb = b.feedback
+        self._delay = make_draw(fb.delay) if fb is not None else None
+
+    def _dists(self) -> dict[str, Distribution]:
+        return {"predict": self.behaviour.latency, "feedback": self.behaviour.feedbackLatency}
+
+    # --- the latency model in force --------------------------------------------------------------
+    def _queue(self, rate: float) -> Queueing | None:
+        """The queueing model at ``rate`` calls/s, or None where queueing is negligible."""
+        b = self.behaviour
+        servers = max(self.replicas, 1) * b.concurrency
+        if b.loadFactor > 0:
+            return Queueing(rate, servers, b.loadFactor)
+        p_wait, ratio = expected_wait_ratio(servers, rate, self._means["predict"])
+        if p_wait <= QUEUE_P_WAIT and ratio <= QUEUE_WAIT_RATIO:
+            return None
+        return Queueing(rate, servers, 0.0)
+
+    def _model(self, kind: str, rate: float) -> CellModel:
+        queue = self._queue(rate)
+        qkey = queue.key() if queue is not None else None
+        key = (kind, qkey)
+        m = self._models.get(key)
+        if m is None:
+            b = self.behaviour
+            dist = b.latency if kind == "predict" else b.feedbackLatency
+            rng = child_rng(self.seed, self.key, "counts-model", self._revision, kind, str(qkey))
+            m = self._models[key] = cell_model(dist, overhead=self.overhead, scale=b.latencyFactor, queue=queue, rng=rng)
+            self.queued = self.queued or m.approximate
+        return m
+
+    # --- pods ----------------------------------------------------------------------------------
+    def _split_pods(self, n: int) -> list[tuple[PodMetrics, int]]:
+        """Round-robin over live replicas, starting where the last call left off."""
+        r = max(self.replicas, 1)
+        if len(self.pods) < r:
+            self._identities = grown_pods(self._identities, r)
+            self.pods.extend(PodMetrics(p, self._db) for p in self._identities[len(self.pods):])
+        base, extra = divmod(n, r)
+        start = self._rr % r
+        out = []
+        for j in range(r):
+            k = base + (1 if (j - start) % r < extra else 0)
+            if k:
+                out.append((self.pods[j], k))
+        self._rr = (start + n) % r
+        return out
+
+    # --- calls ---------------------------------------------------------------------------------
+    def record(self, kind: str, n: int, a: float, b: float, rate: float, reward: float | None = None) -> None:
+        """``n`` calls of ``kind`` in ``[a, b)`` (``rate``: all calls/s this predictor serves now)."""
+        if n <= 0:
+            return
+        self.arrived += n
+        rng = self.rng
+        model = self._model(kind, rate)
+        split = self._split_pods(n)
+        per_pod = rng.multinomial([k for _, k in split], self._code_p)  # (pods, codes)
+        rows = [(pod, ci) for (pod, _), codes in zip(split, per_pod, strict=True) for ci, k in enumerate(codes) if k]
+        sizes = per_pod[per_pod > 0]
+        cells = rng.multinomial(sizes, model.p)  # (rows, cells)
+        nb = len(LE)
+        client = np.zeros((len(rows), nb), dtype=np.int64)
+        server = np.zeros((len(rows), nb), dtype=np.int64)
+        for i in range(cells.shape[0]):
+            client[i] = np.bincount(model.client_bucket, weights=cells[i], minlength=nb)
+            server[i] = np.bincount(model.server_bucket, weights=cells[i], minlength=nb)
+        sums = cells @ model.mean + np.sqrt(cells @ model.var) * rng.standard_normal(len(rows))
+        sums = np.maximum(sums, cells @ model.low)
+        truth = self.truth
+        ok = 0
+        for i, (pod, ci) in enumerate(rows):
+            code = self._codes[ci]
+            k = int(sizes[i])
+            s = float(sums[i])
+            _add(pod, CLIENT, kind, code, client[i], s, k)
+            _add(pod, SERVER, kind, code, server[i], s + k * self.overhead, k)
+            truth.by_code[code] = truth.by_code.get(code, 0) + k
+            if kind == "predict":
+                truth.predictions += k
+                truth.latency_sum += s
+                if code != "200":
+                    truth.errors += k
+                else:
+                    ok += k
+            else:
+                truth.feedback += k
+                truth.feedback_latency_sum += s
+        if kind == "feedback" and reward:
+            # the Python wrapper counts feedback and reward only for a non-zero reward
+            for pod, k in split:
+                pod.counter(FEEDBACK_TOTAL).value += k
+                pod.counter(REWARD_TOTAL).value += k * reward
+            truth.reward += n * reward
+        if kind == "predict" and ok:
+            self._schedule_feedback(ok, a, b)
+
+    def _schedule_feedback(self, ok: int, a: float, b: float) -> None:
+        fb = self.behaviour.feedback
+        if fb is None or self._delay is None or fb.probability <= 0:
+            return
+        k = int(self.rng.binomial(ok, fb.probability))
+        if not k:
+            return
+        times = a + (b - a) * self.rng.random(k) + self._delay(self.rng, k)
+        self._pending.append((np.sort(times), fb.reward))
+
+    def due_feedback(self, until: float) -> list[tuple[int, float]]:
+        """Per-prediction feedback calls arriving before ``until``: (count, reward) pairs."""
+        out: list[tuple[int, float]] = []
+        keep = []
+        for times, reward in self._pending:
+            i = int(np.searchsorted(times, until, side="left"))
+            if i:
+                out.append((i, reward))
+            if i < len(times):
+                keep.append((times[i:], reward))
+        self._pending = keep
+        return out
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def next_pending(self) -> float:
+        return min((float(t[0]) for t, _ in self._pending), default=math.inf)
+
+    def completed(self) -> int:
+        return sum(self.truth.by_code.values())
+
+    def in_flight(self) -> int:
+        return 0  # calls complete within their segment
+
+    def scrape(self, t: float) -> None:
+        for p in self.pods:
+            p.scrape(t)
+
+
+def _add(pod: PodMetrics, family: str, kind: str, code: str, buckets: npt.NDArray[np.int64], s: float, n: int) -> None:
+    cell = pod.cell(family, kind, code)
+    cell.counts = [x + y for x, y in zip(cell.counts, buckets.tolist(), strict=True)]
+    cell.sum += s
+    cell.count += n
