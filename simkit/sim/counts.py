@@ -30,7 +30,14 @@ from simkit.sim.counts_predictor import CountsPredictor
 from simkit.sim.deployment import child_rng
 from simkit.sim.executor_metrics import TYPES
 from simkit.sim.objects import ObjectStore, load_objects
-from simkit.sim.topology import parse_epoch, predictor_setup, routes, scrape_times, service_predictor, world_begin
+from simkit.sim.topology import (
+    parse_epoch,
+    predictor_setup,
+    routes,
+    scrape_times,
+    service_predictor,
+    world_begin,
+)
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour, Event
 from simkit.tsdb.store import TSDB
@@ -161,7 +168,7 @@ class CountsWorld:
         for (sim, _, _), n in calls.items():
             busy[sim] += n
         span = max(b - a, 1e-9)
-        for (sim, call, reward), n in sorted(calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)):
+        for (sim, call, _reward), n in sorted(calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)):
             if call == "predict":
                 sim.record("predict", n, a, b, busy[sim] / span)
         for (sim, call, reward), n in sorted(calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)):

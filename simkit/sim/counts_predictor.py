@@ -21,7 +21,15 @@ import numpy.typing as npt
 
 from simkit.sim.deployment import Truth, child_rng
 from simkit.sim.distributions import make_draw, mean
-from simkit.sim.executor_metrics import CLIENT, FEEDBACK_TOTAL, LE, REWARD_TOTAL, SERVER, PodIdentity, PodMetrics
+from simkit.sim.executor_metrics import (
+    CLIENT,
+    FEEDBACK_TOTAL,
+    LE,
+    REWARD_TOTAL,
+    SERVER,
+    PodIdentity,
+    PodMetrics,
+)
 from simkit.sim.latency_model import CellModel, Queueing, cell_model, expected_wait_ratio
 from simkit.sim.topology import grown_pods
 from simkit.spec.scenario import Behaviour, Distribution

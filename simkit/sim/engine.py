@@ -102,11 +102,13 @@ def choose_engine(bundle: Bundle, requested: str | None = None) -> EngineChoice:
     """The engine for ``bundle``: ``requested`` (``--engine``), else ``spec.engine``, else auto."""
     if requested is not None and requested not in ENGINES:
         raise SpecError.from_cli("--engine", f"must be one of {', '.join(ENGINES)} (got {requested!r})")
-    if requested in ("events", "counts"):
-        return EngineChoice(requested, "chosen with --engine")  # type: ignore[arg-type]
+    if requested == "events":
+        return EngineChoice("events", "chosen with --engine")
+    if requested == "counts":
+        return EngineChoice("counts", "chosen with --engine")
     spec_engine = bundle.scenario.spec.engine
-    if requested is None and spec_engine in ("events", "counts"):
-        return EngineChoice(spec_engine, "spec.engine")  # type: ignore[arg-type]
+    if requested is None and spec_engine != "auto":
+        return EngineChoice(spec_engine, "spec.engine")
     return auto_engine(bundle)
 
 

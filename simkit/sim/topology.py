@@ -6,7 +6,7 @@ same series names, labels and timestamps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -83,7 +83,7 @@ def service_predictor(bundle: Bundle, services: dict[str, str], svc: str) -> str
     return real
 
 
-def scrape_times(bundle: Bundle, begin: float) -> Iterable[float]:
+def scrape_times(bundle: Bundle, begin: float) -> Iterator[float]:
     """Scrape instants ``offset + k * interval`` (sim time), the first at or after ``begin``."""
     prom = bundle.scenario.spec.prometheus
     k = math.ceil((begin - prom.scrapeOffset) / prom.scrapeInterval)

@@ -18,8 +18,8 @@ from simkit.sim.deployment import PredictorSim, Router, child_rng
 from simkit.sim.executor_metrics import TYPES
 from simkit.sim.load import LoadGenerator
 from simkit.sim.objects import ObjectStore, load_objects
-from simkit.spec.bundle import Bundle, load_scenario
 from simkit.sim.topology import parse_epoch, predictor_setup, scrape_times, service_predictor, world_begin
+from simkit.spec.bundle import Bundle, load_scenario
 from simkit.spec.scenario import Behaviour, Event, Load
 from simkit.tsdb.store import TSDB
 
