@@ -33,11 +33,18 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("events", "counts", "auto"), default=None,
+                   help="simulation engine: events (per request), counts (per scrape, any traffic), auto "
+                        "(counts where equivalent; default: the scenario's spec.engine, else auto)")
+
+
 def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="scenario folder or multi-document YAML file")
     p.add_argument("--duration", default="600s", help="simulated time from the first load start (default 600s)")
     p.add_argument("--out", required=True, help="OpenMetrics file to write")
     p.add_argument("--seed", type=int, default=None, help="overrides the scenario's spec.seed")
+    _add_engine(p)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -47,6 +54,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default=None, help="strategy name (default: the scenario's, else iter8)")
     p.add_argument("--check", action="store_true", help="compare with the scenario's expect block; exit 1 on mismatch")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_engine(p)
 
 
 def _add_describe(p: argparse.ArgumentParser) -> None:
@@ -71,6 +79,7 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario")
     p.add_argument("--at", default="150s", help="sim time at which to evaluate (default 150s)")
     p.add_argument("--seed", type=int, default=None)
+    _add_engine(p)
 
 
 def _add_live(p: argparse.ArgumentParser) -> None:
@@ -114,6 +123,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dask-local", action="store_true")
     p.add_argument("--out", default=None)
     p.add_argument("--quiet", action="store_true")
+    _add_engine(p)
 
 
 def _add_record(p: argparse.ArgumentParser) -> None:

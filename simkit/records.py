@@ -70,6 +70,7 @@ class RunResult:
     final_weights: Mapping[str, int] | None
     start_time: float | None = None
     end_time: float | None = None
+    engine: str | None = None  # the simulation engine that produced it (None: live or replay)
 
     @property
     def winner(self) -> str | None:

@@ -115,7 +115,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress.update(task, completed=done, total=total)
 
         result = run_sweep(args.scenarios, strategies, args.seeds, workers=args.workers,
-                           dask_scheduler=args.dask_scheduler, dask_local=args.dask_local, progress=tick)
+                           dask_scheduler=args.dask_scheduler, dask_local=args.dask_local, progress=tick,
+                           engine=getattr(args, "engine", None))
+    engines = result.runs.groupby("engine")["scenario"].unique() if len(result.runs) else {}
+    for name, scenarios in dict(engines).items():
+        err.print(f"engine {name}: {', '.join(sorted(map(str, scenarios)))}")
     for scenario, strategy, why in result.skipped:
         err.print(f"skipped {strategy} on {scenario}: {why}")
     summary = summarize(result.runs)

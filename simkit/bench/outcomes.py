@@ -44,7 +44,7 @@ from simkit.sim.adapters import SimWeightActuator
 from simkit.sim.experiment import SimRun
 
 OUTCOME_COLUMNS = (
-    "scenario", "strategy", "seed_index", "seed", "label", "decision", "final_version", "correct",
+    "scenario", "strategy", "seed_index", "seed", "engine", "label", "decision", "final_version", "correct",
     "false_promotion", "false_rollback", "decided", "time_to_decision", "iterations", "regret",
     "bad_requests", "excess_errors", "requests", "candidate_requests", "errors",
 )

@@ -55,6 +55,7 @@ class Task:
     strategy: str
     params: Mapping[str, Any] | None
     seeds: tuple[tuple[int, int], ...]  # (seed index, world seed)
+    engine: str | None = None  # events, counts or auto (None: each scenario's spec.engine)
 
 
 @dataclass
@@ -131,16 +132,17 @@ def run_task(task: Task) -> list[tuple[dict[str, Any], list[tuple[int, float, in
     bundle, truth = _loaded(task.scenario_path)
     out = []
     for index, seed in task.seeds:
-        run = simulate_experiment(bundle, seed, task.strategy, task.params)
+        run = simulate_experiment(bundle, seed, task.strategy, task.params, engine=task.engine)
         row, trajectory = score_run(run, truth)
-        out.append(({"scenario": bundle.name, "strategy": task.strategy, "seed_index": index, "seed": seed, **row},
+        out.append(({"scenario": bundle.name, "strategy": task.strategy, "seed_index": index, "seed": seed,
+                     "engine": run.engine.name, **row},
                     trajectory))
     return out
 
 
 # --- planning and running ----------------------------------------------------------------------
 def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, batch: int = 5,
-               common_random_numbers: bool = True) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
+               common_random_numbers: bool = True, engine: str | None = None) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
     """Tasks for the sweep, the truth of every scenario, and the unsupported pairs."""
     tasks: list[Task] = []
     truths: dict[str, Truth] = {}
@@ -162,7 +164,7 @@ def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds
                 raise
             pairs = [(i, derive_seed(bundle.name, name, i, common_random_numbers)) for i in range(seeds)]
             for start in range(0, seeds, batch):
-                tasks.append(Task(str(path), name, params, tuple(pairs[start:start + batch])))
+                tasks.append(Task(str(path), name, params, tuple(pairs[start:start + batch]), engine))
     return tasks, truths, skipped
 
 
@@ -219,11 +221,11 @@ def collect(items: Sequence[tuple[dict[str, Any], list[tuple[int, float, int]]]]
 def run_sweep(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, *,
               workers: int | None = None, dask_scheduler: str | None = None, dask_local: bool = False,
               executor: Executor | None = None, batch: int = 5, common_random_numbers: bool = True,
-              progress: Callable[[int, int], None] | None = None) -> SweepResult:
+              progress: Callable[[int, int], None] | None = None, engine: str | None = None) -> SweepResult:
     """Run the sweep and return its tidy results (see the module docstring).
 
     ``progress(done, total)`` is called after every finished task."""
-    tasks, truths, skipped = plan_tasks(scenarios, strategies, seeds, batch, common_random_numbers)
+    tasks, truths, skipped = plan_tasks(scenarios, strategies, seeds, batch, common_random_numbers, engine)
     total = sum(len(t.seeds) for t in tasks)
     done = [0]
 

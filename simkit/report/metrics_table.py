@@ -21,7 +21,7 @@ from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
 from simkit.sim.deployment import Truth, child_rng
-from simkit.sim.world import World
+from simkit.sim.engine import AnyWorld, make_world
 from simkit.spec.bundle import Bundle, load_scenario, resolve_service
 from simkit.spec.experiment import Experiment, weight_refs
 from simkit.spec.metric import Metric
@@ -53,7 +53,7 @@ class GroundTruth:
         return self.predictions + self.feedback
 
 
-def version_predictors(bundle: Bundle, world: World, exp: Experiment) -> dict[str, str]:
+def version_predictors(bundle: Bundle, world: AnyWorld, exp: Experiment) -> dict[str, str]:
     """Which simulated predictor serves each version, found through its weightObjRef."""
     out: dict[str, str] = {}
     for ref in weight_refs(exp):
@@ -107,8 +107,8 @@ def warnings_for(metric: Metric, ref: str, version: str, value: float | None, tr
     return out
 
 
-def evaluate(bundle: Bundle, at: float, seed: int | None) -> tuple[list[Row], list[str]]:
-    world = World(bundle, seed)
+def evaluate(bundle: Bundle, at: float, seed: int | None, engine: str | None = None) -> tuple[list[Row], list[str]]:
+    world, _ = make_world(bundle, seed, engine)
     prepared = prepare(bundle.experiment_document(), bundle.documents)
     world.run_until(0.0)
     before = {k: _snapshot(p.truth) for k, p in world.predictors.items()}
@@ -150,7 +150,7 @@ def render(rows: list[Row], at: float) -> str:
 def cmd_metrics(args: argparse.Namespace) -> int:
     at = duration_option("--at", args.at)  # after the experiment starts
     bundle = load_scenario(args.scenario)
-    rows, warnings = evaluate(bundle, at, args.seed)
+    rows, warnings = evaluate(bundle, at, args.seed, getattr(args, "engine", None))
     print(render(rows, at))
     for r in rows:
         if r.value is None and r.message:

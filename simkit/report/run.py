@@ -71,7 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from simkit.prepare import prepare
 
     total[0] = prepare(bundle.experiment_document(), bundle.documents).plan.iterations
-    run = simulate_experiment(bundle, args.seed, args.strategy, observer=observe)
+    from simkit.sim.engine import choose_engine
+
+    engine = getattr(args, "engine", None)
+    if not args.quiet:
+        console.print(choose_engine(bundle, engine).describe())
+    run = simulate_experiment(bundle, args.seed, args.strategy, observer=observe, engine=engine)
     print(describe(run.result.experiment_object))
     print(summary(run.result))
     if args.out:
@@ -85,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_scenario(path: str | Path, seed: int | None = None, strategy: str | None = None) -> SimRun:
+def run_scenario(path: str | Path, seed: int | None = None, strategy: str | None = None,
+                 engine: str | None = None) -> SimRun:
     """Library entry point: load and run a scenario, quietly."""
-    return simulate_experiment(load_scenario(path), seed, strategy)
+    return simulate_experiment(load_scenario(path), seed, strategy, engine=engine)
 

@@ -17,13 +17,13 @@ from typing import Any
 from simkit.actions import command_line, kubectl_apply_targets
 from simkit.errors import BackendError, SimkitError
 from simkit.ports import ActionOutcome, ObjectPatch, WeightRef
+from simkit.sim.engine import AnyWorld
 from simkit.sim.objects import PatchError, resolve_pointer
-from simkit.sim.world import World
 from simkit.spec.documents import load_yaml_documents
 
 
 class SimClock:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: AnyWorld) -> None:
         self.world = world
 
     def now(self) -> float:
@@ -34,7 +34,7 @@ class SimClock:
 
 
 class SimWeightActuator:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: AnyWorld) -> None:
         self.store = world.store
 
     def read(self, refs: Sequence[WeightRef]) -> dict[str, int]:
@@ -62,7 +62,7 @@ class SimWeightActuator:
 class SimActionRunner:
     """Records actions; mirrors ``kubectl apply -f <local file>`` into the object store."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: AnyWorld) -> None:
         self.world = world
         self.log: list[ActionOutcome] = []
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simkit.sim.world import World, simulate
+from simkit.sim.engine import AnyWorld, choose_engine
+from simkit.sim.world import simulate
+from simkit.spec.bundle import load_scenario
 from simkit.spec.quantity import duration_option
 from simkit.tsdb.openmetrics import save_openmetrics
 
 
-def summary(world: World) -> str:
+def summary(world: AnyWorld) -> str:
     lines = [
-        f"scenario {world.bundle.name}: simulated {world.now - world.begin:g}s "
+        f"scenario {world.bundle.name} (engine {world.engine}): simulated {world.now - world.begin:g}s "
         f"(sim time {world.begin:g}s to {world.now:g}s), {world.scrapes} scrapes, "
         f"{len(world.tsdb)} series, {world.tsdb.sample_count()} samples",
         f"{'predictor':<40} {'predictions':>11} {'errors':>7} {'feedback':>9} {'mean latency':>13}",
     ]
-    for key, sim in sorted(world.predictors.items()):
-        t = sim.truth
+    for key in sorted(world.predictors):
+        t = world.predictors[key].truth
         mean = f"{t.latency_sum / t.predictions * 1000:.2f} ms" if t.predictions else "-"
         lines.append(f"{key:<40} {t.predictions:>11} {t.errors:>7} {t.feedback:>9} {mean:>13}")
     return "\n".join(lines)
@@ -26,7 +28,10 @@ def summary(world: World) -> str:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     duration = duration_option("--duration", args.duration)
-    world = simulate(args.scenario, duration, args.seed)
+    engine = getattr(args, "engine", None)
+    choice = choose_engine(load_scenario(args.scenario), engine)
+    world = simulate(args.scenario, duration, args.seed, choice.name)
+    print(choice.describe(), file=sys.stderr)
     save_openmetrics(world.tsdb, args.out)
     print(summary(world))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -9,7 +9,7 @@ returns the records together with the world (its series and ground truth).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from simkit.promql.api import PrometheusAPITransport
 from simkit.records import IterationRecord, RunResult
 from simkit.sim.adapters import SimActionRunner, SimClock, SimWeightActuator
 from simkit.sim.deployment import child_rng
-from simkit.sim.world import World
+from simkit.sim.engine import AnyWorld, EngineChoice, make_world
 from simkit.spec.bundle import Bundle
 from simkit.strategies.base import create
 
@@ -31,8 +31,9 @@ from simkit.strategies.base import create
 @dataclass(frozen=True)
 class SimRun:
     result: RunResult
-    world: World
+    world: AnyWorld
     prepared: Prepared
+    engine: EngineChoice
 
 
 def strategy_choice(bundle: Bundle, name: str | None, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -45,7 +46,7 @@ def strategy_choice(bundle: Bundle, name: str | None, params: Mapping[str, Any] 
     return name, dict(params or {})
 
 
-def check_weight_refs(world: World, prepared: Prepared) -> None:
+def check_weight_refs(world: AnyWorld, prepared: Prepared) -> None:
     """A weightObjRef that points at no object or field is bad input, found before running."""
     actuator = SimWeightActuator(world)
     exp = prepared.experiment
@@ -61,8 +62,11 @@ def check_weight_refs(world: World, prepared: Prepared) -> None:
 
 def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str | None = None,
                         params: Mapping[str, Any] | None = None,
-                        observer: Callable[[IterationRecord], None] | None = None) -> SimRun:
-    world = World(bundle, seed)
+                        observer: Callable[[IterationRecord], None] | None = None,
+                        engine: str | None = None) -> SimRun:
+    """Run the bundle's experiment in simulation; ``engine`` is ``events``, ``counts`` or ``auto``
+    (default: the scenario's ``spec.engine``, else auto); the result records which one ran."""
+    world, choice = make_world(bundle, seed, engine)
     prepared = prepare(bundle.experiment_document(), bundle.documents)
     check_weight_refs(world, prepared)
     name, strategy_params = strategy_choice(bundle, strategy, params)
@@ -76,4 +80,4 @@ def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str |
     world.run_until(0.0)  # the experiment is created at sim time 0 (spec.start)
     with client:
         result = run_experiment(prepared, policy, ports, rng, observer)
-    return SimRun(result, world, prepared)
+    return SimRun(replace(result, engine=choice.name), world, prepared, choice)

@@ -10,7 +10,7 @@ Prometheus scraping the executors would have stored by then. The manifests live 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -22,6 +22,9 @@ from simkit.sim.topology import parse_epoch, predictor_setup, scrape_times, serv
 from simkit.spec.bundle import Bundle, load_scenario
 from simkit.spec.scenario import Behaviour, Event, Load
 from simkit.tsdb.store import TSDB
+
+if TYPE_CHECKING:
+    from simkit.sim.counts import CountsWorld
 
 __all__ = ["World", "parse_epoch", "simulate"]
 
@@ -168,9 +171,11 @@ class World:
             self.env.step()
 
 
-def simulate(scenario: str, duration: float, seed: int | None = None) -> World:
-    """Run a scenario's world for ``duration`` seconds from its first load start."""
-    bundle = load_scenario(scenario)
-    world = World(bundle, seed)
+def simulate(scenario: str, duration: float, seed: int | None = None, engine: str | None = None) -> World | CountsWorld:
+    """Run a scenario's world for ``duration`` seconds from its first load start, with the engine
+    ``engine`` chooses (``events``, ``counts``, ``auto``; default the scenario's ``spec.engine``)."""
+    from simkit.sim.engine import make_world  # engine builds either world, so it imports this module
+
+    world, _ = make_world(load_scenario(scenario), seed, engine)
     world.run_until(world.begin + duration)
     return world
