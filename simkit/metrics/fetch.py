@@ -199,11 +199,14 @@ class MetricFetcher:
         auth: httpx.BasicAuth | None,
         body: Any,
     ) -> tuple[httpx.Response, str]:
+        if params:
+            # httpx's own encoding of the parameters, done once: handing httpx the params makes it
+            # parse the (long) query string twice; the URL sent is the same string either way
+            url = f"{url}{'&' if '?' in url else '?'}{httpx.QueryParams(params)}"
         try:
             request = self.client.build_request(
                 metric.spec.method,
                 url,
-                params=params or None,
                 headers=headers or None,
                 json=body,
                 timeout=self.timeout,

@@ -176,6 +176,11 @@ class CountsPredictor:
         if not k:
             return
         times = a + (b - a) * self.rng.random(k) + self._delay(self.rng, k)
+        # one sorted queue per reward value: merging keeps the per-segment cost to one search
+        for i, (queued, reward) in enumerate(self._pending):
+            if reward == fb.reward:
+                self._pending[i] = (np.sort(np.concatenate((queued, times)), kind="stable"), reward)
+                return
         self._pending.append((np.sort(times), fb.reward))
 
     def due_feedback(self, until: float) -> list[tuple[int, float]]:

@@ -120,11 +120,7 @@ class Cell:
         self.count += 1
 
     def scrape(self, t: float) -> None:
-        series = self.series
-        for s, v in zip(series, accumulate(self.counts), strict=False):
-            s.append(t, float(v))
-        series[-2].append(t, self.sum)
-        series[-1].append(t, float(self.count))
+        Series.append_column(self.series, t, [*map(float, accumulate(self.counts)), self.sum, float(self.count)])
 
 
 class Counter:

@@ -120,6 +120,24 @@ class Series:
         values.append(v)
         self._view = None
 
+    @staticmethod
+    def append_column(column: Sequence[Series], t: float, values: Iterable[float]) -> None:
+        """One scrape of several series at the same time ``t``: :meth:`append` for each, with the
+        timestamp rounded once (a scrape writes thousands of samples at one instant)."""
+        t = round(t * 1000.0) / 1000.0
+        for series, v in zip(column, values, strict=False):
+            times, vals = series._t, series._v
+            if times and t <= times[-1]:
+                series.append(t, v)  # the rare paths (same instant, out of order) stay in one place
+                continue
+            if v != v:
+                series._has_nan = True
+            elif vals and v < vals[-1]:
+                series._drops.append(len(vals))
+            times.append(t)
+            vals.append(v)
+            series._view = None
+
     def _overwrite_last(self, v: float) -> None:
         values = self._v
         last = len(values) - 1
