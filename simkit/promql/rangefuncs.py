@@ -298,6 +298,12 @@ def _check_factors(params: list[float]) -> None:
 def eval_range_func(ev: Evaluator, node: Call, k: int) -> Vector:
     """A call of a range-vector function at step ``k``."""
     name = node.func
+    if name in _EXTRAPOLATED:  # rate/increase/delta of a range selector: most Metric queries
+        first = unwrap_parens(node.args[0])
+        if type(first) is MatrixSelector:
+            fast = extrapolated_from_buffers(ev, first, k, *_EXTRAPOLATED[name])
+            if fast is not None:
+                return fast
     arg: Expr | None = None
     params: list[float] = []
     for a in node.args:
@@ -307,10 +313,6 @@ def eval_range_func(ev: Evaluator, node: Call, k: int) -> Vector:
             params.append(_scalar(ev, a, k))
     if not isinstance(arg, MatrixSelector | SubqueryExpr):
         raise QueryError(f"unsupported argument to {name!r}: a range selector or subquery is needed", node.pos)
-    if name in _EXTRAPOLATED and isinstance(arg, MatrixSelector):
-        fast = extrapolated_from_buffers(ev, arg, k, *_EXTRAPOLATED[name])
-        if fast is not None:
-            return fast
     sel = arg.selector if isinstance(arg, MatrixSelector) else arg
     matrix: list[MatrixSeries] = ev.eval_range_arg(arg, k)
     if name == "absent_over_time":
