@@ -104,7 +104,7 @@ RANGE = [
     (SEED["error-rate"].replace("{p}", "candidate").replace("{w}", "120"), 30.0), ("time()", 45.0),
     (f"{S} > 1000", 20.0), (f"sum(rate({S}[5m])) or on() vector(0)", 300.0),
     (f"max_over_time(rate({S}[1m])[10m:])", 60.0), (f"rate({S}[2m:15s])", 37.0),
-    (f"predict_linear({S}[5m], 300)", 30.0), (f"sum_over_time(minute()[5m:1m])", 90.0),
+    (f"predict_linear({S}[5m], 300)", 30.0), ("sum_over_time(minute()[5m:1m])", 90.0),
 ]
 
 
