@@ -51,6 +51,7 @@ STALE_NAN_BITS = 0x7FF0000000000002
 MAX_POINTS = 11_000
 # A subquery without a step (``x[1h:]``) uses Prometheus' global evaluation_interval, 1m by default.
 DEFAULT_SUBQUERY_STEP_MS = 60_000
+MAX_SUBQUERY_STEPS = 1_000_000  # a few minutes of evaluation here; a bad step, not a query
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -200,6 +201,10 @@ class Evaluator:
         refs = self._refs(sq)
         step = sq.step_ms or DEFAULT_SUBQUERY_STEP_MS
         first = -(-(int(refs.min()) - sq.range_ms) // step) * step  # first multiple of step in the window
+        count = (int(refs.max()) - first) // step + 1
+        if count > MAX_SUBQUERY_STEPS:  # Prometheus would grind on (up to its 50M-sample limit)
+            raise QueryError(f"subquery would be evaluated at {count} steps, more than simkit's limit of "
+                             f"{MAX_SUBQUERY_STEPS:,}: use a coarser step or a shorter range", sq.pos)
         inner = np.arange(first, int(refs.max()) + 1, step, dtype=np.int64)
         child = Evaluator(self.db, inner, self.start_ms, self.end_ms, self.lookback_ms)
         points: dict[Labels, tuple[list[int], list[float]]] = {}

@@ -66,6 +66,12 @@ def test_nested_subquery_of_rate() -> None:
     assert _one(RAMP, "max_over_time(rate(x[2m])[5m:1m])", 360) == pytest.approx(10 / 60, rel=1e-12)
 
 
+def test_subquery_step_limit_names_the_subquery() -> None:
+    with pytest.raises(QueryError) as info:
+        instant_query(RAMP, "max_over_time(x[30d:1s])", T0)
+    assert "2592001 steps" in info.value.message and info.value.position == 14
+
+
 @pytest.mark.parametrize(("query", "message", "position"), [
     ("x[5m:1m][5m:1m]", "subquery is only allowed on instant vector", 8),
     ('x{a=~"(?=b)"}', "invalid regular expression", 5),   # lookahead: RE2 refuses it, so does 2.42
