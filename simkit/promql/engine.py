@@ -5,10 +5,10 @@ extrapolation arithmetic of ``rate`` give bit-identical durations. A query is ev
 step (an instant query is a one-step range query), but every selector is resolved once per query:
 its series are selected once and, for all steps at once, ``np.searchsorted`` finds the sample each
 step sees (instant selectors) or the window bounds (range selectors). Per-step work is then slicing.
-A subquery is evaluated once for all steps by a child evaluator at its own steps
-(:meth:`Evaluator.subquery_table`). ``rate``/``increase``/``delta`` (what Metric queries mostly are) skip the arrays when they can: a
-binary search in each series' sample buffers and a few samples per window suffice
-(:func:`simkit.promql.functions.extrapolated_from_buffers`).
+A subquery is evaluated once for all steps, by a child evaluator at the subquery's own steps
+(:meth:`Evaluator.subquery_table`). ``rate``/``increase``/``delta`` (what Metric queries mostly
+are) skip the arrays when they can: a binary search in each series' sample buffers and a few
+samples per window suffice (:func:`simkit.promql.rangefuncs.extrapolated_from_buffers`).
 
 Selection rules (2.42): an instant selector at time ``t`` takes the newest sample with
 ``t - offset - lookback <= ts <= t - offset`` unless it is a staleness marker; a range selector
