@@ -16,7 +16,7 @@ from simkit.tsdb import TSDB
 from tests.support import prometheus_source
 from tests.support.prometheus import in_ci
 from tests.support.prometheus_source import FILES, SourceUnavailable
-from tests.support.promqltest import Eval, evals_with_data, parse_file
+from tests.support.promqltest import Eval, evals_with_data, parse_file, run_eval
 
 EXPECTED_EVALS = 566  # eval commands in the 11 files of 2.42.0
 
@@ -46,6 +46,4 @@ def test_all_files_and_evals_are_there() -> None:
 
 @pytest.mark.parametrize(("cmd", "db"), CASES, ids=[cmd.id for cmd, _ in CASES])
 def test_eval(cmd: Eval, db: Callable[[], TSDB]) -> None:
-    from tests.support.promqltest import run_eval
-
     run_eval(cmd, db())
