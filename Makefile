@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test setup prometheus lint typecheck unit bench clean
+.PHONY: demo test setup prometheus promql-testdata lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ prometheus:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
+# Prometheus 2.42's own PromQL test files (promql/testdata/*.test), from Debian's prometheus
+# 2.42.0+ds source package through the machine's configured mirrors (apt's configuration is left
+# as it is: private deb-src lists), cached in ~/.cache/simkit/prometheus-2.42, never in the repo.
+promql-testdata: $(STAMP)
+	$(BIN)/python -m tests.support.prometheus_source
+
 demo: $(STAMP)
 	$(BIN)/simkit run scenarios/iris-abtest --out out/iris-abtest
 
@@ -35,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy simkit
 
-test: $(STAMP) prometheus lint typecheck
+test: $(STAMP) prometheus promql-testdata lint typecheck
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(STAMP) prometheus

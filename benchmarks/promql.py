@@ -37,7 +37,11 @@ The last output line is one JSON object: ``simkit_queries_per_s``, ``prometheus_
 ``ratio`` (simkit/prometheus, the score), and the extra ``simkit_transport_queries_per_s``,
 ``transport_ratio``, ``simkit_httpx_queries_per_s``, ``httpx_ratio``, ``scored_path``.
 
-Run: ``python benchmarks/promql.py [--reps 5] [--profile]``
+``--workload subquery`` runs three rollout-style queries the seed does not have (a subquery of
+``sum(rate())`` over the experiment's age, ``predict_linear``, a 10-minute average of a ratio
+subquery) instead; the score is the seed workload's.
+
+Run: ``python benchmarks/promql.py [--reps 5] [--profile] [--workload seed|subquery]``
 """
 
 from __future__ import annotations
@@ -77,6 +81,13 @@ SEED_QUERIES = [
     f"sum(increase({CLIENT}_sum{{{SEL}}}[${{elapsedTime}}s])) or on() vector(0)",
     f"sum(increase({SERVER}_count{{service='feedback',{SEL}}}[${{elapsedTime}}s])) or on() vector(0)",
 ]
+# --workload subquery: what hand-written rollout Metrics use beyond the seed's (not the score)
+SUBQUERY_QUERIES = [
+    f"max_over_time(sum(rate({SERVER}_count{{{SEL}}}[1m]))[${{elapsedTime}}s:])",
+    f"predict_linear({SERVER}_count{{code='200',service='predictions',{SEL}}}[5m], 600)",
+    f"avg_over_time((sum(rate({CLIENT}_sum{{{SEL}}}[1m])) / sum(rate({CLIENT}_count{{{SEL}}}[1m])))[10m:30s])",
+]
+WORKLOADS = {"seed": SEED_QUERIES, "subquery": SUBQUERY_QUERIES}
 
 
 def load_source(source: str) -> Dataset:
@@ -91,8 +102,8 @@ def load_source(source: str) -> Dataset:
     return Dataset("iris-abtest (sim)", db, db.min_time, db.max_time, "scenarios/iris-abtest, 1 h")
 
 
-def workload(ds: Dataset, variant: int = 0) -> list[dict[str, str]]:
-    """(query, time) pairs: 12 queries at every 5 minutes of the experiment's life.
+def workload(ds: Dataset, variant: int = 0, templates: list[str] = SEED_QUERIES) -> list[dict[str, str]]:
+    """(query, time) pairs: each template for both versions at every 5 minutes of the experiment's life.
 
     ``variant`` shifts the experiment's start by that many seconds, so that each pass sends query
     strings never seen before (as the real loop does: ``elapsedTime`` changes every iteration) and
@@ -105,7 +116,7 @@ def workload(ds: Dataset, variant: int = 0) -> list[dict[str, str]]:
         if t > ds.end:
             break
         elapsed = str(int(t - start))
-        for template in SEED_QUERIES:
+        for template in templates:
             for predictor in ("baseline", "candidate"):
                 q = template.replace("$predictor", predictor).replace("${elapsedTime}", elapsed)
                 out.append({"query": q, "time": f"{t:.3f}"})
@@ -170,13 +181,14 @@ def run_once(side: Side, cases: list[dict[str, str]]) -> tuple[float, list[str]]
     return len(cases) / elapsed, values
 
 
-def measure(sides: list[Side], ds: Dataset, reps: int) -> list[tuple[float, list[str]]]:
+def measure(sides: list[Side], ds: Dataset, reps: int,
+            templates: list[str] = SEED_QUERIES) -> list[tuple[float, list[str]]]:
     """Median queries/s per side; passes alternate between the sides so load noise hits all, and
     the order rotates so that no side always runs first after another's (cold caches)."""
-    values = [run_once(side, workload(ds))[1] for side in sides]  # warm-up: connections, caches
+    values = [run_once(side, workload(ds, 0, templates))[1] for side in sides]  # warm-up: connections, caches
     rates: list[list[float]] = [[] for _ in sides]
     for rep in range(1, reps + 1):
-        cases = workload(ds, variant=rep)
+        cases = workload(ds, rep, templates)
         for j in range(len(sides)):
             i = (j + rep) % len(sides)
             rates[i].append(run_once(sides[i], cases)[0])
@@ -198,15 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--source", default="sim", choices=["sim", "steady", "restart", "jitter"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of simkit's side")
+    parser.add_argument("--workload", default="seed", choices=sorted(WORKLOADS),
+                        help="seed: the seed's six Metrics (the score); subquery: subqueries and predict_linear")
     args = parser.parse_args(argv)
+    templates = WORKLOADS[args.workload]
     try:
         binaries = find_binaries()
     except PrometheusUnavailable as err:
         print(f"benchmarks/promql.py: {err}", file=sys.stderr)
         return 2
     ds = load_source(args.source)
-    cases = workload(ds)
-    print(f"{ds.name}: {len(ds.db)} series, {ds.db.sample_count()} samples; "
+    cases = workload(ds, 0, templates)
+    print(f"{args.workload} workload, {ds.name}: {len(ds.db)} series, {ds.db.sample_count()} samples; "
           f"{len(cases)} queries per pass, {args.reps} passes each")
     clock = lambda: ds.end  # noqa: E731
     api = PrometheusAPI(ds.db, clock)
@@ -215,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     with run_prometheus(ds.db, binaries=binaries) as server, server.client() as real:
         (api_qps, api_values), (tr_qps, tr_values), (httpx_qps, httpx_values), (prom_qps, prom_values) = measure(
             [api_side(api), transport_side(transport), client_side(ours, SEED_URL),
-             client_side(real, "/api/v1/query")], ds, args.reps)
+             client_side(real, "/api/v1/query")], ds, args.reps, templates)
     agree = sum(a == b == c == d for a, b, c, d in zip(api_values, tr_values, httpx_values, prom_values, strict=True))
     print(f"simkit API handler (scored): {api_qps:10.1f} queries/s  ({api_qps / prom_qps:.2f}x Prometheus)")
     print(f"simkit httpx transport:      {tr_qps:10.1f} queries/s  ({tr_qps / prom_qps:.2f}x)  requests prebuilt")
@@ -225,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"note: the score ({api_qps / prom_qps:.1f}x) has no HTTP client on simkit's side; through "
           f"httpx.Client, as the metric pipeline asks, simkit is {httpx_qps / prom_qps:.1f}x Prometheus")
     if args.profile:
-        print(profile(api_side(api), workload(ds, variant=-1)))
+        print(profile(api_side(api), workload(ds, -1, templates)))
     print(json.dumps({
         "simkit_queries_per_s": round(api_qps, 1), "prometheus_queries_per_s": round(prom_qps, 1),
         "ratio": round(api_qps / prom_qps, 3), "scored_path": "PrometheusAPI.handle (no HTTP client)",
         "simkit_transport_queries_per_s": round(tr_qps, 1), "transport_ratio": round(tr_qps / prom_qps, 3),
         "simkit_httpx_queries_per_s": round(httpx_qps, 1), "httpx_ratio": round(httpx_qps / prom_qps, 3),
+        "workload": args.workload,
     }))
     return 0
 

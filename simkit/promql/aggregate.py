@@ -232,6 +232,8 @@ def evaluate(ev: Evaluator, node: AggregateExpr, k: int) -> Vector:
 
 def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """``buckets`` are (upper bound, cumulative count) pairs, in any order."""
+    if math.isnan(q):
+        return math.nan
     if q < 0:
         return -math.inf
     if q > 1:

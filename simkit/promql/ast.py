@@ -70,6 +70,24 @@ class MatrixSelector(Expr):
 
 
 @dataclass(frozen=True, eq=False)
+class SubqueryExpr(Expr):
+    """``expr[range:step] offset X @ T``: ``expr`` evaluated at every multiple of the step in the
+    window, giving a range vector. ``step_ms`` 0 means the default resolution (Prometheus' global
+    evaluation interval, 1m unless configured)."""
+
+    expr: Expr
+    range_ms: int
+    step_ms: int = 0
+    offset_ms: int = 0
+    at_ms: int | None = None
+    at_edge: str | None = None
+
+    @property
+    def type(self) -> ValueType:
+        return "matrix"
+
+
+@dataclass(frozen=True, eq=False)
 class ParenExpr(Expr):
     expr: Expr
 
@@ -140,6 +158,8 @@ class AggregateExpr(Expr):
 COMPARISON_OPS = frozenset(["==", "!=", ">", "<", ">=", "<="])
 SET_OPS = frozenset(["and", "or", "unless"])
 ARITHMETIC_OPS = frozenset(["+", "-", "*", "/", "%", "^", "atan2"])
+# operators whose result drops __name__ (2.42's shouldDropMetricName): atan2 keeps it
+DROP_NAME_OPS = ARITHMETIC_OPS - {"atan2"}
 
 
 def unwrap_parens(expr: Expr) -> Expr:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simkit.errors import QueryError
-from simkit.promql.ast import ARITHMETIC_OPS, COMPARISON_OPS, BinaryExpr, VectorMatching
+from simkit.promql.ast import ARITHMETIC_OPS, COMPARISON_OPS, DROP_NAME_OPS, BinaryExpr, VectorMatching
 from simkit.promql.types import Labels, Value, Vector, check_unique, drop_name, format_labels_short
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 _ARITH: dict[str, Callable[[F64, F64], F64]] = {
     "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "%": np.fmod, "^": np.power,
+    "atan2": np.arctan2,
 }
 _CMP: dict[str, Callable[[F64, F64], npt.NDArray[np.bool_]]] = {
     "==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less,
@@ -93,7 +94,7 @@ def vector_scalar(op: str, vec: Vector, scalar: float, swap: bool, return_bool: 
     values, keep = apply_lists(op, sc, vals) if swap else apply_lists(op, vals, sc)
     if keep is not None:
         values = vals  # comparisons keep the vector element's value, whichever side it is on
-    drop = op in ARITHMETIC_OPS or return_bool
+    drop = op in DROP_NAME_OPS or return_bool
     out: Vector = []
     for i, (labels, _) in enumerate(vec):
         if return_bool:
@@ -115,7 +116,7 @@ def signature_fn(matching: VectorMatching) -> Callable[[Labels], Labels]:
 
 def _result_labels(lhs: Labels, rhs: Labels, op: str, matching: VectorMatching) -> Labels:
     labels = dict(lhs)
-    if op in ARITHMETIC_OPS:
+    if op in DROP_NAME_OPS:
         labels.pop("__name__", None)
     if matching.card == "one-to-one":
         names = set(matching.labels)

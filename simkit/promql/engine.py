@@ -5,9 +5,10 @@ extrapolation arithmetic of ``rate`` give bit-identical durations. A query is ev
 step (an instant query is a one-step range query), but every selector is resolved once per query:
 its series are selected once and, for all steps at once, ``np.searchsorted`` finds the sample each
 step sees (instant selectors) or the window bounds (range selectors). Per-step work is then slicing.
-``rate``/``increase``/``delta`` (what Metric queries mostly are) skip the arrays when they can: a
-binary search in each series' sample buffers and a few samples per window suffice
-(:func:`simkit.promql.functions.extrapolated_from_buffers`).
+A subquery is evaluated once for all steps, by a child evaluator at the subquery's own steps
+(:meth:`Evaluator.subquery_table`). ``rate``/``increase``/``delta`` (what Metric queries mostly
+are) skip the arrays when they can: a binary search in each series' sample buffers and a few
+samples per window suffice (:func:`simkit.promql.rangefuncs.extrapolated_from_buffers`).
 
 Selection rules (2.42): an instant selector at time ``t`` takes the newest sample with
 ``t - offset - lookback <= ts <= t - offset`` unless it is a staleness marker; a range selector
@@ -36,6 +37,7 @@ from simkit.promql.ast import (
     NumberLiteral,
     ParenExpr,
     StringLiteral,
+    SubqueryExpr,
     UnaryExpr,
     VectorSelector,
     unwrap_parens,
@@ -47,6 +49,9 @@ from simkit.tsdb import TSDB, Series
 
 STALE_NAN_BITS = 0x7FF0000000000002
 MAX_POINTS = 11_000
+# A subquery without a step (``x[1h:]``) uses Prometheus' global evaluation_interval, 1m by default.
+DEFAULT_SUBQUERY_STEP_MS = 60_000
+MAX_SUBQUERY_STEPS = 1_000_000  # a few minutes of evaluation here; a bad step, not a query
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -102,10 +107,11 @@ class Evaluator:
         self._selected: dict[int, list[Series]] = {}
         self._instant: dict[int, tuple[list[Labels], F64, npt.NDArray[np.bool_], I64]] = {}
         self._range: dict[int, tuple[list[_SeriesArrays], I64, I64]] = {}
+        self._subqueries: dict[int, tuple[list[MatrixSeries], I64, I64]] = {}
 
     # -- selectors ------------------------------------------------------------------------------
 
-    def _refs(self, sel: VectorSelector) -> I64:
+    def _refs(self, sel: VectorSelector | SubqueryExpr) -> I64:
         if sel.at_edge is not None:
             at = self.start_ms if sel.at_edge == "start" else self.end_ms
             return np.full(len(self.steps), at - sel.offset_ms, dtype=np.int64)
@@ -121,8 +127,8 @@ class Evaluator:
             hit = self._selected[key] = self.db.select(sel.matchers)
         return hit
 
-    def ref_ms(self, sel: VectorSelector, k: int) -> int:
-        """The newest sample time the selector may see at step ``k``: ``_refs(sel)[k]``."""
+    def ref_ms(self, sel: VectorSelector | SubqueryExpr, k: int) -> int:
+        """The newest sample time the selector (or subquery) may see at step ``k``: ``_refs(sel)[k]``."""
         if sel.at_edge is not None:
             at = self.start_ms if sel.at_edge == "start" else self.end_ms
         elif sel.at_ms is not None:
@@ -179,6 +185,64 @@ class Evaluator:
         self._range[key] = table
         return table
 
+    def subquery_table(self, sq: SubqueryExpr) -> tuple[list[MatrixSeries], I64, I64]:
+        """The subquery's points for all steps at once, and each step's [lo, hi) window indexes.
+
+        Prometheus evaluates the inner expression once, as a range query over every multiple of
+        the subquery's step from the earliest window start to the latest window end (``@`` and
+        ``offset`` already applied), then cuts each step's window ``[end - range, end]`` out of
+        that matrix. Same here, with a child evaluator that keeps the query's start and end (they
+        are what ``@ start()`` and ``@ end()`` mean at any depth).
+        """
+        key = id(sq)
+        hit = self._subqueries.get(key)
+        if hit is not None:
+            return hit
+        refs = self._refs(sq)
+        step = sq.step_ms or DEFAULT_SUBQUERY_STEP_MS
+        first = -(-(int(refs.min()) - sq.range_ms) // step) * step  # first multiple of step in the window
+        count = (int(refs.max()) - first) // step + 1
+        if count > MAX_SUBQUERY_STEPS:  # Prometheus would grind on (up to its 50M-sample limit)
+            raise QueryError(f"subquery would be evaluated at {count} steps, more than simkit's limit of "
+                             f"{MAX_SUBQUERY_STEPS:,}: use a coarser step or a shorter range", sq.pos)
+        inner = np.arange(first, int(refs.max()) + 1, step, dtype=np.int64)
+        child = Evaluator(self.db, inner, self.start_ms, self.end_ms, self.lookback_ms)
+        points: dict[Labels, tuple[list[int], list[float]]] = {}
+        for j, t in enumerate(inner.tolist()):
+            val = child.eval(sq.expr, j)
+            assert isinstance(val, list)
+            for lb, v in val:  # type: ignore[misc]
+                entry = points.get(lb)
+                if entry is None:
+                    entry = points[lb] = ([], [])
+                entry[0].append(t)
+                entry[1].append(v)
+        series: list[MatrixSeries] = [(lb, np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64))
+                                      for lb, (ts, vs) in points.items()]
+        lo = np.zeros((len(series), len(refs)), dtype=np.int64)
+        hi = np.zeros((len(series), len(refs)), dtype=np.int64)
+        for i, (_, tms, _) in enumerate(series):
+            lo[i] = np.searchsorted(tms, refs - sq.range_ms, side="left")
+            hi[i] = np.searchsorted(tms, refs, side="right")
+        table = (series, lo, hi)
+        self._subqueries[key] = table
+        return table
+
+    def eval_subquery(self, sq: SubqueryExpr, k: int) -> list[MatrixSeries]:
+        series, lo, hi = self.subquery_table(sq)
+        out: list[MatrixSeries] = []
+        for i, (labels, tms, v) in enumerate(series):
+            a, b = int(lo[i, k]), int(hi[i, k])
+            if b > a:
+                out.append((labels, tms[a:b], v[a:b]))
+        return out
+
+    def eval_range_arg(self, node: MatrixSelector | SubqueryExpr, k: int) -> list[MatrixSeries]:
+        """A range-vector argument's series at step ``k`` (a range selector's or a subquery's)."""
+        if isinstance(node, MatrixSelector):
+            return self.eval_matrix(node, k)
+        return self.eval_subquery(node, k)
+
     def eval_vector_selector(self, sel: VectorSelector, k: int) -> Vector:
         labels, values, present, _ = self.instant_table(sel)
         col = present[:, k]
@@ -215,6 +279,8 @@ class Evaluator:
             return self.eval_vector_selector(node, k)
         if isinstance(node, MatrixSelector):
             return self.eval_matrix(node, k)
+        if isinstance(node, SubqueryExpr):
+            return self.eval_subquery(node, k)
         if isinstance(node, UnaryExpr):
             val = self.eval(node.expr, k)
             if node.op == "+":

@@ -1,7 +1,7 @@
 """Label-manipulating functions: ``label_replace``, ``label_join``, ``absent``'s labels, ``sort``.
 
 ``label_replace`` uses Go's regexp template expansion (``$1``, ``${1}``, ``$name``, ``$$``); the
-regex is anchored (``^(?:re)$``) like every PromQL regex. Label names are validated like
+regex is anchored (``^(?:re)$``) and RE2's, like every PromQL regex (:mod:`simkit.tsdb.regex`). Label names are validated like
 Prometheus' ``model.LabelNameRE``.
 """
 
@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Protocol
 
 from simkit.errors import QueryError
 from simkit.promql.ast import Expr, MatrixSelector, VectorSelector
 from simkit.promql.types import Labels, Vector, get_label, with_label
+from simkit.tsdb import RegexError, compile_regex
+
+
+class _Match(Protocol):
+    """What a regex match (RE2's) offers template expansion."""
+
+    def group(self, index: int | str, /) -> str | None: ...
 
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _TEMPLATE_NAME_RE = re.compile(r"[a-zA-Z0-9_]+")
@@ -38,7 +46,7 @@ def absent_labels(expr: Expr) -> Labels:
     return tuple(sorted(out.items()))
 
 
-def expand_template(template: str, match: re.Match[str]) -> str:
+def expand_template(template: str, match: _Match) -> str:
     """Go's ``Regexp.ExpandString``: unknown or unmatched groups become empty."""
     out: list[str] = []
     i = 0
@@ -73,7 +81,7 @@ def expand_template(template: str, match: re.Match[str]) -> str:
     return "".join(out)
 
 
-def _group(match: re.Match[str], name: str) -> str:
+def _group(match: _Match, name: str) -> str:
     try:
         value = match.group(int(name)) if name.isdigit() else match.group(name)
     except IndexError:  # no such group: Go expands it to nothing
@@ -84,8 +92,8 @@ def _group(match: re.Match[str], name: str) -> str:
 def label_replace(vec: Vector, args: list[str], pos: int) -> Vector:
     dst, replacement, src, regex = args
     try:
-        pattern = re.compile(f"^(?:{regex})$", re.DOTALL)
-    except re.error as exc:
+        pattern = compile_regex(regex)
+    except RegexError as exc:
         raise QueryError(f"invalid regular expression in label_replace(): {regex}: {exc}", pos) from None
     if not _LABEL_NAME_RE.fullmatch(dst):
         raise QueryError(f"invalid destination label name in label_replace(): {dst}", pos)
@@ -113,7 +121,26 @@ def label_join(vec: Vector, args: list[str], pos: int) -> Vector:
 
 
 def sort_vector(vec: Vector, descending: bool) -> Vector:
-    """sort()/sort_desc(): by value, NaN first (Prometheus' heap orderings), stable."""
-    nans = [s for s in vec if math.isnan(s[1])]
-    rest = sorted((s for s in vec if not math.isnan(s[1])), key=lambda s: s[1], reverse=descending)
-    return nans + rest
+    """sort()/sort_desc(): by value, NaN last in both, as 2.42 sorts.
+
+    Prometheus runs Go's (unstable) sort.Sort with a reversed heap order whose Less puts NaN
+    first. For up to 12 elements that is an insertion sort, replayed here so that ties and NaNs
+    land where Prometheus puts them; longer vectors are sorted stably (ties may then be ordered
+    differently from Prometheus, values never are).
+    """
+    if descending:
+        def less(a: float, b: float) -> bool:  # sort.Reverse(vectorByValueHeap)
+            return math.isnan(b) or b < a
+    else:
+        def less(a: float, b: float) -> bool:  # sort.Reverse(vectorByReverseValueHeap)
+            return math.isnan(b) or b > a
+    out = list(vec)
+    if len(out) <= 12:
+        for i in range(1, len(out)):
+            j = i
+            while j > 0 and less(out[j][1], out[j - 1][1]):
+                out[j], out[j - 1] = out[j - 1], out[j]
+                j -= 1
+        return out
+    rest = sorted((s for s in out if not math.isnan(s[1])), key=lambda s: s[1], reverse=descending)
+    return rest + [s for s in out if math.isnan(s[1])]

@@ -1,8 +1,8 @@
 """Recursive-descent / precedence-climbing PromQL parser with Prometheus 2.42's type checks.
 
 Written by hand (rather than on the ``promql-parser`` package) so that every error names the
-construct and its 0-based position, and so that constructs outside simkit's subset (subqueries,
-unsupported functions) are rejected up front instead of failing during evaluation.
+construct and its 0-based position, and so that what simkit leaves out (native-histogram
+functions) is rejected up front instead of failing during evaluation.
 
 Precedence, lowest first: ``or``; ``and``/``unless``; comparisons; ``+ -``; ``* / % atan2``;
 ``^`` (right-associative). Unary minus binds like ``*`` (so ``-a^b`` is ``-(a^b)``), as in
@@ -11,6 +11,7 @@ Prometheus' grammar.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from simkit.errors import QueryError
@@ -25,42 +26,20 @@ from simkit.promql.ast import (
     NumberLiteral,
     ParenExpr,
     StringLiteral,
+    SubqueryExpr,
     UnaryExpr,
     VectorMatching,
     VectorSelector,
 )
 from simkit.promql.lexer import AGGREGATORS, KIND, POS, TEXT, VALUE, Token, tokenize
-from simkit.tsdb import Matcher
+from simkit.promql.signatures import FUNCTIONS, UNSUPPORTED_FUNCTIONS
+from simkit.tsdb import Matcher, RegexError, compile_regex
 
 _PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3, "<=": 3,
                "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _POSTFIX = frozenset(["[", "offset", "@"])  # texts of the tokens parse_postfix acts on
 _TYPE_NAMES = {"scalar": "scalar", "vector": "instant vector", "matrix": "range vector", "string": "string"}
-
-# name -> (argument types, number of optional trailing args (-1: last one repeats), return type)
-FUNCTIONS: dict[str, tuple[tuple[str, ...], int, str]] = {
-    **{f: (("vector",), 0, "vector") for f in
-       ["abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "sort", "sort_desc", "timestamp", "absent"]},
-    **{f: (("matrix",), 0, "vector") for f in
-       ["rate", "increase", "delta", "irate", "idelta", "changes", "resets", "deriv", "absent_over_time", "present_over_time", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time", "last_over_time", "stddev_over_time", "stdvar_over_time"]},
-    "quantile_over_time": (("scalar", "matrix"), 0, "vector"),
-    "histogram_quantile": (("scalar", "vector"), 0, "vector"),
-    "round": (("vector", "scalar"), 1, "vector"),
-    "clamp": (("vector", "scalar", "scalar"), 0, "vector"),
-    "clamp_min": (("vector", "scalar"), 0, "vector"),
-    "clamp_max": (("vector", "scalar"), 0, "vector"),
-    "vector": (("scalar",), 0, "vector"),
-    "scalar": (("vector",), 0, "scalar"),
-    "time": ((), 0, "scalar"),
-    "label_replace": (("vector", "string", "string", "string", "string"), 0, "vector"),
-    "label_join": (("vector", "string", "string", "string"), -1, "vector"),
-}
-# Functions Prometheus 2.42 knows but simkit does not evaluate: a clear "unsupported" error.
-UNSUPPORTED_FUNCTIONS = frozenset(
-    ["predict_linear", "holt_winters", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad", "pi", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_stddev", "histogram_stdvar"]
-)
-
 
 def parse(query: str) -> Expr:
     """Parse a PromQL expression; raises QueryError(message, position, query) on any problem."""
@@ -136,8 +115,6 @@ class _Parser:
             if op not in _PRECEDENCE or _PRECEDENCE[op] < min_prec or op_tok[KIND] not in ("OP", "KEYWORD"):
                 return lhs
             self.next()
-            if op == "atan2":
-                raise self.error("unsupported operator 'atan2'", op_tok[POS])
             return_bool = False
             if self.is_kw("bool"):
                 self.next()
@@ -263,8 +240,8 @@ class _Parser:
             text = str(value[VALUE])
             if op[TEXT] in ("=~", "!~"):
                 try:
-                    re.compile(text)
-                except re.error as exc:
+                    compile_regex(text)
+                except RegexError as exc:
                     raise self.error(f"invalid regular expression {text!r}: {exc}", value[POS]) from None
             if label[VALUE] == "__name__" and name is not None:
                 raise self.error(f"metric name must not be set twice: {name!r} or {text!r}", label[POS])
@@ -285,16 +262,17 @@ class _Parser:
             if tok[KIND] == "OP" and tok[TEXT] == "[":
                 self.next()
                 dur = self.next()
-                if dur[KIND] != "DURATION" and not (dur[KIND] == "NUMBER" and self.is_op(":")):
+                if dur[KIND] != "DURATION":
                     raise self.unexpected(dur, " in range, expected a duration")
-                if self.is_op(":") or dur[KIND] == "NUMBER":
-                    raise self.error("unsupported construct 'subquery'", tok[POS])
+                assert isinstance(dur[VALUE], int)
+                if self.is_op(":"):
+                    expr = self.parse_subquery(expr, tok, dur)
+                    continue
                 self.expect_op("]", ", expected ']'")
                 if not isinstance(expr, VectorSelector):
                     raise self.error("ranges only allowed for vector selectors", tok[POS])
                 if expr.offset_ms or expr.at_ms is not None or expr.at_edge is not None:
                     raise self.error("no offset or @ modifiers allowed before range", tok[POS])
-                assert isinstance(dur[VALUE], int)
                 if dur[VALUE] <= 0:
                     raise self.error("range must be greater than 0", dur[POS])
                 expr = MatrixSelector(expr.pos, expr, dur[VALUE])
@@ -326,22 +304,42 @@ class _Parser:
             else:
                 return expr
 
+    def parse_subquery(self, expr: Expr, bracket: Token, dur: Token) -> SubqueryExpr:
+        """``expr[range:step]`` after ``[range``; the step may be left out (default resolution)."""
+        self.expect_op(":")
+        step = 0
+        if self.peek()[KIND] == "DURATION":
+            step_tok = self.next()
+            assert isinstance(step_tok[VALUE], int)
+            step = step_tok[VALUE]
+            if step <= 0:
+                raise self.error("step must be greater than 0", step_tok[POS])
+        self.expect_op("]", ", expected ']' after the subquery's step")
+        if expr.type != "vector":
+            raise self.error(f"subquery is only allowed on instant vector, got {_TYPE_NAMES[expr.type]}",
+                             bracket[POS])
+        assert isinstance(dur[VALUE], int)
+        if dur[VALUE] <= 0:
+            raise self.error("range must be greater than 0", dur[POS])
+        return SubqueryExpr(expr.pos, expr, dur[VALUE], step)
+
     def _modify(self, expr: Expr, tok: Token, offset_ms: int | None = None, at_ms: int | None = None,
                 at_edge: str | None = None) -> Expr:
         what = "offset" if offset_ms is not None else "@"
         sel = expr.selector if isinstance(expr, MatrixSelector) else expr
-        if not isinstance(sel, VectorSelector):
-            raise self.error(f"{what} modifier must be preceded by an instant vector selector or "
-                             "range vector selector", tok[POS])
+        if not isinstance(sel, VectorSelector | SubqueryExpr):
+            raise self.error(f"{what} modifier must be preceded by an instant vector selector or range "
+                             "vector selector or a subquery", tok[POS])
         if offset_ms is not None:
             if sel.offset_ms:
                 raise self.error("offset may not be set multiple times", tok[POS])
-            new = VectorSelector(sel.pos, sel.name, sel.matchers, offset_ms, sel.at_ms, sel.at_edge)
+            new = dataclasses.replace(sel, offset_ms=offset_ms)
         else:
             if sel.at_ms is not None or sel.at_edge is not None:
                 raise self.error("@ <timestamp> may not be set multiple times", tok[POS])
-            new = VectorSelector(sel.pos, sel.name, sel.matchers, sel.offset_ms, at_ms, at_edge)
+            new = dataclasses.replace(sel, at_ms=at_ms, at_edge=at_edge)
         if isinstance(expr, MatrixSelector):
+            assert isinstance(new, VectorSelector)
             return MatrixSelector(expr.pos, new, expr.range_ms)
         return new
 
@@ -366,10 +364,11 @@ class _Parser:
         if optional >= 0:
             ok = len(arg_types) - optional <= len(args) <= len(arg_types)
         else:
-            ok = len(args) >= len(arg_types)
+            ok = len(args) >= len(arg_types) - 1
         if not ok:
+            least = len(arg_types) - (1 if optional < 0 else 0)
             raise self.error(f"wrong number of arguments in call to {name!r}: got {len(args)}, "
-                             f"expected {len(arg_types)}{' or fewer' if optional > 0 else ''}"
+                             f"expected {least}{' or fewer' if optional > 0 else ''}"
                              f"{' or more' if optional < 0 else ''}", tok[POS])
         for i, arg in enumerate(args):
             want = arg_types[min(i, len(arg_types) - 1)]

@@ -8,8 +8,8 @@ samples read the live buffers directly (:meth:`Series.buffers`).
 
 Selection is what every PromQL query starts with, so it is indexed the way Prometheus' is: an
 inverted index from label name and value to the series carrying them (equality matchers intersect
-those sets), a label dict per series for the other matchers, and the answers of recent selectors
-kept until a new series appears.
+those sets), a label dict per series for the other matchers (regexes are RE2's,
+:mod:`simkit.tsdb.regex`), and the answers of recent selectors kept until a new series appears.
 
 Timestamps are Unix seconds as float64, always rounded to whole milliseconds on the way in, so
 that range boundaries compare exactly like Prometheus' int64 milliseconds.
@@ -17,16 +17,15 @@ that range boundaries compare exactly like Prometheus' int64 milliseconds.
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from simkit.errors import DataError
+from simkit.tsdb.regex import Regex, compile_regex
 
 Labels = tuple[tuple[str, str], ...]
 """A canonical label set: (name, value) pairs sorted by name, ``__name__`` included."""
@@ -55,9 +54,10 @@ class Matcher(NamedTuple):
     op: MatchOp
     value: str
 
-    def compile(self) -> re.Pattern[str] | None:
+    def compile(self) -> Regex | None:
+        """The matcher's anchored RE2 regex (``=~``/``!~``); raises RegexError if RE2 refuses it."""
         if self.op in ("=~", "!~"):
-            return _anchored(self.value)
+            return compile_regex(self.value)
         return None
 
     def matches(self, value: str) -> bool:
@@ -65,15 +65,8 @@ class Matcher(NamedTuple):
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        pattern = self.compile()
-        assert pattern is not None
-        hit = pattern.match(value) is not None
+        hit = compile_regex(self.value).matches(value)
         return hit if self.op == "=~" else not hit
-
-
-@lru_cache(maxsize=1024)
-def _anchored(regex: str) -> re.Pattern[str]:
-    return re.compile(f"^(?:{regex})$", re.DOTALL)
 
 
 class Series:
@@ -275,9 +268,9 @@ class TSDB:
             elif m.op == "!=":
                 out = [s for s in out if s.label_map.get(name, "") != value]
             else:
-                pattern = _anchored(value)
+                matches = compile_regex(value).matches
                 want = m.op == "=~"
-                out = [s for s in out if (pattern.match(s.label_map.get(name, "")) is not None) == want]
+                out = [s for s in out if matches(s.label_map.get(name, "")) == want]
         return out
 
     def names(self) -> list[str]:

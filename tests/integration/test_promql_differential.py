@@ -87,12 +87,24 @@ GENERAL = [
     f'count_values("total", round({S}, 1000))', f"sort_desc(sum by (service) (rate({S}[5m])))",
     f"sum by (code) (increase({S}[10m])) / on() group_left() sum(increase({S}[10m]))",
     f"(rate({CLIENT}_sum[5m]) / rate({CLIENT}_count[5m])) > bool 0.02 * 1",
+    # subqueries, the functions and operator 2.42 added over the first battery, RE2 regexes
+    f"max_over_time(rate({S}[1m])[30m:])", f"avg_over_time(sum by (predictor_name) (rate({S}[5m]))[20m:45s])",
+    f"rate({S}[5m:30s] offset 2m)", f"min_over_time(rate({S}[1m])[10m:1m] @ end())",
+    f"max_over_time(deriv(rate({C}[2m])[10m:20s])[15m:1m])", f"{S}[3m:1m]",
+    f"predict_linear({S}[10m], 600)", f"holt_winters({SERVER}_sum[10m], 0.3, 0.6)", f"deriv({SERVER}_sum[5m])",
+    f"hour(timestamp({S}))", "day_of_week()", "minute()", "days_in_month()", f"year({S} * 0 + 1.6e9)",
+    f"sum({S}) atan2 sum({C})", f"cos(rate({S}[5m]))", f"asinh({C})", "deg(vector(pi())) + rad(vector(90))",
+    f'{S}{{predictor_name=~"(?i)BASE.*"}}', f'{S}{{predictor_name=~"((?i)CAND).*"}}',
+    f"{C}{{service=~`\\d*|/pre.*`}}", f'{S}{{service=~`[\\w/]+`}}', f'label_join({S}, "x", "-")',
+    f"sort(rate({S}[10s]) / rate({S}[10s]))",
 ]
 RANGE = [
     (f"rate({S}[1m])", 15.0), (f"sum by (predictor_name) (increase({S}[2m]))", 60.0),
     (f"histogram_quantile(0.95, sum by (le) (rate({CLIENT}_bucket[30s])))", 7.0), (f"{S}", 90.0),
     (SEED["error-rate"].replace("{p}", "candidate").replace("{w}", "120"), 30.0), ("time()", 45.0),
     (f"{S} > 1000", 20.0), (f"sum(rate({S}[5m])) or on() vector(0)", 300.0),
+    (f"max_over_time(rate({S}[1m])[10m:])", 60.0), (f"rate({S}[2m:15s])", 37.0),
+    (f"predict_linear({S}[5m], 300)", 30.0), ("sum_over_time(minute()[5m:1m])", 90.0),
 ]
 
 

@@ -124,7 +124,9 @@ def render_config(jobs: Sequence[ScrapeJob]) -> str:
     """prometheus.yml for the given jobs (JSON is valid YAML, so no YAML writer is needed)."""
     import json
 
-    config: dict[str, Any] = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}}
+    # evaluation_interval is also the default resolution of a subquery without a step (x[1h:]):
+    # Prometheus' built-in 1m, the one simkit's engine assumes
+    config: dict[str, Any] = {"global": {"scrape_interval": "15s", "evaluation_interval": "1m"}}
     if jobs:
         config["scrape_configs"] = [
             {

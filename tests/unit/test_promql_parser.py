@@ -138,11 +138,16 @@ def test_seed_query_with_trailing_newline() -> None:
 
 
 @pytest.mark.parametrize(("query", "message", "position"), [
-    ("predict_linear(foo[5m], 60)", "unsupported function 'predict_linear'", 0),
+    ("histogram_count(foo)", "unsupported function 'histogram_count'", 0),
+    ("histogram_stddev(foo)", "unknown function with name 'histogram_stddev'", 0),
     ("sum(rate(foo[5m]) by (le)", "unexpected 'by'", 18),
     ("sum(rate(foo[5m])))", "unexpected ')'", 18),
     ("nosuchfn(foo)", "unknown function with name 'nosuchfn'", 0),
-    ("rate(foo[5m:1m])", "unsupported construct 'subquery'", 8),
+    ("rate(foo[5m:1m][10m:1m])", "subquery is only allowed on instant vector, got range vector", 15),
+    ("rate(foo[5m:0s])", "step must be greater than 0", 12),
+    ("foo[5m:1m:1m]", "unexpected ':'", 9),
+    ("sum(foo)[5m:1m] offset 1m offset 2m", "offset may not be set multiple times", 26),
+    ("label_join(foo, 'a')", "wrong number of arguments in call to 'label_join': got 2, expected 3 or more", 0),
     ('foo{a="b}', "unterminated quoted string", 6),
     ("foo{a=~'('}", "invalid regular expression", 7),
     ('{a=""}', "at least one non-empty matcher", 0),

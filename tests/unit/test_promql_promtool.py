@@ -130,6 +130,22 @@ EXPRESSIONS: list[tuple[str, float]] = [
      "seldon_api_executor_client_requests_seconds_count", 1000),
     ("seldon_api_executor_server_requests_seconds_count{code='200'} <= ignoring(code, service) "
      "seldon_api_executor_client_requests_seconds_count", 1000), ("ctr == on() group_left(room) temp{room='b'}", 1000), ("temp * on(room) group_right late", 3200), ("count(temp > 100)", 1200),
+    # subqueries (evaluation_interval 1m is the default step), the other 2.42 functions, atan2, RE2
+    ("max_over_time(rate(ctr[1m])[10m:])", 1500), ("sum_over_time(odd[5m:15s])", 1000),
+    ("avg_over_time(temp[10m:1m] offset 3m)", 2000), ("min_over_time(temp[5m:30s] @ 1500)", 3000),
+    ("rate(ctr[5m:20s])", 2000), ("deriv(temp[10m:30s])", 2500), ("count_over_time(late[10m:1m])", 3050),
+    ("max_over_time(deriv(rate(ctr[2m])[5m:15s])[10m:])", 3000), ("last_over_time(odd[3m:10s])", 880),
+    ("predict_linear(temp[10m], 300)", 2500), ("predict_linear(odd[5m], 60)", 1000),
+    ("holt_winters(temp[10m], 0.4, 0.7)", 2500), ("holt_winters(odd[5m], 0.1, 0.9)", 1000),
+    ("minute(timestamp(temp)) + hour(timestamp(temp))", 1200),
+    ("hour() + day_of_week() + day_of_month() + days_in_month() + month() + year() + day_of_year()", 1234.5),
+    ("sin(temp) + cos(temp) + tan(temp) + asinh(temp) + atan(temp) + sinh(temp/10) + cosh(temp/10) + tanh(temp)", 1200),
+    ("asin(temp/10) + acos(temp/10) + acosh(abs(temp)) + atanh(temp/10)", 1200),
+    ("deg(temp) - rad(temp) * pi()", 1200), ("temp{room='a'} atan2 on() temp{room='b'}", 1200),
+    ("temp atan2 0.5", 1200), ("0.5 atan2 temp", 1200), ("sort_desc(rate(ctr[1m]) / rate(ctr[1m]))", 1000),
+    ("label_join(temp, 'x', '-')", 1200), ("sum_over_time(odd[5m:1m])", 1000),
+    ("histogram_quantile(NaN, rate(seldon_api_executor_client_requests_seconds_bucket[2m]))", 1000),
+    ("temp{room=~'(?i)A'}", 1200), ("temp{room=~'x|((?i)B)'}", 1200), ("ctr{a=~`\\w`}", 1000),
 ]
 
 
