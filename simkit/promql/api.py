@@ -25,7 +25,7 @@ import httpx
 from simkit.errors import QueryError
 from simkit.promql.ast import Expr, VectorSelector, unwrap_parens
 from simkit.promql.engine import instant_query, range_query
-from simkit.promql.parser import parse
+from simkit.promql.parser import parse_cached
 from simkit.promql.values import QueryResult
 from simkit.tsdb import TSDB, Series, round_ms
 
@@ -229,7 +229,7 @@ def _evaluate(query: str, instant: bool, run: Callable[[Expr], QueryResult]) -> 
     finds those while parsing), are 400 ``bad_data``; the others (duplicate label sets, ...) are
     422 ``execution``. Range queries' parse errors have no "invalid parameter" prefix."""
     try:
-        expr = parse(query)
+        expr = parse_cached(query)
     except QueryError as err:
         raise _bad_query(err, instant) from err
     try:
@@ -339,7 +339,7 @@ class PrometheusAPI:
 
     def _select(self, text: str) -> list[Series]:
         try:
-            expr = unwrap_parens(parse(text))
+            expr = unwrap_parens(parse_cached(text))
         except QueryError as err:
             raise APIError("bad_data", f'invalid parameter "match[]": {parse_error_text(err)}', err) from err
         if not isinstance(expr, VectorSelector):

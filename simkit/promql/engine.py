@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +41,7 @@ from simkit.promql.ast import (
     VectorSelector,
     unwrap_parens,
 )
-from simkit.promql.parser import parse
+from simkit.promql.parser import parse_cached
 from simkit.promql.types import Labels, MatrixSeries, Value, Vector, check_unique, drop_name
 from simkit.promql.values import InstantSample, QueryResult, RangeSeries
 from simkit.tsdb import TSDB, Series
@@ -298,16 +297,10 @@ class Evaluator:
         raise QueryError(f"unsupported expression {type(node).__name__}", node.pos)
 
 
-@lru_cache(maxsize=4096)
-def _parse_cached(query: str) -> Expr:
-    """Trees are immutable and evaluation state lives in the Evaluator, so parses can be shared."""
-    return parse(query)
-
-
 def _prepare(query: str | Expr) -> tuple[Expr, str | None]:
     if isinstance(query, Expr):
         return query, None
-    return _parse_cached(query), query
+    return parse_cached(query), query
 
 
 def instant_query(db: TSDB, query: str | Expr, time: float, lookback: float = 300.0) -> QueryResult:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from functools import lru_cache
 
 from simkit.errors import QueryError
 from simkit.promql.ast import (
@@ -44,6 +45,14 @@ _TYPE_NAMES = {"scalar": "scalar", "vector": "instant vector", "matrix": "range 
 def parse(query: str) -> Expr:
     """Parse a PromQL expression; raises QueryError(message, position, query) on any problem."""
     return _Parser(query).parse()
+
+
+@lru_cache(maxsize=4096)
+def parse_cached(query: str) -> Expr:
+    """:func:`parse`, shared: trees are immutable and evaluation state lives in the evaluator.
+    A sweep sends the same query texts run after run (iterations fall at the same elapsed times),
+    so the HTTP API and the engine both parse through here. Errors are not cached."""
+    return parse(query)
 
 
 class _Parser:
