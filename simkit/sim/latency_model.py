@@ -209,11 +209,14 @@ def cell_model(d: Distribution, *, overhead: float, scale: float = 1.0, queue: Q
             idx = np.searchsorted(edges, sample, side="left")
         counts = np.bincount(idx, minlength=len(lo)).astype(np.float64)
         sums = np.bincount(idx, weights=sample, minlength=len(lo))
-        squares = np.bincount(idx, weights=sample * sample, minlength=len(lo))
         seen = counts > 0
         safe = np.where(seen, counts, 1.0)
         mean = np.where(seen, sums / safe, mean)
-        var = np.where(seen, np.maximum(squares / safe - (sums / safe) ** 2, 0.0), 0.0)
+        # two passes: E[x^2] - E[x]^2 cancels catastrophically for narrow (or constant) cells
+        squares = np.bincount(idx, weights=(sample - mean[idx]) ** 2, minlength=len(lo))
+        var = np.where(seen, squares / safe, 0.0)
+    # a variance at float-rounding level (a constant latency) is none: no spurious noise in _sum
+    var = np.where(var <= (1e-9 * mean) ** 2, 0.0, var)
     return CellModel(edges, p, client, server, mean, var, lo, overhead, approximate)
 
 
