@@ -46,7 +46,10 @@ test: $(STAMP) prometheus promql-testdata lint typecheck
 
 bench: $(STAMP) prometheus
 	$(BIN)/python benchmarks/sim_engine.py
+	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/promql.py
+	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python -m pytest -q -m bench
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,7 @@ from simkit.sim.counts import CountsWorld
 from simkit.sim.engine import AnyWorld
 from simkit.spec.bundle import load_scenario
 from simkit.spec.scenario import Errors
-from tests.support.equivalence import Sample, collect, failures, tests_for
+from tests.support.equivalence import Sample, collect, failures, comparisons
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIOS = sorted(
@@ -50,7 +50,7 @@ def _compare(path: Path, scale: int) -> tuple[list[str], int]:
     seeds, duration = _plan(path, scale)
     events = collect(bundle, "events", range(seeds), duration, split_at=duration / 3)
     counts = collect(bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3)
-    tests = tests_for(events, counts)
+    tests = comparisons(events, counts)
     return [f"{t.name}: p={t.p:.3g} ({t.detail})" for t in failures(tests, PER_SCENARIO)], len(tests)
 
 
@@ -81,8 +81,8 @@ def _check(path: Path, seeds: int, duration: float, mutate: object, expect: str)
     clean = collect(bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3)
     mutated: Sample = collect(bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3,
                               mutate=mutate)  # type: ignore[arg-type]
-    assert not failures(tests_for(events, clean), PER_SCENARIO), "the unmutated engines must agree here"
-    caught = failures(tests_for(events, mutated), PER_SCENARIO)
+    assert not failures(comparisons(events, clean), PER_SCENARIO), "the unmutated engines must agree here"
+    caught = failures(comparisons(events, mutated), PER_SCENARIO)
     assert any(expect in t.name for t in caught), f"mutation not caught by a {expect!r} test: {caught[:5]}"
 
 

@@ -86,6 +86,9 @@ def observe(world: AnyWorld, begin: float, end: float) -> tuple[dict[str, np.nda
         if name.endswith("_count"):
             windowed[f"{group}/count"] += inc
             totals[f"{group}/count"] += inc.sum()
+            # all predictors together: the arrivals themselves, before the split adds its noise
+            everyone = "all/" + group.split("/", 1)[1]
+            windowed[f"{everyone}/count"] += inc
             if labels.get("code") != "200":
                 windowed[f"{group}/errors"] += inc
                 totals[f"{group}/errors"] += inc.sum()
@@ -136,13 +139,13 @@ def collect(bundle: Bundle, engine: str, seeds: Sequence[int], duration: float, 
 
 
 @dataclass(frozen=True)
-class Test:
+class Comparison:
     name: str
     p: float
     detail: str
 
 
-def _pair(name: str, a: np.ndarray, b: np.ndarray) -> list[Test]:
+def _pair(name: str, a: np.ndarray, b: np.ndarray) -> list[Comparison]:
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) < 2 or len(b) < 2:
         return []
@@ -150,18 +153,18 @@ def _pair(name: str, a: np.ndarray, b: np.ndarray) -> list[Test]:
     scale = max(abs(float(np.mean(a))), abs(float(np.mean(b))), 1e-12)
     if sa <= 1e-12 * scale and sb <= 1e-12 * scale:
         same = abs(float(np.mean(a)) - float(np.mean(b))) <= 1e-9 * scale
-        return [Test(f"{name} (deterministic)", 1.0 if same else 0.0, f"{np.mean(a):g} vs {np.mean(b):g}")]
-    out = [Test(f"{name} mean", float(stats.ttest_ind(a, b, equal_var=False).pvalue),
+        return [Comparison(f"{name} (deterministic)", 1.0 if same else 0.0, f"{np.mean(a):g} vs {np.mean(b):g}")]
+    out = [Comparison(f"{name} mean", float(stats.ttest_ind(a, b, equal_var=False).pvalue),
                 f"{np.mean(a):.6g} vs {np.mean(b):.6g}")]
     if sa > 0 or sb > 0:
-        out.append(Test(f"{name} spread", float(stats.levene(a, b, center="median").pvalue),
+        out.append(Comparison(f"{name} spread", float(stats.levene(a, b, center="median").pvalue),
                         f"sd {sa:.4g} vs {sb:.4g}"))
     return out
 
 
-def tests_for(a: Sample, b: Sample, label: str = "") -> list[Test]:
+def comparisons(a: Sample, b: Sample, label: str = "") -> list[Comparison]:
     """Every two-sample test between samples ``a`` and ``b`` (not yet corrected)."""
-    out: list[Test] = []
+    out: list[Comparison] = []
     for key in sorted(set(a.windowed) | set(b.windowed)):
         wa, wb = a.windowed.get(key), b.windowed.get(key)
         # a rare series (an error on a feedback call) may appear in one engine's runs only: it is
@@ -171,7 +174,7 @@ def tests_for(a: Sample, b: Sample, label: str = "") -> list[Test]:
         if wb is None:
             wb = np.zeros((len(next(iter(b.windowed.values()))), wa.shape[1])) if b.windowed and wa is not None else None
         if wa is None or wb is None:
-            out.append(Test(f"{label}{key}: no runs to compare", 0.0, ""))
+            out.append(Comparison(f"{label}{key}: no runs to compare", 0.0, ""))
             continue
         for w in range(min(wa.shape[1], wb.shape[1])):
             out += _pair(f"{label}{key}[window {w}]", wa[:, w], wb[:, w])
@@ -180,7 +183,7 @@ def tests_for(a: Sample, b: Sample, label: str = "") -> list[Test]:
     return out
 
 
-def failures(tests: Sequence[Test], alpha: float, family: int | None = None) -> list[Test]:
+def failures(tests: Sequence[Comparison], alpha: float, family: int | None = None) -> list[Comparison]:
     """Tests rejected at family-wise level ``alpha`` (Bonferroni over ``family`` tests)."""
     m = family if family is not None else len(tests)
     return [t for t in tests if t.p * max(m, 1) < alpha]
