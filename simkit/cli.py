@@ -112,6 +112,7 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-load", action="store_true", help="do not run the scenario's load generators")
     p.add_argument("--port-file", default=None, help="write the port here (atomically) once listening")
     p.add_argument("--kube-interval", type=float, default=0.25, help="seconds between polls of the kube API")
+    _add_engine(p)
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:

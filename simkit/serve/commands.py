@@ -25,16 +25,12 @@ from simkit.serve.dataplane import DataPlane
 from simkit.serve.realtime import RealtimeWorld
 from simkit.serve.server import HttpServer, ServeApp
 from simkit.serve.weights import DEFAULT_INTERVAL, KubeFollower, Log, followed_objects
-from simkit.sim.world import World
+from simkit.sim.engine import make_world
 from simkit.spec.bundle import load_scenario
 
 
 def _log(message: str) -> None:
     print(f"simkit serve: {message}", file=sys.stderr, flush=True)
-
-
-def _no_fire() -> None:
-    pass
 
 
 @dataclass
@@ -58,7 +54,7 @@ class Serving:
 
 def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | None = None,
                   kube_url: str | None = None, no_load: bool = False, kube_interval: float = DEFAULT_INTERVAL,
-                  log: Log = _log) -> Serving:
+                  log: Log = _log, engine: str | None = None) -> Serving:
     """Load the scenario, start the driver, the optional kube follower and the HTTP server."""
     if not speed > 0:
         raise SpecError.from_cli("--speed", f"must be a positive number (got {speed})")
@@ -69,10 +65,11 @@ def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | 
     if not kube_interval > 0:
         raise SpecError.from_cli("--kube-interval", f"must be positive (got {kube_interval})")
     bundle = load_scenario(scenario)
-    world = World(bundle, seed)
+    world, choice = make_world(bundle, seed, engine)
+    log(choice.describe())
     if no_load:
         for gen in world.loads.values():
-            gen.fire = _no_fire  # the generators keep ticking (events on them still apply) but send nothing
+            gen.mute()
     rt = RealtimeWorld(world, speed=speed)
     app = ServeApp(rt, DataPlane(rt, world.seed))
     try:
@@ -98,7 +95,7 @@ def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | 
 def cmd_serve(args: argparse.Namespace) -> int:
     serving = start_serving(
         args.scenario, port=args.port, speed=args.speed, seed=args.seed, kube_url=args.kube_url,
-        no_load=bool(getattr(args, "no_load", False)),
+        no_load=bool(getattr(args, "no_load", False)), engine=getattr(args, "engine", None),
         kube_interval=float(getattr(args, "kube_interval", None) or DEFAULT_INTERVAL),
     )
     stop = threading.Event()

@@ -41,8 +41,8 @@ from typing import Any
 
 from simkit.serve import models
 from simkit.serve.realtime import Completion, RealtimeWorld
-from simkit.sim.deployment import PredictorSim, Router, child_rng
-from simkit.sim.world import World
+from simkit.sim.deployment import Router, child_rng
+from simkit.sim.engine import AnyPredictor, AnyWorld
 
 _API = r"/api/(?P<ver>v1\.0|v0\.1)/(?P<endpoint>predictions|feedback|health/status|status)"
 _ROUTES = (
@@ -128,7 +128,7 @@ class DataPlane:
         return str(uuid.UUID(bytes=digest[:16], version=4))
 
     # --- driver-thread side -------------------------------------------------------------------
-    def _router(self, world: World, kind: str, ns: str, name: str) -> Router:
+    def _router(self, world: AnyWorld, kind: str, ns: str, name: str) -> Router[AnyPredictor]:
         key = f"{kind}:{ns}/{name}"
         r = self._routers.get(key)
         if r is None:
@@ -136,7 +136,7 @@ class DataPlane:
                                             kind, ns, name)
         return r
 
-    def _pick(self, world: World, t: Target) -> tuple[int, PredictorSim | None, list[PredictorSim]]:
+    def _pick(self, world: AnyWorld, t: Target) -> tuple[int, AnyPredictor | None, list[AnyPredictor]]:
         if t.kind in ("ingress", "vs"):
             kind = "SeldonDeployment" if t.kind == "ingress" else "VirtualService"
             if world.store.get(kind, t.namespace, t.name) is None:
@@ -148,7 +148,7 @@ class DataPlane:
         return (404 if sim is None else 0), sim, []
 
     @staticmethod
-    def _identity(world: World, sim: PredictorSim) -> tuple[str | None, dict[str, str]]:
+    def _identity(world: AnyWorld, sim: AnyPredictor) -> tuple[str | None, dict[str, str]]:
         ns, sdep, pname = sim.key.split("/")
         obj = world.store.get("SeldonDeployment", ns, sdep) or {}
         pred: dict[str, Any] = next((p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), {})
@@ -158,7 +158,7 @@ class DataPlane:
         return graph.get("implementation"), {str(graph.get("name") or ident.model_name): image}
 
     def _route(self, t: Target, kind: str | None, reward: float | None) -> Routed:
-        def job(world: World) -> Routed:
+        def job(world: AnyWorld) -> Routed:
             status, sim, shadows = self._pick(world, t)
             if sim is None:
                 return Routed(None, status or 404)

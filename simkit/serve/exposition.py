@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 
-from simkit.sim.deployment import PredictorSim
+from simkit.sim.engine import AnyPredictor
 from simkit.sim.executor_metrics import (
     CLIENT,
     LE,
@@ -76,7 +76,7 @@ def _counter_labels(pod: PodMetrics) -> dict[str, str]:
     return {**pod_labels(pod), **counter_labels(pod.pod)}
 
 
-def snapshot(predictors: Iterable[PredictorSim], namespace: str | None = None, pod_name: str | None = None) -> Snapshot:
+def snapshot(predictors: Iterable[AnyPredictor], namespace: str | None = None, pod_name: str | None = None) -> Snapshot:
     """Copy the current counters (call under the driver's lock); optionally of one pod only."""
     hists: list[HistogramSample] = []
     counters: list[CounterSample] = []
@@ -93,7 +93,7 @@ def snapshot(predictors: Iterable[PredictorSim], namespace: str | None = None, p
     return Snapshot(tuple(hists), tuple(counters))
 
 
-def pod_exists(predictors: Iterable[PredictorSim], namespace: str, pod_name: str) -> bool:
+def pod_exists(predictors: Iterable[AnyPredictor], namespace: str, pod_name: str) -> bool:
     return any(p.pod.namespace == namespace and p.pod.pod_name == pod_name for sim in predictors for p in sim.pods)
 
 

@@ -23,11 +23,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from simkit.sim.deployment import PredictorSim
-from simkit.sim.world import World
+from simkit.sim.engine import AnyPredictor, AnyWorld
 
 T = TypeVar("T")
-Job = Callable[[World], Any]
+Job = Callable[[AnyWorld], Any]
 
 DEFAULT_STEP = 0.015  # wall seconds between two advances (10-20 ms keeps response delays small)
 MAX_CHUNK = 1.0  # sim seconds advanced per lock hold, so readers never wait long when we lag
@@ -44,9 +43,9 @@ class Completion:
 
 
 class RealtimeWorld:
-    """A World advanced by a driver thread in step with the wall clock (times ``speed``)."""
+    """A AnyWorld advanced by a driver thread in step with the wall clock (times ``speed``)."""
 
-    def __init__(self, world: World, speed: float = 1.0, step: float = DEFAULT_STEP,
+    def __init__(self, world: AnyWorld, speed: float = 1.0, step: float = DEFAULT_STEP,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -99,7 +98,7 @@ class RealtimeWorld:
         return self.unix0 + (sim_time - self.t0_sim) / self.speed
 
     # --- requests from other threads ----------------------------------------------------------
-    def submit(self, job: Callable[[World], T]) -> Future[T]:
+    def submit(self, job: Callable[[AnyWorld], T]) -> Future[T]:
         """Run ``job(world)`` in the driver thread at the current sim time; its result (or
         exception) lands in the returned future. After :meth:`stop` the future is cancelled."""
         fut: Future[T] = Future()
@@ -111,7 +110,7 @@ class RealtimeWorld:
             self._cancel_inbox()
         return fut
 
-    def start_call(self, sim: PredictorSim, kind: str, reward: float | None = None) -> Future[Completion]:
+    def start_call(self, sim: AnyPredictor, kind: str, reward: float | None = None) -> Future[Completion]:
         """Inject one call into ``sim`` (driver thread only, i.e. from inside a job). The future
         resolves when the simulated executor answers."""
         world = self.world
@@ -124,7 +123,8 @@ class RealtimeWorld:
             if not fut.done():
                 fut.set_result(Completion(sim.key, code, arrived, finished))
 
-        world.start_call(sim, kind, reward, done)
+        # a world only ever hands out its own predictors (lookup, routers), so the pair matches
+        world.start_call(sim, kind, reward, done)  # type: ignore[arg-type]
         return fut
 
     # --- the driver ---------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class ServeApp:
             predictors = {
                 key: {"predictions": sim.truth.predictions, "errors": sim.truth.errors,
                       "feedback": sim.truth.feedback, "reward": sim.truth.reward, "byCode": dict(sim.truth.by_code)}
-                for key, sim in sorted(world.predictors.items())
+                for key, sim in ((k, world.predictors[k]) for k in sorted(world.predictors))
             }
             now = world.now
         out: dict[str, Any] = {"simTime": now, "unixTime": self.rt.unix_of(now), "speed": self.rt.speed,

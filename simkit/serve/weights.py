@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from simkit.serve.realtime import RealtimeWorld
+from simkit.sim.engine import AnyWorld
 from simkit.sim.objects import PatchError
-from simkit.sim.world import World
 from simkit.spec.bundle import Bundle
 
 DEFAULT_INTERVAL = 0.25
@@ -142,7 +142,7 @@ class KubeFollower:
     def _apply(self, obj: Followed, found: dict[str, Any], version: str) -> None:
         doc = {**found, "kind": found.get("kind") or obj.kind}
 
-        def job(world: World) -> None:
+        def job(world: AnyWorld) -> None:
             world.store.apply(doc, source=f"kube:{version}")
 
         try:

@@ -221,6 +221,13 @@ class CountsWorld:
         self.tsdb.note_time(t)
         self.scrapes += 1
 
+    def start_call(self, sim: CountsPredictor, kind: str, reward: float | None,
+                   done: Callable[[str, float], None]) -> None:
+        """Inject one call from outside the simulation (``simkit serve``'s HTTP requests);
+        ``done(code, sim_time)`` runs when the simulated executor answers."""
+        code, latency = sim.call(kind, reward, self._now)
+        self._schedule(self._now + latency, lambda: done(code, self._now))
+
     def notes(self) -> list[str]:
         """What this run approximated (shown with the engine's name)."""
         queued = sorted(k for k, p in self.predictors.items() if p.queued)

@@ -40,8 +40,13 @@ class CountedLoad:
         self._trace: npt.NDArray[np.float64] | None = None
         if spec.pattern == "trace":
             self._trace = np.asarray(_read_trace(base_dir / str(spec.file), spec.file or ""), dtype=np.float64)
+        self.muted = False
         self._next: float | None = None  # uniform spacing: the next emission time
         self._phase = 0.0  # uniform spacing at a varying rate: fractional calls carried over
+
+    def mute(self) -> None:
+        """Keep counting (events on this generator still apply) but send nothing."""
+        self.muted = True
 
     def update(self, changes: dict[str, Any]) -> None:
         self.spec = self.spec.model_copy(update=changes)
@@ -85,6 +90,8 @@ class CountedLoad:
 
     def arrivals(self, a: float, b: float, rng: np.random.Generator) -> int:
         n = self._count(a, b, rng)
+        if self.muted:
+            return 0
         self.fired += n
         return n
 

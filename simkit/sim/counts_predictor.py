@@ -73,6 +73,7 @@ class CountsPredictor:
         self._means = {kind: mean(d) * b.latencyFactor for kind, d in self._dists().items()}
         fb = b.feedback
         self._delay = make_draw(fb.delay) if fb is not None else None
+        self._draws = {"predict": make_draw(b.latency), "feedback": make_draw(b.feedbackLatency)}
 
     def _dists(self) -> dict[str, Distribution]:
         return {"predict": self.behaviour.latency, "feedback": self.behaviour.feedbackLatency}
@@ -167,6 +168,34 @@ class CountsPredictor:
             truth.reward += n * reward
         if kind == "predict" and ok:
             self._schedule_feedback(ok, a, b)
+
+    def call(self, kind: str, reward: float | None, now: float) -> tuple[str, float]:
+        """One call injected from outside (``simkit serve``'s HTTP requests): drawn and recorded on
+        its own, exactly; returns (status code, latency)."""
+        b = self.behaviour
+        latency = float(self._draws[kind](self.rng, 1)[0]) * b.latencyFactor
+        code = self._codes[int(self.rng.choice(len(self._code_p), p=self._code_p))]
+        pod, _ = self._split_pods(1)[0]
+        self.arrived += 1
+        pod.cell(CLIENT, kind, code).observe(latency)
+        pod.cell(SERVER, kind, code).observe(latency + self.overhead)
+        truth = self.truth
+        truth.by_code[code] = truth.by_code.get(code, 0) + 1
+        if kind == "predict":
+            truth.predictions += 1
+            truth.latency_sum += latency
+            if code != "200":
+                truth.errors += 1
+            else:
+                self._schedule_feedback(1, now, now)
+        else:
+            truth.feedback += 1
+            truth.feedback_latency_sum += latency
+            if reward:
+                pod.counter(FEEDBACK_TOTAL).value += 1
+                pod.counter(REWARD_TOTAL).value += reward
+                truth.reward += reward
+        return code, latency
 
     def _schedule_feedback(self, ok: int, a: float, b: float) -> None:
         fb = self.behaviour.feedback

@@ -14,7 +14,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import simpy
@@ -168,21 +168,21 @@ class PredictorSim:
             p.scrape(t)
 
 
-PredictorLookup = Callable[[str], "PredictorSim | None"]
+P = TypeVar("P")  # what a router routes to: a PredictorSim, or the counts engine's predictor
 
 
-class Router:
+class Router(Generic[P]):
     """Splits calls by integer weights read from an object in the store (cached per generation)."""
 
-    def __init__(self, store: ObjectStore, rng: np.random.Generator, lookup: PredictorLookup,
+    def __init__(self, store: ObjectStore, rng: np.random.Generator, lookup: Callable[[str], P | None],
                  kind: str, namespace: str, name: str) -> None:
         self.store = store
         self.uniform = uniform_sampler(rng)
         self.lookup = lookup
         self.kind, self.namespace, self.name = kind, namespace, name
         self._generation = -1
-        self._table: list[tuple[float, PredictorSim]] = []
-        self._shadows: list[PredictorSim] = []
+        self._table: list[tuple[float, P]] = []
+        self._shadows: list[P] = []
         self.total = 0.0
 
     def _refresh(self) -> None:
@@ -195,7 +195,7 @@ class Router:
         self._table, self._shadows, self.total = table, shadows, cum
         self._generation = self.store.generation
 
-    def pick(self) -> tuple[PredictorSim | None, list[PredictorSim]]:
+    def pick(self) -> tuple[P | None, list[P]]:
         """The predictor for the next call (None if nothing has weight), and the shadows."""
         if self._generation != self.store.generation:
             self._refresh()

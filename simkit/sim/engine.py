@@ -16,7 +16,8 @@ from typing import Literal, Protocol
 
 from simkit.errors import SpecError
 from simkit.sim.counts import CountsWorld
-from simkit.sim.counts_predictor import QUEUE_P_WAIT, QUEUE_WAIT_RATIO
+from simkit.sim.counts_predictor import QUEUE_P_WAIT, QUEUE_WAIT_RATIO, CountsPredictor
+from simkit.sim.deployment import PredictorSim
 from simkit.sim.distributions import mean
 from simkit.sim.latency_model import expected_wait_ratio
 from simkit.sim.world import World
@@ -26,6 +27,7 @@ from simkit.spec.scenario import Behaviour
 EngineName = Literal["events", "counts", "auto"]
 ENGINES = ("events", "counts", "auto")
 AnyWorld = World | CountsWorld
+AnyPredictor = PredictorSim | CountsPredictor
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class LoadGenerator:
         if spec.pattern == "trace":
             self._trace = _read_trace(base_dir / str(spec.file), spec.file or "")
 
+    def mute(self) -> None:
+        """Keep ticking (events on this generator still apply) but send nothing."""
+        self.fire = lambda: None
+
     def update(self, changes: dict[str, Any]) -> None:
         """Apply an event's ``set`` (already validated against the Load model)."""
         self.spec = self.spec.model_copy(update=changes)

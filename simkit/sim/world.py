@@ -49,7 +49,7 @@ class World:
         self._services: dict[str, str] = {}
         for key in bundle.predictor_keys():
             self._make_predictor(key)
-        self.routers: dict[str, Router] = {}
+        self.routers: dict[str, Router[PredictorSim]] = {}
         self.loads: dict[str, LoadGenerator] = {}
         for ld in spec.load:
             self._start_load(ld)
@@ -79,7 +79,7 @@ class World:
         sim = self.predictors.get(key)
         return sim if sim is not None else self._make_predictor(key)
 
-    def _router(self, kind: str, ns: str, name: str) -> Router:
+    def _router(self, kind: str, ns: str, name: str) -> Router[PredictorSim]:
         rkey = f"{kind}:{ns}/{name}"
         r = self.routers.get(rkey)
         if r is None:

@@ -18,7 +18,8 @@ import yaml
 
 from simkit.serve.dataplane import DataPlane
 from simkit.serve.realtime import RealtimeWorld
-from simkit.sim.world import World
+from simkit.sim.engine import AnyWorld
+from simkit.sim.engine import make_world as build_world
 from simkit.spec.bundle import load_scenario
 
 SDEP = {
@@ -33,12 +34,12 @@ FLAKY = {"errors": {"codes": {"500": 0.3, "503": 0.2}}, "latency": {"distributio
 ROW = {"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}}
 
 
-def make_world(tmp: Path) -> World:
+def make_world(tmp: Path, engine: str = "events") -> AnyWorld:
     spec = {"predictors": {"p/m/a": FLAKY, "p/m/b": {"latency": {"distribution": "constant", "value": 0.02}}}}
     docs = [{"apiVersion": "simkit/v1alpha1", "kind": "Scenario", "metadata": {"name": "t"}, "spec": spec}, SDEP]
     path = tmp / "s.yaml"
     path.write_text(yaml.safe_dump_all(docs))
-    return World(load_scenario(path))
+    return build_world(load_scenario(path), None, engine)[0]
 
 
 class FakeClock:
@@ -55,10 +56,10 @@ class FakeClock:
             self.t += dt
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[RealtimeWorld, FakeClock]]:
+@pytest.fixture(params=["events", "counts"])
+def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[RealtimeWorld, FakeClock]]:
     clock = FakeClock()
-    rt = RealtimeWorld(make_world(tmp_path), speed=2.0, step=0.002, clock=clock, wall=lambda: 1_700_000_000.0)
+    rt = RealtimeWorld(make_world(tmp_path, request.param), speed=2.0, step=0.002, clock=clock, wall=lambda: 1_700_000_000.0)
     rt.start()
     try:
         yield rt, clock
@@ -66,12 +67,13 @@ def running(tmp_path: Path) -> Iterator[tuple[RealtimeWorld, FakeClock]]:
         rt.stop()
 
 
-def test_start_call_reports_the_code_serve_recorded(tmp_path: Path) -> None:
-    world = make_world(tmp_path)
+@pytest.mark.parametrize("engine", ["events", "counts"])
+def test_start_call_reports_the_code_serve_recorded(tmp_path: Path, engine: str) -> None:
+    world = make_world(tmp_path, engine)
     sim = world.predictors["p/m/a"]
     codes: list[str] = []
     for _ in range(200):  # all queue at once
-        world.start_call(sim, "predict", None, lambda code, t: codes.append(code))
+        world.start_call(sim, "predict", None, lambda code, t: codes.append(code))  # type: ignore[arg-type]
     world.run_until(world.now + 60)
     returned = Counter(codes)
     assert returned == Counter(sim.truth.by_code)
