@@ -32,10 +32,10 @@ from simkit.sim.executor_metrics import TYPES
 from simkit.sim.objects import ObjectStore, load_objects
 from simkit.sim.topology import (
     parse_epoch,
+    predictor_key,
     predictor_setup,
     routes,
     scrape_times,
-    service_predictor,
     world_begin,
 )
 from simkit.spec.bundle import Bundle
@@ -93,13 +93,9 @@ class CountsWorld:
         return sim
 
     def lookup(self, key: str) -> CountsPredictor | None:
-        if key.startswith("@service:"):
-            real = service_predictor(self.bundle, self._services, key[len("@service:"):])
-            if real is None:
-                return None
-            key = real
-        sim = self.predictors.get(key)
-        return sim if sim is not None else self._make_predictor(key)
+        real = predictor_key(self.bundle, self._services, key)
+        sim = None if real is None else self.predictors.get(real)
+        return sim if sim is not None or real is None else self._make_predictor(real)
 
     def _target(self, to: str) -> Target:
         kind, _, target = to.partition(":")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from simkit.sim.load import _read_trace
+from simkit.sim.load import _read_trace, load_rate
 from simkit.spec.scenario import Load
 
 EPS = 1e-6  # s: below any latency, above the float error of summed 1/qps steps
@@ -59,14 +59,7 @@ class CountedLoad:
         return out
 
     def rate(self, t: float) -> float:
-        s = self.spec
-        if s.pattern == "ramp":
-            assert s.end is not None and s.qpsEnd is not None
-            frac = min(max((t - s.start) / (s.end - s.start), 0.0), 1.0)
-            return s.qps + (s.qpsEnd - s.qps) * frac
-        if s.pattern == "diurnal":
-            return max(0.0, s.qps * (1.0 + s.amplitude * math.sin(2 * math.pi * (t - s.phase) / s.period)))
-        return s.qps
+        return load_rate(self.spec, t)
 
     def integral(self, a: float, b: float) -> float:
         """Expected calls in ``[a, b)`` (inside the active window)."""

@@ -149,17 +149,9 @@ class CountsPredictor:
             s = float(sums[i])
             _add(pod, CLIENT, kind, code, client[i], s, k)
             _add(pod, SERVER, kind, code, server[i], s + k * self.overhead, k)
-            truth.by_code[code] = truth.by_code.get(code, 0) + k
-            if kind == "predict":
-                truth.predictions += k
-                truth.latency_sum += s
-                if code != "200":
-                    truth.errors += k
-                else:
-                    ok += k
-            else:
-                truth.feedback += k
-                truth.feedback_latency_sum += s
+            truth.add(kind, code, k, s)
+            if kind == "predict" and code == "200":
+                ok += k
         if kind == "feedback" and reward:
             # the Python wrapper counts feedback and reward only for a non-zero reward
             for pod, k in split:
@@ -179,22 +171,13 @@ class CountsPredictor:
         self.arrived += 1
         pod.cell(CLIENT, kind, code).observe(latency)
         pod.cell(SERVER, kind, code).observe(latency + self.overhead)
-        truth = self.truth
-        truth.by_code[code] = truth.by_code.get(code, 0) + 1
-        if kind == "predict":
-            truth.predictions += 1
-            truth.latency_sum += latency
-            if code != "200":
-                truth.errors += 1
-            else:
-                self._schedule_feedback(1, now, now)
-        else:
-            truth.feedback += 1
-            truth.feedback_latency_sum += latency
-            if reward:
-                pod.counter(FEEDBACK_TOTAL).value += 1
-                pod.counter(REWARD_TOTAL).value += reward
-                truth.reward += reward
+        self.truth.add(kind, code, 1, latency)
+        if kind == "predict" and code == "200":
+            self._schedule_feedback(1, now, now)
+        elif kind == "feedback" and reward:
+            pod.counter(FEEDBACK_TOTAL).value += 1
+            pod.counter(REWARD_TOTAL).value += reward
+            self.truth.reward += reward
         return code, latency
 
     def _schedule_feedback(self, ok: int, a: float, b: float) -> None:

@@ -45,6 +45,18 @@ class Truth:
     feedback_latency_sum: float = 0.0  # client seconds over feedback calls
     by_code: dict[str, int] = field(default_factory=dict)
 
+    def add(self, kind: str, code: str, n: int, latency_sum: float) -> None:
+        """``n`` calls of ``kind`` answered ``code``, with their total client latency."""
+        self.by_code[code] = self.by_code.get(code, 0) + n
+        if kind == "predict":
+            self.predictions += n
+            self.latency_sum += latency_sum
+            if code != "200":
+                self.errors += n
+        else:
+            self.feedback += n
+            self.feedback_latency_sum += latency_sum
+
 
 class PredictorSim:
     """One predictor of a SeldonDeployment: capacity, latency, errors, feedback, metrics."""
@@ -133,23 +145,17 @@ class PredictorSim:
         pod.cell(CLIENT, kind, code).observe(client)
         pod.cell(SERVER, kind, code).observe(client + self.overhead)
         truth = self.truth
-        truth.by_code[code] = truth.by_code.get(code, 0) + 1
+        truth.add(kind, code, 1, client)
+        fb = self.behaviour.feedback
         if kind == "predict":
-            truth.predictions += 1
-            truth.latency_sum += client
-            if code != "200":
-                truth.errors += 1
-            elif self.behaviour.feedback is not None and self.uniform.next() < self.behaviour.feedback.probability:
+            if code == "200" and fb is not None and self.uniform.next() < fb.probability:
                 assert self.feedback_delay is not None
-                env.process(self._later_feedback(self.feedback_delay.next(), self.behaviour.feedback.reward))
-        else:
-            truth.feedback += 1
-            truth.feedback_latency_sum += client
-            if reward:
-                # the Python wrapper skips both counters when the reward is 0 or missing
-                truth.reward += reward
-                pod.counter(FEEDBACK_TOTAL).value += 1
-                pod.counter(REWARD_TOTAL).value += reward
+                env.process(self._later_feedback(self.feedback_delay.next(), fb.reward))
+        elif reward:
+            # the Python wrapper skips both counters when the reward is 0 or missing
+            truth.reward += reward
+            pod.counter(FEEDBACK_TOTAL).value += 1
+            pod.counter(REWARD_TOTAL).value += reward
         return code
 
     def _later_feedback(self, delay: float, reward: float) -> Generator[simpy.Event, Any, None]:

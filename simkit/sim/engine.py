@@ -20,6 +20,7 @@ from simkit.sim.counts_predictor import QUEUE_P_WAIT, QUEUE_WAIT_RATIO, CountsPr
 from simkit.sim.deployment import PredictorSim
 from simkit.sim.distributions import mean
 from simkit.sim.latency_model import expected_wait_ratio
+from simkit.sim.load import peak_rate
 from simkit.sim.world import World
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour
@@ -57,16 +58,10 @@ def _peak_qps(bundle: Bundle) -> float:
     spec = bundle.scenario.spec
     total = 0.0
     for ld in spec.load:
-        peak = ld.qps
-        if ld.pattern == "ramp":
-            peak = max(ld.qps, ld.qpsEnd or 0.0)
-        elif ld.pattern == "diurnal":
-            peak = ld.qps * (1.0 + ld.amplitude)
+        peak = peak_rate(ld)
         for ev in spec.events:
             if ev.load == ld.name and isinstance(ev.set.get("qps"), int | float):
                 peak = max(peak, float(ev.set["qps"]) * ((1.0 + ld.amplitude) if ld.pattern == "diurnal" else 1.0))
-        if ld.pattern == "trace":
-            peak = max(peak, 0.0)
         total += peak
     return total
 

@@ -44,22 +44,10 @@ class LoadGenerator:
         self.spec = self.spec.model_copy(update=changes)
 
     def rate(self, t: float) -> float:
-        s = self.spec
-        if s.pattern == "ramp":
-            assert s.end is not None and s.qpsEnd is not None
-            frac = min(max((t - s.start) / (s.end - s.start), 0.0), 1.0)
-            return s.qps + (s.qpsEnd - s.qps) * frac
-        if s.pattern == "diurnal":
-            return max(0.0, s.qps * (1.0 + s.amplitude * math.sin(2 * math.pi * (t - s.phase) / s.period)))
-        return s.qps
+        return load_rate(self.spec, t)
 
     def _peak(self) -> float:
-        s = self.spec
-        if s.pattern == "ramp":
-            return max(s.qps, s.qpsEnd or 0.0)
-        if s.pattern == "diurnal":
-            return s.qps * (1.0 + s.amplitude)
-        return s.qps
+        return peak_rate(self.spec)
 
     def process(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -99,6 +87,26 @@ class LoadGenerator:
     def _emit(self) -> None:
         self.fired += 1
         self.fire()
+
+
+def load_rate(s: Load, t: float) -> float:
+    """Calls/s of load ``s`` at sim time ``t`` (inside its active window): both engines' rule."""
+    if s.pattern == "ramp":
+        assert s.end is not None and s.qpsEnd is not None
+        frac = min(max((t - s.start) / (s.end - s.start), 0.0), 1.0)
+        return s.qps + (s.qpsEnd - s.qps) * frac
+    if s.pattern == "diurnal":
+        return max(0.0, s.qps * (1.0 + s.amplitude * math.sin(2 * math.pi * (t - s.phase) / s.period)))
+    return s.qps
+
+
+def peak_rate(s: Load) -> float:
+    """The highest rate load ``s`` reaches (thinning draws at it; the engine choice plans for it)."""
+    if s.pattern == "ramp":
+        return max(s.qps, s.qpsEnd or 0.0)
+    if s.pattern == "diurnal":
+        return s.qps * (1.0 + s.amplitude)
+    return s.qps
 
 
 def _read_trace(path: Path, shown: str) -> list[float]:

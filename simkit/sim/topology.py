@@ -71,6 +71,13 @@ def predictor_setup(bundle: Bundle, store: ObjectStore, key: str,
     return PredictorSetup(key, b.model_copy(update={"replicas": replicas}), pods, f"{ns}/{name}-{pname}")
 
 
+def predictor_key(bundle: Bundle, services: dict[str, str], key: str) -> str | None:
+    """``ns/sdep/predictor`` for a lookup key: that key itself, or ``@service:ns/svc``'s predictor."""
+    if key.startswith("@service:"):
+        return service_predictor(bundle, services, key[len("@service:"):])
+    return key
+
+
 def service_predictor(bundle: Bundle, services: dict[str, str], svc: str) -> str | None:
     """The predictor key behind Kubernetes Service ``ns/name`` (``<sdep>-<predictor>``)."""
     real = services.get(svc)

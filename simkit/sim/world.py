@@ -18,7 +18,7 @@ from simkit.sim.deployment import PredictorSim, Router, child_rng
 from simkit.sim.executor_metrics import TYPES
 from simkit.sim.load import LoadGenerator
 from simkit.sim.objects import ObjectStore, load_objects
-from simkit.sim.topology import parse_epoch, predictor_setup, scrape_times, service_predictor, world_begin
+from simkit.sim.topology import parse_epoch, predictor_key, predictor_setup, scrape_times, world_begin
 from simkit.spec.bundle import Bundle, load_scenario
 from simkit.spec.scenario import Behaviour, Event, Load
 from simkit.tsdb.store import TSDB
@@ -71,13 +71,9 @@ class World:
     def lookup(self, key: str) -> PredictorSim | None:
         """A predictor by ``ns/sdep/predictor``, or by ``@service:ns/svc``; created on first use
         when a manifest applied mid-run (a promotion) introduced it."""
-        if key.startswith("@service:"):
-            real = service_predictor(self.bundle, self._services, key[len("@service:"):])
-            if real is None:
-                return None
-            key = real
-        sim = self.predictors.get(key)
-        return sim if sim is not None else self._make_predictor(key)
+        real = predictor_key(self.bundle, self._services, key)
+        sim = None if real is None else self.predictors.get(real)
+        return sim if sim is not None or real is None else self._make_predictor(real)
 
     def _router(self, kind: str, ns: str, name: str) -> Router[PredictorSim]:
         rkey = f"{kind}:{ns}/{name}"

@@ -98,7 +98,10 @@ class Series:
         return dict(self.labels)
 
     def append(self, t: float, v: float) -> None:
-        t = round(t * 1000.0) / 1000.0  # round_ms, inlined: the scraper calls this very often
+        self._push(round(t * 1000.0) / 1000.0, v)  # round_ms, inlined: the scraper calls this very often
+
+    def _push(self, t: float, v: float) -> None:
+        """Append at an already rounded time."""
         times, values = self._t, self._v
         if times and t <= times[-1]:
             if t == times[-1]:
@@ -119,17 +122,7 @@ class Series:
         timestamp rounded once (a scrape writes thousands of samples at one instant)."""
         t = round(t * 1000.0) / 1000.0
         for series, v in zip(column, values, strict=False):
-            times, vals = series._t, series._v
-            if times and t <= times[-1]:
-                series.append(t, v)  # the rare paths (same instant, out of order) stay in one place
-                continue
-            if v != v:
-                series._has_nan = True
-            elif vals and v < vals[-1]:
-                series._drops.append(len(vals))
-            times.append(t)
-            vals.append(v)
-            series._view = None
+            series._push(t, v)
 
     def _overwrite_last(self, v: float) -> None:
         values = self._v
