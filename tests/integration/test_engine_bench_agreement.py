@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simkit.bench.summary import summarize
-from simkit.bench.sweep import SerialExecutor, run_sweep
+from simkit.bench.sweep import run_sweep
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "suite"
 RATES = ("correct", "false_promotion", "false_rollback")
@@ -22,7 +22,7 @@ RATES = ("correct", "false_promotion", "false_rollback")
 def _disagreements(strategies: list[str], seeds: int) -> list[str]:
     tables = {}
     for engine in ("events", "counts"):
-        result = run_sweep([SUITE], strategies, seeds, executor=SerialExecutor(), engine=engine)
+        result = run_sweep([SUITE], strategies, seeds, workers=2, engine=engine)
         assert set(result.runs["engine"]) == {engine}
         summary = summarize(result.runs, resamples=400)
         tables[engine] = summary[summary["scenario"] == "ALL"].set_index("strategy")
@@ -36,12 +36,14 @@ def _disagreements(strategies: list[str], seeds: int) -> list[str]:
     return bad
 
 
+@pytest.mark.timeout(900)
 def test_suite_outcomes_agree_between_engines() -> None:
     bad = _disagreements(["iter8", "thompson"], 10)
     assert not bad, "\n".join(bad)
 
 
 @pytest.mark.bench
+@pytest.mark.timeout(3600)
 def test_suite_outcomes_agree_between_engines_all_strategies() -> None:
     bad = _disagreements(["iter8", "flagger", "argo", "kayenta", "thompson", "sequential"], 40)
     assert not bad, "\n".join(bad)
