@@ -15,11 +15,11 @@ scenarios together (they share no randomness, so this is the usual i.i.d. bootst
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from simkit.spec.streams import seed_from_names
 
 METRICS: tuple[tuple[str, str, str], ...] = (
     # column, short header, how it pools over scenarios in the ALL row
@@ -48,7 +48,7 @@ def bootstrap(values: npt.NDArray[np.float64], rng: np.random.Generator, resampl
 
 
 def _rng(*names: str) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([zlib.crc32(n.encode()) for n in names]))
+    return np.random.default_rng(seed_from_names(*names))
 
 
 def _cell(frame: pd.DataFrame, scenario: str, strategy: str, resamples: int) -> dict[str, object]:

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -41,6 +39,7 @@ from simkit.errors import Location, SpecError
 from simkit.prepare import prepare
 from simkit.sim.experiment import simulate_experiment, strategy_choice
 from simkit.spec.bundle import SCENARIO_FILE, Bundle, load_scenario
+from simkit.spec.streams import seed_from_names
 from simkit.strategies.base import create
 
 PARAMS_FILE = "strategies.yaml"
@@ -80,8 +79,8 @@ class SerialExecutor(Executor):
 
 def derive_seed(scenario: str, strategy: str, index: int, common_random_numbers: bool = True) -> int:
     """The world seed of run ``index`` of (scenario, strategy); see the module docstring."""
-    key = [zlib.crc32(scenario.encode()), 0 if common_random_numbers else zlib.crc32(strategy.encode()), index]
-    return int(np.random.SeedSequence(key).generate_state(1)[0])
+    names = (scenario, 0 if common_random_numbers else strategy, index)
+    return int(seed_from_names(*names).generate_state(1)[0])
 
 
 def expand_scenarios(paths: Sequence[str | Path]) -> list[Path]:

@@ -13,8 +13,9 @@ Seldon's webhook rejects any intermediate state whose traffic does not sum to 10
 * after the patch it reads the object back and raises if the fields differ from what was written
   (another controller fought back, or a mutating webhook changed the values).
 
-A weight field that is absent inside an existing object reads as 0: Seldon serialises
-``traffic`` with ``omitempty``, so a stored predictor with 0% traffic has no ``traffic`` key.
+Weights are read with the rule the sim reads them with (:func:`simkit.spec.pointers.weight_at`):
+a field absent inside an existing object reads as 0, because Seldon serialises ``traffic`` with
+``omitempty``.
 """
 
 from __future__ import annotations
@@ -27,44 +28,10 @@ from kubernetes.client import ApiClient
 
 from simkit.errors import BackendError, ConflictError
 from simkit.live.kube_objects import DEFAULT_TIMEOUT, KubeObjects, NotFound, load_kube_client
-from simkit.live.kube_patch import PointerError, resolve, split_pointer
 from simkit.ports import ObjectPatch, ObjectRef, WeightRef
+from simkit.spec.pointers import PointerError, field_of, join_pointer, resolve, split_pointer, weight_at
 
 __all__ = ["KubeObjects", "KubeWeightActuator", "NotFound", "load_kube_client", "weight_at"]
-
-_MISSING = object()
-
-
-def _field_of(pointer: str) -> str:
-    """``/spec/predictors/1/traffic`` -> ``.spec.predictors[1].traffic`` for messages."""
-    out = ""
-    for token in split_pointer(pointer):
-        out += f"[{token}]" if token.isdigit() else f".{token}"
-    return out or "."
-
-
-def weight_at(doc: Mapping[str, Any], pointer: str) -> int:
-    """The integer weight at ``pointer``; raises ValueError with a short reason otherwise."""
-    tokens = split_pointer(pointer)
-    try:
-        parent = resolve(doc, "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens[:-1]))
-    except PointerError as exc:
-        raise ValueError(f"no such field ({exc})") from None
-    if isinstance(parent, Mapping):
-        value = parent.get(tokens[-1], _MISSING) if tokens else parent
-        if value is _MISSING:
-            return 0  # omitempty: an unset weight is 0
-    else:
-        try:
-            value = resolve(doc, pointer)
-        except PointerError as exc:
-            raise ValueError(f"no such field ({exc})") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"the value {value!r} is not an integer weight")
-    if not -(2**31) <= int(value) < 2**31:
-        raise ValueError(f"the value {value!r} does not fit an int32")
-    return int(value)
-
 
 def _who(versions: Sequence[str]) -> str:
     if not versions:
@@ -103,7 +70,7 @@ class KubeWeightActuator:
                 try:
                     weights[ref.version] = weight_at(doc, ref.pointer)
                 except ValueError as exc:
-                    raise BackendError(f"{obj}: cannot read {ref.field_path or _field_of(ref.pointer)}: {exc} "
+                    raise BackendError(f"{obj}: cannot read {ref.field_path or field_of(ref.pointer)}: {exc} "
                                        f"({_who([ref.version])})") from None
         return weights
 
@@ -127,14 +94,12 @@ class KubeWeightActuator:
         path whose parent does not exist is an error (the patch would fail or create junk)."""
         out: dict[str, int | None] = {}
         for path in targets:
-            tokens = split_pointer(path)
-            parent_ptr = "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens[:-1])
             try:
-                parent = resolve(doc, parent_ptr)
+                parent = resolve(doc, join_pointer(split_pointer(path)[:-1]))
                 if isinstance(parent, list):
                     resolve(doc, path)
             except PointerError as exc:
-                raise BackendError(f"{obj}: cannot patch {_field_of(path)}: no such field ({exc})") from None
+                raise BackendError(f"{obj}: cannot patch {field_of(path)}: no such field ({exc})") from None
             try:
                 out[path] = weight_at(doc, path)
             except ValueError:
@@ -164,6 +129,6 @@ class KubeWeightActuator:
                             "another client is writing this object") from None
                     self._sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
             after = self._current(obj, self.objects.get(obj, "reading back the weight patch"), targets)
-            wrong = [f"{_field_of(p)} is {after[p]}, expected {v}" for p, v in targets.items() if after[p] != v]
+            wrong = [f"{field_of(p)} is {after[p]}, expected {v}" for p, v in targets.items() if after[p] != v]
             if wrong:
                 raise BackendError(f"{obj}: after patching, {'; '.join(wrong)} (changed by another writer or a webhook?)")

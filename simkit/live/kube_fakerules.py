@@ -1,8 +1,8 @@
 """What the Kubernetes API fake knows about resources: types, Status errors, admission, selectors.
 
 Kept apart from the store (``kube_fakestore``) so that the rules a real cluster would enforce
-(Seldon's traffic webhook, Status bodies the official client decodes, selector syntax) read in one
-place. Only the behaviour simkit's live mode and its tests rely on is modelled; everything else
+(Status bodies the official client decodes, selector syntax) read in one place; admission
+(Seldon's traffic webhook) is :func:`simkit.spec.seldon.admission_problem`, shared with the sim. Only the behaviour simkit's live mode and its tests rely on is modelled; everything else
 answers the way kube-apiserver would for a CRD without a schema.
 """
 
@@ -129,46 +129,6 @@ def invalid(rtype: ResourceType, name: str, field: str, message: str, *, group_l
     return FakeApiError(422, "Invalid", text,
                         {"name": name, "group": group, "kind": rtype.kind,
                          "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]})
-
-
-def seldon_traffic_problem(obj: Mapping[str, Any]) -> str | None:
-    """Seldon v1's validating webhook (``checkTraffic``/``validateShadow``), see seldon-v1.md §3.2.
-
-    Returns the webhook's message, or None when the SeldonDeployment is admissible."""
-    spec = obj.get("spec")
-    predictors = spec.get("predictors") if isinstance(spec, Mapping) else None
-    if not isinstance(predictors, list):
-        return None  # no schema in the fake: a spec without predictors is not the webhook's business
-    names: set[str] = set()
-    shadows = 0
-    total = 0
-    normal = 0
-    for p in predictors:
-        if not isinstance(p, Mapping):
-            return "predictors must be objects"
-        name = str(p.get("name", ""))
-        if name in names:
-            return f"Duplicate predictor name: {name}"
-        names.add(name)
-        traffic = p.get("traffic", 0) or 0
-        if not isinstance(traffic, int) or isinstance(traffic, bool):
-            return f"Traffic of predictor {name} must be an integer"
-        if p.get("shadow"):
-            shadows += 1
-            if not 0 <= traffic <= 100:
-                return "Shadow traffic must be between 0 and 100"
-            continue
-        normal += 1
-        total += traffic
-    if shadows > 1:
-        return "Multiple shadows are not allowed"
-    if shadows and normal == 0:
-        return "Shadow can not exist alone"
-    if normal > 1 and total != 100:
-        return "Traffic must sum to 100 for multiple predictors"
-    if normal == 1 and total not in (0, 100):
-        return "Traffic must be 100 for a single predictor when set"
-    return None
 
 
 def _parse_requirements(selector: str, what: str) -> list[tuple[str, str, str | None]]:

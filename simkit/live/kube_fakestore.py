@@ -40,9 +40,9 @@ from simkit.live.kube_fakerules import (
     conflict,
     invalid,
     not_found,
-    seldon_traffic_problem,
 )
-from simkit.live.kube_patch import PatchError, apply_json_patch, apply_merge_patch
+from simkit.spec.pointers import PatchError, apply_json_patch, apply_merge_patch
+from simkit.spec.seldon import admission_problem
 
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
 EVENT_HISTORY = 4096
@@ -150,11 +150,12 @@ class FakeCluster:
                 if rtype.plural == "namespaces" and not rtype.group:
                     self._delete_namespace_contents(key[3])
             return copy.deepcopy(old)
-        if rtype.kind == "SeldonDeployment":
-            problem = seldon_traffic_problem(new)
-            if problem is not None:
-                raise invalid(rtype, key[3], "spec.predictors", problem, group_label="machinelearing.seldon.io",
-                              webhook="v1.vseldondeployment.kb.io")
+        problem = admission_problem(new)  # the same rule the sim's object store applies
+        if problem is not None and rtype.kind == "SeldonDeployment":
+            raise invalid(rtype, key[3], "spec.predictors", problem, group_label="machinelearing.seldon.io",
+                          webhook="v1.vseldondeployment.kb.io")
+        if problem is not None:
+            raise invalid(rtype, key[3], "spec.http[0].route", problem, webhook="validation.istio.io")
         if rtype.kind == "Secret" and isinstance(new.get("stringData"), Mapping):
             data = dict(new.get("data") or {})
             for k, v in new.pop("stringData").items():

@@ -11,7 +11,7 @@ not routed. Counter resets are corrected as Prometheus' ``increase`` does.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,14 +126,3 @@ class Traffic:
         i = int(np.searchsorted(grid, lo, side="right")) - 1
         j = int(np.searchsorted(grid, hi, side="left"))
         return (float(grid[i]) if i >= 0 else lo), (float(grid[min(j, grid.size - 1)]))
-
-
-def largest_remainder(percent: Mapping[str, float]) -> dict[str, int]:
-    """Integer weights summing to 100 closest to ``percent`` (ties to the earlier version)."""
-    total = sum(percent.values()) or 1.0
-    raw = {v: 100.0 * p / total for v, p in percent.items()}
-    out = {v: int(math.floor(x)) for v, x in raw.items()}
-    rest = 100 - sum(out.values())
-    for v in sorted(raw, key=lambda k: -(raw[k] - out[k]))[:rest]:
-        out[v] += 1
-    return out

@@ -35,8 +35,8 @@ from simkit.replay.calibrate import (
 )
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import metric_selectors
-from simkit.replay.traffic import largest_remainder
 from simkit.report.run import write_text
+from simkit.spec.rounding import largest_remainder
 from simkit.tsdb import TSDB, Matcher
 
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)

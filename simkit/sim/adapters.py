@@ -2,8 +2,8 @@
 
 - :class:`SimClock` — ``sleep`` advances the SimPy environment (every request, scrape and event in
   between happens), ``now`` is the scenario epoch plus sim time.
-- :class:`SimWeightActuator` — reads weights with the fieldPath's JSON pointer and applies JSON
-  patches to the object store the routers read, with Seldon's admission rules.
+- :class:`SimWeightActuator` — reads weights with the shared fieldPath rule
+  (:func:`simkit.spec.pointers.weight_at`) and applies JSON patches to the object store the routers read, with Seldon's admission rules.
 - :class:`SimActionRunner` — records each rendered task, never starts a process; a
   ``kubectl apply -f <local file>`` is applied to the object store so a promotion changes routing.
 """
@@ -18,8 +18,8 @@ from simkit.actions import command_line, kubectl_apply_targets
 from simkit.errors import BackendError, SimkitError
 from simkit.ports import ActionOutcome, ObjectPatch, WeightRef
 from simkit.sim.engine import AnyWorld
-from simkit.sim.objects import PatchError, resolve_pointer
 from simkit.spec.documents import load_yaml_documents
+from simkit.spec.pointers import weight_at
 
 
 class SimClock:
@@ -44,13 +44,10 @@ class SimWeightActuator:
             if obj is None:
                 raise BackendError(f"{ref.obj} not found (weightObjRef of version {ref.version})")
             try:
-                value = resolve_pointer(obj, ref.pointer)
-            except PatchError:
-                raise BackendError(f"{ref.obj} has no field {ref.field_path} (weightObjRef of version {ref.version})") from None
-            if value is None and ref.obj.kind == "SeldonDeployment":
-                value = 0  # traffic is omitempty: an unset traffic reads as 0 through the API
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise BackendError(f"{ref.obj} field {ref.field_path} is {value!r}, not an integer weight")
+                value = weight_at(obj, ref.pointer)  # the rule the live actuator reads with
+            except ValueError as exc:
+                raise BackendError(f"{ref.obj}: cannot read {ref.field_path}: {exc} "
+                                   f"(weightObjRef of version {ref.version})") from None
             out[ref.version] = value
         return out
 

@@ -11,7 +11,6 @@ until the store's generation changes.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -24,13 +23,8 @@ from simkit.sim.executor_metrics import CLIENT, FEEDBACK_TOTAL, REWARD_TOTAL, SE
 from simkit.sim.objects import ObjectStore
 from simkit.sim.topology import routes
 from simkit.spec.scenario import Behaviour
+from simkit.spec.streams import child_rng
 from simkit.tsdb.store import TSDB
-
-
-def child_rng(seed: int, *names: str | int) -> np.random.Generator:
-    """An independent stream per named component: adding one never shifts another's draws."""
-    key = tuple(n if isinstance(n, int) else zlib.crc32(n.encode()) for n in names)
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 @dataclass

@@ -22,9 +22,9 @@ from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
 from simkit.records import IterationRecord, RunResult
 from simkit.sim.adapters import SimActionRunner, SimClock, SimWeightActuator
-from simkit.sim.deployment import child_rng
 from simkit.sim.engine import AnyWorld, EngineChoice, make_world
 from simkit.spec.bundle import Bundle
+from simkit.spec.streams import child_rng
 from simkit.strategies.base import create
 
 

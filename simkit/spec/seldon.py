@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from simkit.spec.documents import Document, validate
+from simkit.spec.pointers import INT32
 
 SELDON_GROUP = "machinelearning.seldon.io"
 ISTIO_GROUP = "networking.istio.io"
@@ -48,7 +49,7 @@ class Graph(_Lenient):
 class Predictor(_Lenient):
     name: str
     graph: Graph
-    traffic: int = 0
+    traffic: int | None = None
     shadow: bool = False
     replicas: int | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -91,26 +92,60 @@ class SeldonDeployment(_Lenient):
     spec: SeldonDeploymentSpec
 
 
-def check_traffic(predictors: list[Mapping[str, Any]]) -> str | None:
-    """The webhook's traffic rules on raw predictor dicts; an error message or None."""
-    names = [p.get("name") for p in predictors]
-    if len(set(names)) != len(names):
-        return "duplicate predictor names"
-    shadows = [p for p in predictors if p.get("shadow")]
-    if len(shadows) > 1:
-        return "Multiple shadows are not allowed"
-    live = [p for p in predictors if not p.get("shadow")]
-    if not live:
-        return "a shadow cannot be the only predictor"
+def check_traffic(predictors: Any) -> str | None:
+    """Seldon v1's validating webhook (``checkTraffic``/``validateShadow``, seldon-v1.md §3.2) plus
+    the CRD schema (``traffic`` is an int32); the webhook's message, or None when admissible.
+
+    The one rule for every writer: manifests the sim loads, the sim's object store, and the
+    Kubernetes API fake's webhook all call this. As in the cluster, an omitted or ``null``
+    ``traffic`` is 0 (the API server prunes the null, Go decodes the rest as 0), and the webhook
+    checks only the sum of non-shadow traffic, so ``[-5, 105]`` is admitted (the sim's router
+    gives a non-positive weight no traffic)."""
+    if not isinstance(predictors, list):
+        return "spec.predictors: Required value"
+    names: set[str] = set()
+    shadows = total = normal = 0
     for p in predictors:
-        t = p.get("traffic", 0)
-        if not isinstance(t, int) or isinstance(t, bool) or t < 0 or t > 100:
-            return f"traffic of predictor {p.get('name')!r} must be an integer in [0, 100]"
-    total = sum(int(p.get("traffic", 0) or 0) for p in live)
-    if len(live) > 1 and total != 100:
+        if not isinstance(p, Mapping):
+            return "predictors must be objects"
+        name = str(p.get("name", ""))
+        if name in names:
+            return f"Duplicate predictor name: {name}"
+        names.add(name)
+        traffic = p.get("traffic")
+        traffic = 0 if traffic is None else traffic
+        if not isinstance(traffic, int) or isinstance(traffic, bool) or not INT32[0] <= traffic <= INT32[1]:
+            return f"Traffic of predictor {name} must be an int32, got {traffic!r}"
+        if p.get("shadow"):
+            shadows += 1
+            if not 0 <= traffic <= 100:
+                return "Shadow traffic must be between 0 and 100"
+            continue
+        normal += 1
+        total += traffic
+    if shadows > 1:
+        return "Multiple shadows are not allowed"
+    if shadows and normal == 0:
+        return "Shadow can not exist alone"
+    if normal > 1 and total != 100:
         return f"Traffic must sum to 100 for multiple predictors (got {total})"
-    if len(live) == 1 and total not in (0, 100):
-        return f"traffic of a single predictor must be 0 or 100 (got {total})"
+    if normal == 1 and total not in (0, 100):
+        return f"Traffic must be 100 for a single predictor when set (got {total})"
+    return None
+
+
+def admission_problem(obj: Mapping[str, Any]) -> str | None:
+    """What a cluster's admission says about a SeldonDeployment or a VirtualService (None =
+    accepted); other kinds have no rules here."""
+    kind = obj.get("kind")
+    spec = obj.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    if kind == "SeldonDeployment":
+        return check_traffic(spec.get("predictors"))
+    if kind == "VirtualService":
+        http = spec.get("http") or []
+        if isinstance(http, list) and http and isinstance(http[0], Mapping) and isinstance(http[0].get("route"), list):
+            return check_route_weights(http[0]["route"])
     return None
 
 
@@ -118,7 +153,7 @@ def parse_seldon_deployment(doc: Document) -> SeldonDeployment:
     if doc.api_version not in SELDON_VERSIONS:
         raise doc.error("apiVersion", f"unsupported apiVersion {doc.api_version!r} for SeldonDeployment")
     sdep = validate(SeldonDeployment, doc.raw, doc.where)
-    problem = check_traffic(doc.raw["spec"]["predictors"])
+    problem = check_traffic(doc.raw["spec"]["predictors"])  # the cluster's admission, shared with the fake
     if problem:
         raise doc.error("spec.predictors[*].traffic", problem)
     return sdep
@@ -163,15 +198,17 @@ def parse_virtual_service(doc: Document) -> VirtualService:
 
 
 def check_route_weights(routes: list[Mapping[str, Any]]) -> str | None:
-    """Istio's rule: with several destinations, weights must sum to 100 (one may omit it only alone)."""
-    weights = [r.get("weight") for r in routes]
+    """Istio's rule: with several destinations, weights (omitted = 0) must sum to 100."""
+    weights = [r.get("weight") if isinstance(r, Mapping) else "not an object" for r in routes]
     if len(routes) == 1:
         w = weights[0]
         return None if w in (None, 100, 0) else f"a single destination must have weight 100 (got {w})"
-    for w in weights:
+    ints: list[int] = []
+    for w in (0 if w is None else w for w in weights):  # an omitted weight is 0 in Istio's API
         if not isinstance(w, int) or isinstance(w, bool) or w < 0 or w > 100:
             return f"every destination needs an integer weight in [0, 100] (got {w!r})"
-    total = sum(int(w or 0) for w in weights)
+        ints.append(w)
+    total = sum(ints)
     return None if total == 100 else f"route weights must sum to 100 (got {total})"
 
 

@@ -207,20 +207,3 @@ def split(plan: Plan, candidate: str, weight: int) -> dict[str, int]:
     weights[candidate] = weight
     weights[plan.baseline] = 100 - weight
     return weights
-
-
-def round_to_100(shares: Mapping[str, float]) -> dict[str, int]:
-    """Largest-remainder rounding of non-negative shares to integers summing to 100.
-
-    Ties in the remainders go to the earlier version (insertion order), so the result is
-    deterministic."""
-    total = sum(shares.values())
-    if total <= 0:
-        raise ValueError("shares must have a positive sum")
-    scaled = {k: 100.0 * v / total for k, v in shares.items()}
-    floors = {k: int(math.floor(v + 1e-9)) for k, v in scaled.items()}
-    left = 100 - sum(floors.values())
-    order = sorted(scaled, key=lambda k: -(scaled[k] - floors[k]))
-    for k in order[:max(0, left)]:
-        floors[k] += 1
-    return floors

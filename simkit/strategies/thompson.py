@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from simkit.spec.rounding import largest_remainder
 from simkit.strategies.base import Decision, Observation, Plan, Verdict, register
 from simkit.strategies.roles import (
     Check,
@@ -68,7 +69,6 @@ from simkit.strategies.roles import (
     check_number,
     param_error,
     parse_checks,
-    round_to_100,
     value,
 )
 
@@ -123,7 +123,7 @@ class ThompsonStrategy:
         state: dict[str, Any] = {"weights": old or {versions[0]: 100}, "prevRequests": requests}
         eff = self._effective(observation, st, state)
         srm = self._srm(old, {v: requests[v] - float(prev.get(v, 0.0)) for v in versions})
-        hold_weights = dict(old) if old else round_to_100({v: float(v == versions[0]) for v in versions})
+        hold_weights = dict(old) if old else largest_remainder({v: float(v == versions[0]) for v in versions})
         if srm:
             return Decision(weights=hold_weights, reason=f"{srm}; holding the weights", state=state)
 
@@ -133,7 +133,7 @@ class ThompsonStrategy:
         assessments = {v: tuple(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions}
         if all(excluded[c] for c in self.plan.candidates):
             bad = ", ".join(f"{c}: P(feasible) {_fmt(feasible_p[c])}" for c in self.plan.candidates)
-            return Decision(weights=round_to_100({v: float(v == versions[0]) for v in versions}),
+            return Decision(weights=largest_remainder({v: float(v == versions[0]) for v in versions}),
                             assessments=assessments, verdict="rollback", state=state,
                             reason=f"every candidate is credibly infeasible ({bad}): rolling back")
         eligible = [v for v in versions if not excluded[v]]
@@ -144,7 +144,7 @@ class ThompsonStrategy:
         winner = None
         if not warm and p_best[best] >= self.promote_probability and feasible[best]:
             if self.early_stop:
-                weights = round_to_100({v: float(v == best) for v in versions})
+                weights = largest_remainder({v: float(v == best) for v in versions})
                 return Decision(weights=weights, winner=best, assessments=assessments, verdict="promote", state=state,
                                 reason=f"{best} is best with P {p_best[best]:.3f} >= {self.promote_probability:g} "
                                        f"and feasible ({ranking}): promoting")
@@ -240,7 +240,7 @@ class ThompsonStrategy:
             for c in self.plan.candidates:
                 target[c] = target[c] * room / rest
             target[versions[0]] = self.min_baseline
-        return round_to_100(target)
+        return largest_remainder(target)
 
     def _srm(self, in_effect: Mapping[str, int] | None, delta: Mapping[str, float]) -> str:
         """A sample-ratio-mismatch message, or "" when the split looks right (or cannot be tested)."""
