@@ -24,14 +24,13 @@ import httpx
 
 from simkit.errors import QueryError
 from simkit.promql.ast import Expr, VectorSelector, unwrap_parens
-from simkit.promql.engine import instant_query, range_query
+from simkit.promql.engine import instant_query, range_problem, range_query
 from simkit.promql.parser import parse_cached
 from simkit.promql.values import QueryResult
 from simkit.tsdb import TSDB, Series, round_ms
 
 _STATUS = {"bad_data": 400, "execution": 422, "canceled": 503, "timeout": 503, "internal": 500,
            "not_found": 404, "unavailable": 503}
-_MAX_POINTS = 11_000
 _LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
 
 Response = tuple[int, str, bytes]  # status, content type, body
@@ -253,14 +252,13 @@ def execute_instant(db: TSDB, query: str, time: float, lookback: float = 300.0) 
 def execute_range(db: TSDB, query: str, start: float, end: float, step: float,
                   lookback: float = 300.0) -> QueryResult:
     """Evaluate a range query after Prometheus' own parameter checks; raises :class:`APIError`."""
-    if end < start:
-        raise APIError("bad_data", 'invalid parameter "end": end timestamp must not be before start time')
-    if step <= 0:
-        raise APIError("bad_data", 'invalid parameter "step": zero or negative query resolution step '
-                                   "widths are not accepted. Try a positive integer")
-    if int(round((end - start) * 1000)) // max(1, int(round(step * 1000))) > _MAX_POINTS:
-        raise APIError("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. "
-                                   "Try decreasing the query resolution (?step=XX)")
+    try:
+        problem = range_problem(start, end, step)
+    except QueryError as exc:
+        raise APIError("bad_data", f"invalid parameter: {exc.message}") from None
+    if problem:
+        param, message = problem
+        raise APIError("bad_data", f'invalid parameter "{param}": {message}' if param else message)
     return _evaluate(query, False, lambda expr: range_query(db, expr, start, end, step, lookback=lookback))
 
 

@@ -89,8 +89,27 @@ def series_arrays(series: Series) -> _SeriesArrays:
     return data
 
 
+_MAX_MS = 2**62  # timestamps beyond this (about 146 million years) overflow the int64 step grid
+
+
 def _to_ms(t: float) -> int:
+    if not -_MAX_MS <= t * 1000.0 <= _MAX_MS:  # also false for NaN
+        raise QueryError(f"timestamp {t!r} is out of range")
     return int(round(t * 1000.0))
+
+
+def range_problem(start: float, end: float, step: float) -> tuple[str, str] | None:
+    """Prometheus' limits on a range query, as (parameter, message) or None: the one rule the
+    engine and the HTTP API both enforce (the API prefixes ``invalid parameter``)."""
+    start_ms, end_ms, step_ms = _to_ms(start), _to_ms(end), _to_ms(step)
+    if end_ms < start_ms:
+        return "end", "end timestamp must not be before start time"
+    if step_ms <= 0:
+        return "step", "zero or negative query resolution step widths are not accepted. Try a positive integer"
+    if (end_ms - start_ms) // step_ms > MAX_POINTS:  # Prometheus: end.Sub(start)/step > 11000
+        return "", ("exceeded maximum resolution of 11,000 points per timeseries. "
+                    "Try decreasing the query resolution (?step=XX)")
+    return None
 
 
 class Evaluator:
@@ -325,13 +344,10 @@ def range_query(db: TSDB, query: str | Expr, start: float, end: float, step: flo
                 lookback: float = 300.0) -> QueryResult:
     """Evaluate ``query`` at ``start, start+step, ... <= end`` like ``/api/v1/query_range``."""
     expr, text = _prepare(query)
+    problem = range_problem(start, end, step)
+    if problem:
+        raise QueryError(problem[1])
     start_ms, end_ms, step_ms = _to_ms(start), _to_ms(end), _to_ms(step)
-    if step_ms <= 0:
-        raise QueryError("zero or negative query resolution step widths are not accepted")
-    if end_ms < start_ms:
-        raise QueryError("end timestamp must not be before start time")
-    if (end_ms - start_ms) // step_ms + 1 > MAX_POINTS:
-        raise QueryError("exceeded maximum resolution of 11,000 points per timeseries")
     if expr.type not in ("scalar", "vector"):
         kind = "range vector" if expr.type == "matrix" else expr.type
         raise QueryError(f"invalid expression type {kind!r} for range query, must be scalar or instant vector",
