@@ -12,8 +12,9 @@ failure runs nothing. It never imports simpy, httpx or kubernetes: the world is 
 
 Deliberate differences from etc3 (documented in the README): target acquisition and the
 reconcile/requeue machinery are not modelled (one experiment owns its target; iterations are
-exactly ``intervalSeconds`` apart); on a rollback decided by a non-Iter8 strategy the loop moves
-all traffic to the baseline, as Flagger and Argo do (Iter8 leaves that to the finish action).
+exactly ``intervalSeconds`` apart); on a rollback the decision says what happens to the weights
+(``Decision.weights_on_rollback``): Flagger and Argo move all traffic to the baseline, Iter8
+leaves that to the finish action.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from simkit.actions import render_tasks
 from simkit.errors import SimkitError
 from simkit.metrics import MetricFetcher
 from simkit.ports import ActionOutcome, ActionRunner, Clock, ObjectPatch, WeightActuator, WeightRef
-from simkit.records import IterationRecord, Reading, RunResult, StatusBook, rfc3339
+from simkit.records import IterationRecord, Reading, RunResult, StatusBook, rfc3339, to_status_analysis
 from simkit.spec.experiment import Experiment, version_variables, weight_refs
 from simkit.spec.metric import Metric
 from simkit.strategies.base import Decision, Observation, Plan, Strategy
-from simkit.strategies.iter8 import to_status_analysis
 
 PROVENANCE = "simkit"
 
@@ -303,8 +303,8 @@ class Loop:
         if plan.testing_pattern == "Conformance" or plan.deployment_pattern == "FixedSplit":
             return None
         if d.verdict == "rollback":
-            if self.strategy.name.startswith("iter8"):
-                return None  # etc3 applies nothing on rollback; the finish action restores traffic
+            if d.weights_on_rollback == "keep":
+                return None
             return d.weights or {v: (100 if v == plan.baseline else 0) for v in plan.versions}
         return d.weights
 

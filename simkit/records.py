@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simkit.ports import ActionOutcome, ObjectPatch
+from simkit.spec.quantity import format_quantity
 from simkit.strategies.base import Decision
 
 STAGES = ("Waiting", "Initializing", "Running", "Finishing", "Completed")
@@ -120,3 +121,32 @@ class StatusBook:
 
     def snapshot(self) -> dict[str, Any]:
         return copy.deepcopy(self.status)
+
+
+def to_status_analysis(analysis: Mapping[str, Any], provenance: str, timestamp: str) -> dict[str, Any]:
+    """What etc3 stores in ``status.analysis``: values as quantities, provenance and timestamp on
+    every part, None fields omitted, ``bestVersions`` dropped (its Go struct has no such field)."""
+    out: dict[str, Any] = {}
+    for part in ("aggregatedMetrics", "versionAssessments", "weights", "winnerAssessment"):
+        src = analysis.get(part)
+        if src is None:
+            continue
+        data: Any = src.get("data")
+        if part == "aggregatedMetrics":
+            data = {
+                m: {"data": {v: ({"value": format_quantity(float(d["value"]))} if d.get("value") is not None else {})
+                             for v, d in am.get("data", {}).items()}}
+                for m, am in (data or {}).items()
+            }
+        elif part == "winnerAssessment":
+            w = data or {}
+            data = {"winner": w["winner"], "winnerFound": bool(w.get("winnerFound"))} if w.get("winner") else {
+                "winnerFound": bool(w.get("winnerFound"))
+            }
+        entry: dict[str, Any] = {"data": data}
+        if src.get("message") is not None:
+            entry["message"] = src["message"]
+        entry["provenance"] = provenance
+        entry["timestamp"] = timestamp
+        out[part] = entry
+    return out

@@ -158,6 +158,7 @@ def decision_from_journal(data: Mapping[str, Any]) -> Decision:
         reason=str(data.get("reason", "")),
         state=dict(data.get("state") or {}),
         analysis=dict(data.get("analysis") or {}),
+        weights_on_rollback="keep" if data.get("weights_on_rollback") == "keep" else "apply",
     )
 
 

@@ -20,12 +20,13 @@ import httpx
 from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
-from simkit.sim.deployment import Truth, child_rng
+from simkit.sim.deployment import Truth
 from simkit.sim.engine import AnyWorld, make_world
 from simkit.spec.bundle import Bundle, load_scenario, resolve_service
 from simkit.spec.experiment import Experiment, weight_refs
 from simkit.spec.metric import Metric
 from simkit.spec.quantity import duration_option
+from simkit.spec.streams import child_rng
 
 
 @dataclass(frozen=True)

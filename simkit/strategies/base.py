@@ -100,6 +100,10 @@ class Decision:
     reason: str = ""
     state: Mapping[str, Any] = field(default_factory=dict)
     analysis: Mapping[str, Any] = field(default_factory=dict)
+    # What a rollback does to the weights: "apply" moves them to ``weights`` (all traffic to the
+    # baseline when None), as Flagger and Argo do; "keep" leaves them as they are, as etc3 does
+    # (its finish action restores traffic). The loop reads this, never the strategy's name.
+    weights_on_rollback: Literal["apply", "keep"] = "apply"
 
     @property
     def winner_found(self) -> bool:

@@ -28,8 +28,8 @@ What the loop (``simkit.control``) must know:
   memory apart from ``currentWeightDistribution``), in ``status.metrics`` order;
 * check the verdict before applying weights; on rollback apply nothing and keep the previous
   versionRecommendedForPromotion (§2.7, §2.8 — VRFP is the loop's job);
-* :func:`to_status_analysis` turns ``Decision.analysis`` into what etc3 stores in
-  ``status.analysis`` (quantities, provenance, timestamp, no bestVersions);
+* ``Decision.weights_on_rollback`` is ``keep``; :func:`simkit.records.to_status_analysis` turns
+  ``Decision.analysis`` into what etc3 stores in ``status.analysis``;
 * :class:`AnalyticsFailure` is the service's HTTP 500 (a ``currentWeightDistribution`` shorter than
   the version list when constraints apply): etc3 marks the experiment Failed
   (AnalyticsServiceError) and runs no finish action.
@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from simkit.errors import Location, SimkitError, SpecError
-from simkit.spec.quantity import format_quantity
 from simkit.strategies.base import Decision, Observation, Plan, register
 
 EXPLORATION_TRAFFIC_PERCENTAGE = 10.0  # AdvancedParameters (the in-code comment says 5 %; the value is 10)
@@ -262,35 +261,6 @@ def analyze(
     }
 
 
-def to_status_analysis(analysis: Mapping[str, Any], provenance: str, timestamp: str) -> dict[str, Any]:
-    """What etc3 stores in ``status.analysis``: values as quantities, provenance and timestamp on
-    every part, None fields omitted, ``bestVersions`` dropped (its Go struct has no such field)."""
-    out: dict[str, Any] = {}
-    for part in ("aggregatedMetrics", "versionAssessments", "weights", "winnerAssessment"):
-        src = analysis.get(part)
-        if src is None:
-            continue
-        data: Any = src.get("data")
-        if part == "aggregatedMetrics":
-            data = {
-                m: {"data": {v: ({"value": format_quantity(float(d["value"]))} if d.get("value") is not None else {})
-                             for v, d in am.get("data", {}).items()}}
-                for m, am in (data or {}).items()
-            }
-        elif part == "winnerAssessment":
-            w = data or {}
-            data = {"winner": w["winner"], "winnerFound": bool(w.get("winnerFound"))} if w.get("winner") else {
-                "winnerFound": bool(w.get("winnerFound"))
-            }
-        entry: dict[str, Any] = {"data": data}
-        if src.get("message") is not None:
-            entry["message"] = src["message"]
-        entry["provenance"] = provenance
-        entry["timestamp"] = timestamp
-        out[part] = entry
-    return out
-
-
 def rollback_reason(plan: Plan, assessments: Mapping[str, Sequence[bool]]) -> str | None:
     """etc3's rollback check: any version failing an objective with rollback_on_failure (§2.4 step 6)."""
     for i, obj in enumerate(plan.objectives):
@@ -333,6 +303,7 @@ class _Iter8Base:
             verdict="rollback" if reason else "continue",
             reason=reason or (analysis["winnerAssessment"]["message"] or ""),
             analysis=analysis,
+            weights_on_rollback="keep",  # etc3 applies nothing on rollback; the finish action restores traffic
         )
 
 

@@ -133,6 +133,28 @@ def test_rollback_keeps_previous_recommendation_and_skips_weights() -> None:
     assert result.status["message"] == "ExperimentCompleted: Experiment Completed"
 
 
+class RollbackAt2:
+    """A strategy whose name says nothing; only its Decision tells the loop what a rollback does."""
+
+    def __init__(self, name: str, on_rollback: str) -> None:
+        self.name, self.on_rollback = name, on_rollback
+
+    def decide(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        if obs.iteration < 2:
+            return Decision(weights={"v1": 70, "v2": 30})
+        return Decision(weights=None, verdict="rollback", reason="test", weights_on_rollback=self.on_rollback)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "on_rollback", "after"), [
+    ("iter8-lookalike", "apply", 0), ("flagger-lookalike", "keep", 30), ("iter8", "keep", 30), ("x", "apply", 0)])
+def test_the_decision_not_the_name_says_what_rollback_does_to_weights(name: str, on_rollback: str, after: int) -> None:
+    p = prepared(experiment(rollback=True), {"v1": 1, "v2": 1}, {"v1": 1, "v2": 1})
+    prt, _, act, _ = ports()
+    result = run_experiment(p, RollbackAt2(name, on_rollback), prt, np.random.default_rng(1))  # type: ignore[arg-type]
+    assert result.rolled_back
+    assert dict(result.iterations[-1].weights_after)["v2"] == after
+
+
 def test_rollback_without_finish_action_says_rolled_back() -> None:
     p = prepared(experiment(rollback=True, actions={}), {"v1": 1, "v2": 3}, {"v1": 1, "v2": 3})
     result, _, actions, _ = run(p)

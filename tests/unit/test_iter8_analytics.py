@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simkit.errors import SpecError
+from simkit.records import to_status_analysis
 from simkit.strategies.base import Objective, Observation, Plan, Reward, available, create
 from simkit.strategies.iter8 import (
     AnalyticsFailure,
@@ -21,7 +22,6 @@ from simkit.strategies.iter8 import (
     fetch_error,
     gen_round,
     join_messages,
-    to_status_analysis,
 )
 
 LAT, ERR, REW = "ns/latency", "ns/error-rate", "ns/reward"
