@@ -95,7 +95,10 @@ def _add_live(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", default=None)
     p.add_argument("--allow-exec", action="store_true")
     p.add_argument("--interval-override", default=None, metavar="S")
-    p.add_argument("--rollback-on-error", action="store_true")
+    p.add_argument("--rollback-on-error", action="store_true",
+                   help="if the run fails for any reason, put all traffic back on the baseline")
+    p.add_argument("--adopt-drift", action="store_true",
+                   help="carry on from weights another writer changed mid-run (default: report and stop)")
     p.add_argument("--timeout", default="5s", help="per-request timeout for Prometheus")
     p.add_argument("--prometheus-ca", default=None, metavar="FILE", help="CA bundle for an https Prometheus")
     p.add_argument("--prometheus-insecure", action="store_true", help="do not verify Prometheus' TLS certificate")

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -48,6 +48,10 @@ class Ports:
     # etc3 only logs a failed weight patch; live mode fails loudly instead (traffic must never be
     # left in a state nobody asked for without someone knowing)
     strict_patches: bool = False
+    # weights that differ at the start of an iteration from what the loop last read back were
+    # changed by another writer: "ignore" (the sim: nobody else writes), "adopt" (carry on from
+    # them, as etc3 does), or "stop" (fail WeightDrift; live mode's default)
+    drift: Literal["ignore", "adopt", "stop"] = "ignore"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,11 @@ class LoopHooks:
                             weights: Sequence[tuple[str, int]] | None, status: Mapping[str, Any]) -> None: ...
 
     def action(self, outcome: ActionOutcome) -> None: ...
+
+    def metrics_unavailable(self, n: int, missing: Mapping[str, Mapping[str, str]]) -> None:
+        """Metric -> version -> why, for the values this iteration could not read."""
+
+    def drift(self, n: int, expected: Mapping[str, int], found: Mapping[str, int], adopted: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -141,14 +150,15 @@ def read_weights(actuator: WeightActuator, exp: Experiment, plan: Plan) -> tuple
 
 def weight_patches(refs: Sequence[WeightRef], target: Mapping[str, int],
                    current: Sequence[tuple[str, int]] | None) -> tuple[ObjectPatch, ...]:
-    """One JSON patch per object for the versions whose weight changes (etc3 §2.5)."""
-    now = dict(current or ())
+    """One JSON patch per object for the versions whose weight changes (etc3 §2.5); with
+    ``current`` None (weights unknown, e.g. a restore after a failure) every field is written."""
+    now: dict[str, int | None] = dict(current) if current is not None else {}
     grouped: dict[Any, list[dict[str, Any]]] = {}
     for ref in refs:
         if ref.version not in target:
             raise LoopFailure("WeightRedistributionFailed", f"No weight recommendation provided for version {ref.version}")
         value = int(target[ref.version])
-        if value == now.get(ref.version, 0):
+        if current is not None and value == now.get(ref.version, 0):
             continue
         grouped.setdefault(ref.obj, []).append({"op": "add", "path": ref.pointer, "value": value})
     return tuple(ObjectPatch(obj, tuple(ops)) for obj, ops in grouped.items())
@@ -183,20 +193,24 @@ class Loop:
         clock, book = self.ports.clock, self.book
         first = 1
         try:
-            if self.resume is None:
+            if self.resume is None or not self.resume.status:
+                # a fresh run, or one killed during its first iteration (no status journaled yet:
+                # the start action ran, since an iteration had started)
                 book.condition("TargetAcquired", True, "TargetAcquired", "", clock.now())
                 book.stage("Initializing")
-                if not self._action("start"):
+                if self.resume is None and not self._action("start"):
                     return self._result()
                 book.status["metrics"] = [
                     {"name": ref, "metricObj": m.model_dump(mode="json", by_alias=True, exclude_none=True)}
                     for ref, m in self.p.metrics
                 ]
                 book.stage("Running")
-            else:
+            if self.resume is not None:
                 r = self.resume
-                book.status = dict(r.status)
-                self.start, self.vrfp, self.state, first = r.start_time, r.vrfp, r.state, r.completed + 1
+                book.status = {**book.status, **r.status}
+                self.start, self.vrfp, self.state, first = r.start_time, r.vrfp or self.vrfp, r.state, r.completed + 1
+                if self.start is not None:
+                    book.status.setdefault("startTime", rfc3339(self.start))
             self.weights = read_weights(self.ports.actuator, self.p.experiment, self.p.plan)
             book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in self.weights]
             book.status["versionRecommendedForPromotion"] = self.vrfp
@@ -207,6 +221,8 @@ class Loop:
                     self._wait_for_next(i)
                 if self.should_stop():
                     return self._fail("Interrupted", "stopped by a signal between iterations")
+                if i > first:
+                    self._check_drift(i)
                 verdict = self._iteration(i)
                 if verdict == "rollback":
                     return self._finish(rollback=True)
@@ -215,6 +231,7 @@ class Loop:
                 if verdict == "promote":
                     break
             clock.sleep(self.p.plan.interval_seconds)  # etc3 finishes on the reconcile after the last iteration
+            self._check_drift(total + 1)
             return self._finish(rollback=False)
         except LoopFailure as exc:
             return self._fail(exc.reason, exc.message)
@@ -229,6 +246,22 @@ class Loop:
             left = last + self.p.plan.interval_seconds - clock.now()
             if left > 0:
                 clock.sleep(left)
+
+    def _check_drift(self, i: int) -> None:
+        """Weights someone else changed since the last read-back: adopted, or the run stops."""
+        if self.ports.drift == "ignore" or self.weights is None:
+            return
+        found = read_weights(self.ports.actuator, self.p.experiment, self.p.plan)
+        if found == self.weights:
+            return
+        expected, got = dict(self.weights), dict(found)
+        adopted = self.ports.drift == "adopt"
+        self.hooks.drift(i, expected, got, adopted)
+        if not adopted:
+            raise LoopFailure("WeightDrift", f"before iteration {i} the weights are {got}, not {expected} as simkit "
+                                             "left them: another writer changed them (adopt them with --adopt-drift)")
+        self.weights = found
+        self.book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in found]
 
     def _max_loops(self) -> int:
         d = self.p.experiment.spec.duration
@@ -248,6 +281,10 @@ class Loop:
             for version in plan.versions:
                 got = self.ports.fetcher.fetch(metric, version, self.p.metric_variables[version], elapsed, name=ref)
                 readings[ref][version] = Reading(got.value, got.message, got.query)
+        missing = {ref: {v: r.message or "no value" for v, r in by_v.items() if r.value is None}
+                   for ref, by_v in readings.items()}
+        if any(missing.values()):
+            self.hooks.metrics_unavailable(i, {ref: why for ref, why in missing.items() if why})
         obs = Observation(
             iteration=i, elapsed=float(elapsed),
             metrics={m: {v: r.value for v, r in by_v.items()} for m, by_v in readings.items()},

@@ -207,6 +207,20 @@ class JournalHooks(LoopHooks):
         self.say(f"iteration {n:>2}/{self.total}  weights {shown}  recommended {vrfp}")
         self.publish_status(status)
 
+    def metrics_unavailable(self, n: int, missing: Mapping[str, Mapping[str, str]]) -> None:
+        """Loud, every iteration it happens: Iter8 counts a missing value as a failed objective."""
+        for metric, why in missing.items():
+            reasons = sorted(set(why.values()))
+            self.say(f"iteration {n}: metric {metric} unavailable for {', '.join(why)}: {'; '.join(reasons)[:300]}")
+        if self.journal is not None:
+            self.journal.note(n, "metrics_unavailable", missing={m: dict(w) for m, w in missing.items()})
+
+    def drift(self, n: int, expected: Mapping[str, int], found: Mapping[str, int], adopted: bool) -> None:
+        what = "adopting them (--adopt-drift)" if adopted else "stopping"
+        self.say(f"before iteration {n}: weights drifted to {dict(found)} (simkit left {dict(expected)}); {what}")
+        if self.journal is not None:
+            self.journal.note(n, "drift", expected=dict(expected), found=dict(found), adopted=adopted)
+
     def publish_status(self, status: Mapping[str, Any]) -> None:
         """Write the status to the cluster's Experiment; a failure is reported, never fatal:
         the status is a view, the journal and the weights are what matter."""

@@ -19,13 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 
 from simkit.control import Ports, Prepared, Resume, read_weights, run_experiment
-from simkit.errors import BackendError, Location, SpecError
+from simkit.errors import BackendError, Location, SimkitError, SpecError
 from simkit.live.adapters import (
     DryRunActuator,
     JournalHooks,
@@ -37,6 +35,7 @@ from simkit.live.adapters import (
 from simkit.live.journal import ExperimentIdentity, Journal
 from simkit.live.kube import KubeWeightActuator
 from simkit.live.kube_objects import KubeObjects, load_kube_client
+from simkit.live.preflight import check_windows, preflight_prometheus
 from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.records import RunResult
@@ -84,23 +83,6 @@ def _documents_from_cluster(args: argparse.Namespace, objects: KubeObjects) -> t
     return Document(raw, where), metrics
 
 
-def _preflight_prometheus(client: httpx.Client, prepared: Prepared, override: str | None) -> None:
-    """One cheap query per distinct Prometheus: an unreachable one is bad input, found before any patch."""
-    bases = {override} if override else set()
-    if not override:
-        for _, metric in prepared.metrics:
-            url = metric.spec.url_template
-            if url and not metric.spec.secret:
-                parts = urlsplit(url)
-                bases.add(f"{parts.scheme}://{parts.netloc}")
-    for base in sorted(b for b in bases if b):
-        try:
-            client.get(f"{base.rstrip('/')}/api/v1/query", params={"query": "vector(1)"})
-        except httpx.HTTPError as exc:
-            raise BackendError(f"Prometheus at {base} is unreachable ({type(exc).__name__}: {exc}); "
-                               "check --prometheus-url") from None
-
-
 def _resume_from(journal: Journal) -> Resume | None:
     point = journal.resume
     if point.completed_iterations == 0 and point.interrupted is None:
@@ -109,7 +91,10 @@ def _resume_from(journal: Journal) -> Resume | None:
     if point.interrupted is not None and point.interrupted.decision is not None:
         pending = decision_from_journal(point.interrupted.decision)
     status = dict(point.extra.get("status") or {})
-    return Resume(completed=point.completed_iterations, start_time=point.start_time, vrfp=point.vrfp or "",
+    start = point.start_time
+    if start is None and point.interrupted is not None:  # killed during iteration 1: it started the clock
+        start = point.interrupted.inputs.get("time")
+    return Resume(completed=point.completed_iterations, start_time=start, vrfp=point.vrfp or "",
                   state=point.state, status=status, last_update=point.extra.get("lastUpdate"),
                   pending_decision=pending)
 
@@ -131,7 +116,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     # a weightObjRef pointing at a missing object or field stops the run here, before anything moves
     read_weights(real, exp, prepared.plan)
     client = prometheus_client(timeout, args.prometheus_ca, args.prometheus_insecure, args.prometheus_token)
-    _preflight_prometheus(client, prepared, args.prometheus_url)
+    try:
+        scrape = preflight_prometheus(client, prepared, args.prometheus_url)
+        check_windows(prepared, scrape, say)
+    except BaseException:
+        client.close()
+        raise
     dry = DryRunActuator(real, say) if args.dry_run else None
     actuator = dry or real
     identity = ExperimentIdentity(exp.namespace, exp.name, (exp_doc.raw.get("metadata") or {}).get("uid"))
@@ -160,7 +150,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                             rng=np.random.default_rng(0), timeout=timeout)
     ports = Ports(WallClock(stop), actuator, LiveActionRunner(args.allow_exec, args.dry_run, say,
                   env={"EXPERIMENT_NAME": exp.name, "EXPERIMENT_NAMESPACE": exp.namespace}),
-                  fetcher, strict_patches=True)
+                  fetcher, strict_patches=True, drift="adopt" if args.adopt_drift else "stop")
     publish = None
     if args.from_cluster and not args.dry_run:
         # the Experiment lives in the cluster: keep its status current, as etc3 would
@@ -173,6 +163,12 @@ def cmd_live(args: argparse.Namespace) -> int:
             + (" (dry run: no patch, no action)" if args.dry_run else ""))
         result = run_experiment(prepared, strategy, ports, np.random.default_rng(), hooks=hooks,
                                 resume=resume, should_stop=stop.is_set)
+    except Exception as exc:  # whatever failed: restore if asked, record how the run ended, then report
+        outcome = _restore(args, real, prepared, f"{type(exc).__name__}: {exc}")
+        if journal is not None:
+            journal.finished(reason=f"error: {exc}", outcome=outcome)
+            journal.close()
+        raise
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -195,16 +191,11 @@ def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuato
         return 130
     outcome: dict[str, Any] = {"completed": result.completed, "failed": result.failed, "rolledBack": result.rolled_back,
                                "winner": result.winner, "vrfp": result.vrfp, "weights": dict(result.final_weights or {})}
-    if result.failed and args.rollback_on_error and not args.dry_run:
-        restore = {v: (100 if v == prepared.plan.baseline else 0) for v in prepared.plan.versions}
-        from simkit.control import weight_patches
-
-        patches = weight_patches(prepared.refs, restore, None)
-        say(f"--rollback-on-error: restoring {prepared.plan.baseline} to 100")
-        real.apply(patches)
-        outcome["restored"] = restore
+    why = failure_reason(result)
+    if result.failed:
+        outcome.update(_restore(args, real, prepared, why))
     if journal is not None:
-        journal.finished(reason=result.message, outcome=outcome)
+        journal.finished(reason=why if result.failed else result.message, outcome=outcome)
         journal.close()
     if args.out:
         from simkit.report.run import write_text
@@ -216,6 +207,31 @@ def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuato
         write_text(out / "trace.csv", trace_csv(result))
     print(describe(result.experiment_object))
     if result.failed:
-        say(f"experiment failed: {result.message}")
+        say(f"experiment failed: {why}")
         return 1
     return 0
+
+
+def failure_reason(result: RunResult) -> str:
+    """The Failed condition's ``Reason: message`` (status.message only says "Experiment failed")."""
+    for c in result.experiment_object.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Failed" and c.get("status") == "True":
+            return f"{c.get('reason')}: {c.get('message')}" if c.get("message") else str(c.get("reason"))
+    return result.message
+
+
+def _restore(args: argparse.Namespace, real: KubeWeightActuator, prepared: Prepared, why: str) -> dict[str, Any]:
+    """--rollback-on-error: every weight field written (baseline 100, others 0), whatever failed;
+    what happened goes into the journal's finished record."""
+    if not args.rollback_on_error or args.dry_run:
+        return {}
+    from simkit.control import weight_patches
+
+    restore = {v: (100 if v == prepared.plan.baseline else 0) for v in prepared.plan.versions}
+    say(f"--rollback-on-error ({why}): restoring {prepared.plan.baseline} to 100")
+    try:
+        real.apply(weight_patches(prepared.refs, restore, None))
+    except SimkitError as exc:
+        say(f"--rollback-on-error: the restore failed too: {exc}")
+        return {"restoreFailed": str(exc)}
+    return {"restored": restore}

@@ -11,6 +11,7 @@ strategy's state nor move weights twice. Every step is one JSON line, written, f
     patch_applied        the weights read back after the patch (or found already in place)
     iteration_completed  n, strategy state, startTime, versionRecommendedForPromotion, weights
     finished             how the run ended
+    drift, metrics_unavailable   observations (``note``), ignored on resume
 
 :meth:`Journal.open` reads a journal back and offers :attr:`Journal.resume`: the last completed
 iteration and the state to carry over, plus the interrupted iteration if there is one. When that
@@ -304,6 +305,10 @@ class Journal:
                             extra: Mapping[str, Any] | None = None) -> None:
         self._write({"type": "iteration_completed", "n": n, "state": state, "startTime": start_time,
                      "vrfp": vrfp, "weights": weights, "extra": dict(extra or {})})
+
+    def note(self, n: int, kind: str, **fields: Any) -> None:
+        """An observation that changes nothing on resume (drift, unavailable metrics)."""
+        self._write({"type": kind, "n": n, **_jsonable(fields)})
 
     def finished(self, *, reason: str, outcome: Mapping[str, Any] | None = None) -> None:
         self._write({"type": "finished", "reason": reason, "outcome": dict(outcome or {})})
