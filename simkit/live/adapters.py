@@ -210,8 +210,9 @@ class JournalHooks(LoopHooks):
     def metrics_unavailable(self, n: int, missing: Mapping[str, Mapping[str, str]]) -> None:
         """Loud, every iteration it happens: Iter8 counts a missing value as a failed objective."""
         for metric, why in missing.items():
-            reasons = sorted(set(why.values()))
-            self.say(f"iteration {n}: metric {metric} unavailable for {', '.join(why)}: {'; '.join(reasons)[:300]}")
+            first = next(iter(why.values()))
+            self.say(f"iteration {n}: metric {metric} unavailable for {', '.join(why)}: "
+                     f"{first if len(first) < 200 else first[:197] + '...'}")
         if self.journal is not None:
             self.journal.note(n, "metrics_unavailable", missing={m: dict(w) for m, w in missing.items()})
 

@@ -10,14 +10,16 @@ sent twice; Prometheus stopped mid-run (metrics unavailable, then recovery); an 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,7 +28,9 @@ import yaml
 
 import simkit.live.commands  # noqa: F401  (imported up front: the timing test must not pay for imports)
 from simkit.cli import main
+from simkit.errors import SpecError
 from simkit.live.kubefake import KubeFake, kubeconfig_text
+from simkit.live.preflight import check_windows, scrape_intervals
 from tests.support.prometheus import PrometheusServer, ScrapeJob, require_prometheus, run_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,6 +249,9 @@ def test_prometheus_down_mid_run_then_recovery(fake: KubeFake, kubeconfig: Path,
     # Iter8 semantics: no values -> objectives fail -> no winner -> the baseline takes the weight back
     down = [r for r in rows if r["iteration"] in unavailable and r["version"] == "iris-v2"]
     assert all(r["winner"] == "" and r["weight_after"] == "5" for r in down[1:]) and down
+    said = err.decode()
+    for n in unavailable:  # loudly, in every iteration it happens
+        assert f"iteration {n}: metric iter8-seldon/user-engagement unavailable" in said, said[-3000:]
     # recovery: the candidate wins again once Prometheus answers
     assert seq[-1] == "iris-v2" and seq.index("iris-v2") < int(unavailable[0])
 
@@ -266,17 +273,20 @@ def test_dry_run_leaves_the_object_untouched(fake: KubeFake, kubeconfig: Path, p
     assert "finish action (not run" in err
 
 
-@pytest.mark.parametrize("case", ["prometheus", "kubeconfig", "object", "jq"])
+@pytest.mark.parametrize("case", ["prometheus", "not-prometheus", "kubeconfig", "object", "jq"])
 def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, kubeconfig: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     reset(fake)
     exp, metrics = EXPERIMENT, METRICS
     prom, kcfg = "http://127.0.0.1:9", str(kubeconfig)  # port 9 (discard): nothing listens there
     expected = {"prometheus": "Prometheus at http://127.0.0.1:9 is unreachable",
+                "not-prometheus": f"{fake.url} is not a Prometheus: the query vector(1)",
                 "kubeconfig": "kubeconfig", "object": "SeldonDeployment ns-production/iris-missing",
                 "jq": "spec.jqExpression"}[case]
     if case == "kubeconfig":
         kcfg = str(tmp_path / "no-such-kubeconfig")
+    if case == "not-prometheus":
+        prom = fake.url  # an HTTP server that answers /api/v1/query with 404: not a Prometheus
     if case == "object":
         exp = tmp_path / "experiment.yaml"
         exp.write_text(EXPERIMENT.read_text().replace("name: iris\n", "name: iris-missing\n"))
@@ -288,6 +298,7 @@ def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, ku
     assert code == 2, err
     assert len(err.splitlines()) == 1 and expected in err, err
     assert patches(fake) == 0 and traffic(fake) == [100, 0]
+    assert not [r for r in fake.cluster.requests if r.method != "GET"]  # no write of any kind
 
 
 def test_from_cluster_reads_experiment_metrics_and_secrets(fake: KubeFake, kubeconfig: Path,
@@ -352,3 +363,116 @@ def test_bad_duration_option_exits_2_before_contacting_anything(option: str, fak
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and option in err, err
     assert fake.cluster.requests == []
+
+
+def _when_candidate_reaches(fake: KubeFake, weight: int, then: Callable[[], object],
+                            journal: Path | None = None) -> threading.Thread:
+    """In the background: as soon as the candidate has ``weight`` (with a journal: and its
+    iteration is completed, so that nothing is being patched), do ``then`` (another writer)."""
+    def ready() -> bool:
+        if traffic(fake)[1] < weight:
+            return False
+        try:
+            return journal is None or any(r["type"] == "iteration_completed" and r["weights"]["iris-v2"] >= weight  # type: ignore[index]
+                                          for r in _journal(journal))
+        except (OSError, ValueError):  # not there yet, or a line being written
+            return False
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.02)
+        then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _journal(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_rollback_on_error_restores_the_baseline_after_a_rejected_patch(
+        fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    journal = tmp_path / "j"
+    thread = _when_candidate_reaches(fake, 20, lambda: fake.cluster.fail_next(*SDEP, count=1, status=422))
+    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--rollback-on-error",
+                          "--journal", str(journal)))
+    thread.join(timeout=5)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "experiment failed: WeightRedistributionFailed" in err
+    assert traffic(fake) == [100, 0]  # every field written, so admission accepts the restore
+    last = _journal(journal)[-1]
+    assert last["type"] == "finished" and last["outcome"]["restored"] == {"iris-v1": 100, "iris-v2": 0}  # type: ignore[index]
+    assert main(live_args(kubeconfig, prometheus.url, "--journal", str(journal))) == 0  # nothing to resume
+    assert "this run already finished" in capsys.readouterr().err
+
+
+def test_409_retries_exhausted_says_why(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    fake.cluster.fail_next(*SDEP, count=100, status=409)
+    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s"))
+    err = capsys.readouterr().err
+    fake.cluster.fail_next(*SDEP, count=0)
+    assert code == 1, err
+    assert "experiment failed: WeightRedistributionFailed" in err and "kept conflicting (HTTP 409)" in err, err
+
+
+@pytest.mark.parametrize("adopt", [False, True], ids=["stops", "adopts"])
+def test_external_weight_drift_is_reported_and_stops_unless_adopted(
+        adopt: bool, fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    reset(fake)
+    journal = tmp_path / "j"
+    drift = [{"op": "add", "path": "/spec/predictors/0/traffic", "value": 50},
+             {"op": "add", "path": "/spec/predictors/1/traffic", "value": 50}]
+    thread = _when_candidate_reaches(fake, 20, lambda: fake.cluster.mutate(*SDEP, json_patch=drift), journal)
+    extra = ["--adopt-drift"] if adopt else []
+    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--journal", str(journal), *extra))
+    thread.join(timeout=5)
+    err = capsys.readouterr().err
+    assert "weights drifted to {'iris-v1': 50, 'iris-v2': 50}" in err, err
+    notes = [r for r in _journal(journal) if r["type"] == "drift"]
+    assert len(notes) == 1 and notes[0]["adopted"] is adopt
+    if adopt:
+        assert code == 0 and traffic(fake) == [5, 95], err
+    else:
+        assert code == 1 and "WeightDrift" in err, err
+        assert traffic(fake) == [50, 50]  # the other writer's weights, not overwritten
+
+
+def test_metric_windows_shorter_than_the_scrape_interval_are_refused(
+        fake: KubeFake, kubeconfig: Path, serve: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's --interval-override 1s under Prometheus' default 15-s scrape: every
+    [${elapsedTime}s] window stays under 15 s, so every value would be unavailable."""
+    reset(fake)
+    with run_prometheus(scrape=[ScrapeJob([serve], interval="15s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+        code = main(live_args(kubeconfig, prom.url, "--interval-override", "1s"))
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "shorter than the Prometheus scrape interval (15s)" in err, err
+        assert patches(fake) == 0
+        assert scrape_intervals(httpx.Client(), prom.url) == [15.0]
+
+
+def test_short_windows_in_early_iterations_are_warned_about() -> None:
+    from simkit.prepare import prepare
+    from simkit.spec.documents import load_yaml_documents
+
+    exp = next(d for d in load_yaml_documents(EXPERIMENT) if d.kind == "Experiment")
+    prepared = prepare(exp, load_yaml_documents(METRICS))
+    prepared = dataclasses.replace(prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=5.0))
+    said: list[str] = []
+    check_windows(prepared, 15.0, said.append)
+    assert said == ["warning: in iterations 1-6 some metric windows are shorter than two scrape intervals (30s); "
+                    "rates there may be unavailable"]
+    said.clear()
+    check_windows(prepared, 0.5, said.append)
+    assert said == []  # 1-s windows hold two 0.5-s scrapes
+    with pytest.raises(SpecError, match=r"at most 70s .* scrape interval \(80s\)"):
+        check_windows(prepared, 80.0, said.append)
