@@ -14,8 +14,11 @@ part. Iter8 rounds weights randomly with an unseeded generator; simkit seeds it 
 default :data:`DEFAULT_SEED`, so the same input always gives the same answer. Two-version
 answers never depend on the seed (their weights are whole numbers before rounding).
 
-A criteria metric with no aggregatedMetrics entry is not an error (the service warns); a
-document that is not a valid Experiment is (:class:`~simkit.errors.SpecError`).
+A criteria metric with no aggregatedMetrics entry is not an error (the service warns), nor are the
+checks etc3 makes before calling the service (an A/B experiment without a reward gets winnerFound
+false and the service's message; a Conformance one with a reward ignores it); those stay on
+``simkit run`` and ``simkit live``. A document the service would not take either (not an
+Experiment, no versionInfo, a Canary without candidate) is a :class:`~simkit.errors.SpecError`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ ANALYTICS_DEFAULT_MAX_CANDIDATE_WEIGHT_INCREMENT = 5.0
 
 def analyze_experiment(raw: Mapping[str, Any], where: Location, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Validate one Experiment object and compute the analytics answer for its recorded values."""
-    exp = parse_experiment(raw, where)
+    exp = parse_experiment(raw, where, etc3_checks=False)
     weights = exp.spec.strategy.weights
     plan = to_plan(exp, weights_given=weights is not None)
     if weights is not None:

@@ -1,6 +1,6 @@
 """Simulated predictors and the routers in front of them.
 
-A predictor is ``replicas x concurrency`` model workers (one SimPy Resource: requests queue when
+A predictor is ``replicas x concurrency`` model workers (one :class:`WorkerPool`: requests queue when
 all are busy). A request's client latency, as the executor measures its call to the model, is the
 queueing time plus the model's service time; the server latency adds the executor's overhead.
 Errors are drawn per request from the predictor's error table. Per-prediction feedback (user
@@ -11,6 +11,7 @@ until the store's generation changes.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -25,6 +26,46 @@ from simkit.sim.topology import routes
 from simkit.spec.scenario import Behaviour
 from simkit.spec.streams import child_rng
 from simkit.tsdb.store import TSDB
+
+
+class WorkerPool:
+    """FIFO model workers whose number can change mid-run, on SimPy's public event API only.
+
+    ``simpy.Resource`` fixes its capacity at construction; changing it meant writing its private
+    ``_capacity`` and calling ``_trigger_put``, which a SimPy release may break silently. This pool
+    schedules exactly what ``Resource`` schedules (a request is granted at once if the head of the
+    queue fits; a release frees the slot now and admits the head when its own event is
+    processed), so results do not change, with one deliberate fix: raising the capacity admits
+    every queued request that now fits, where the old call woke only the first.
+    """
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.count = 0  # requests being served
+        self.queue: deque[simpy.Event] = deque()
+
+    def request(self) -> simpy.Event:
+        event = self.env.event()
+        self.queue.append(event)
+        self._admit_head()
+        return event
+
+    def release(self) -> None:
+        self.count -= 1
+        hop = self.env.event()  # as simpy's Release event: the next request is granted when it is processed
+        hop.callbacks.append(lambda _: self._admit_head())
+        hop.succeed()
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        while self.queue and self.count < self.capacity:
+            self._admit_head()
+
+    def _admit_head(self) -> None:
+        if self.queue and self.count < self.capacity:
+            self.count += 1
+            self.queue.popleft().succeed()
 
 
 @dataclass
@@ -69,7 +110,7 @@ class PredictorSim:
         self.truth = Truth()
         self.arrived = 0  # calls that reached this predictor (for conservation checks)
         self.uniform = uniform_sampler(child_rng(seed, key, "uniform"))
-        self.resource = simpy.Resource(env, capacity=1)
+        self.resource = WorkerPool(env, capacity=1)
         self.set_behaviour(behaviour)
 
     def set_behaviour(self, b: Behaviour) -> None:
@@ -92,9 +133,7 @@ class PredictorSim:
         self.replicas = max(replicas, 0)
         capacity = max(self.replicas, 1) * b.concurrency
         if capacity != self.resource.capacity:
-            # SimPy fixes capacity at construction; raising it must also wake queued requests.
-            self.resource._capacity = capacity
-            self.resource._trigger_put(None)
+            self.resource.resize(capacity)
 
     def pod(self) -> PodMetrics:
         """Round-robin over live replicas, as a Kubernetes Service spreads connections."""
@@ -125,14 +164,13 @@ class PredictorSim:
         arrival = env.now
         self.arrived += 1
         res = self.resource
-        req = res.request()
-        yield req
+        yield res.request()
         sample = (self.latency if kind == "predict" else self.feedback_latency).next() * self.factor
         lf = self.behaviour.loadFactor
         if lf:
             sample *= 1.0 + lf * (res.count / res.capacity)
         yield env.timeout(sample)
-        res.release(req)
+        res.release()
         client = env.now - arrival
         code = self._code()
         pod = self.pod()

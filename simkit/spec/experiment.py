@@ -80,22 +80,44 @@ DEFAULT_MAX_CANDIDATE_WEIGHT_INCREMENT = 10
 # ---------------------------------------------------------------------------- loading and checks
 
 
-def parse_experiment(raw: Mapping[str, Any], where: Location) -> Experiment:
-    """Validate one Experiment given as a plain mapping; errors are one SpecError line."""
+def parse_experiment(raw: Mapping[str, Any], where: Location, *, etc3_checks: bool = True) -> Experiment:
+    """Validate one Experiment given as a plain mapping; errors are one SpecError line.
+
+    ``etc3_checks=False`` keeps only what iter8-analytics itself needs (the schema, a
+    ``versionInfo``, a candidate for Canary, unique version names): ``simkit analyze`` answers
+    whatever the service answers, e.g. an A/B experiment without a reward gets winnerFound false
+    and the service's "No reward metric" message instead of etc3's InvalidExperiment."""
     exp = validate(Experiment, dict(raw), where)
     exp._where = where
     exp._weights_given = exp.spec.strategy.weights is not None
-    _check_version_info(exp)
+    if etc3_checks:
+        _check_version_info(exp)
+    else:
+        _check_analytics_input(exp)
     return exp
 
 
-def load_experiment(doc: Document) -> Experiment:
+def _check_analytics_input(exp: Experiment) -> None:
+    info = exp.spec.version_info
+    if info is None:
+        raise exp.error("spec.versionInfo", "required: iter8-analytics cannot analyse an experiment without versions")
+    if exp.spec.strategy.testing_pattern == "Canary" and not info.candidates:
+        raise exp.error("spec.versionInfo.candidates", "a Canary experiment needs a candidate "
+                        "(iter8-analytics answers HTTP 500 without one)")
+    seen: set[str] = set()
+    for field, version in _versions_with_fields(exp):
+        if version.name in seen:  # a deliberate difference: the service would silently merge them
+            raise exp.error(f"{field}.name", f"duplicate version name {version.name!r}")
+        seen.add(version.name)
+
+
+def load_experiment(doc: Document, *, etc3_checks: bool = True) -> Experiment:
     """Type a parsed YAML document that should be an Iter8 v2alpha2 Experiment."""
     if doc.kind != KIND:
         raise doc.error("kind", f"expected {KIND}, found {doc.kind or 'nothing'}")
     if doc.api_version != API_VERSION:
         raise doc.error("apiVersion", f"expected {API_VERSION}, found {doc.api_version or 'nothing'}")
-    return parse_experiment(doc.raw, doc.where)
+    return parse_experiment(doc.raw, doc.where, etc3_checks=etc3_checks)
 
 
 def _check_version_info(exp: Experiment) -> None:

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from simkit.cli import main
-from simkit.errors import Location
+from simkit.errors import Location, SpecError
 from simkit.report.analyze import analyze_experiment
+from simkit.spec.experiment import parse_experiment
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iter8"
 SEED_STATUS = DATA / "seed_status.yaml"
@@ -152,21 +153,28 @@ PREFIX = "{file}: document 1 (Experiment quickstart-exp): field "
 
 
 @pytest.mark.parametrize(
-    ("edit", "expected"),
+    ("edit", "expected", "etc3_only"),
     [
-        (lambda t: t.replace("testingPattern: A/B", "testingPattern: A/B/n"), PREFIX + "spec.strategy.testingPattern: unknown testing pattern 'A/B/n'"),
-        (lambda t: _without(t, "    rewards:\n    - metric: iter8-seldon/user-engagement\n      preferredDirection: High\n"), PREFIX + "spec.criteria.rewards: an A/B experiment needs exactly 1 reward"),
-        (lambda t: t.replace("fieldPath: .spec.predictors[1].traffic", "fieldPath: spec.predictors[1].traffic"), PREFIX + "spec.versionInfo.candidates[0].weightObjRef.fieldPath: fieldPath"),
-        (lambda t: t.replace("- metric: iter8-seldon/error-rate", "- metric: iter8-seldon/error/rate"), PREFIX + "spec.criteria.objectives[2].metric: expected a metric reference"),
-        (lambda t: t.replace("kind: Experiment\n", "kind: Metric\n", 1), "{file}: document 1 (Metric quickstart-exp): field kind: expected Experiment, found Metric"),
-        (lambda t: t + "  - broken: [\n", "{file}: malformed YAML"),
+        (lambda t: t.replace("testingPattern: A/B", "testingPattern: A/B/n"), PREFIX + "spec.strategy.testingPattern: unknown testing pattern 'A/B/n'", False),
+        # etc3's checks: describe keeps them; analyze answers as the service does (tests above)
+        (lambda t: _without(t, "    rewards:\n    - metric: iter8-seldon/user-engagement\n      preferredDirection: High\n"),
+         PREFIX + "spec.criteria.rewards: an A/B experiment needs exactly 1 reward", True),
+        (lambda t: t.replace("fieldPath: .spec.predictors[1].traffic", "fieldPath: spec.predictors[1].traffic"),
+         PREFIX + "spec.versionInfo.candidates[0].weightObjRef.fieldPath: fieldPath", True),
+        (lambda t: t.replace("- metric: iter8-seldon/error-rate", "- metric: iter8-seldon/error/rate"), PREFIX + "spec.criteria.objectives[2].metric: expected a metric reference", False),
+        (lambda t: t.replace("kind: Experiment\n", "kind: Metric\n", 1), "{file}: document 1 (Metric quickstart-exp): field kind: expected Experiment, found Metric", False),
+        (lambda t: t + "  - broken: [\n", "{file}: malformed YAML", False),
     ],
 )
 @pytest.mark.parametrize("command", ["analyze", "describe"])
-def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, edit: Any, expected: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, edit: Any,
+                                         expected: str, etc3_only: bool) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text(edit(SEED))
     code, out, err = run(capsys, command, str(path))
+    if command == "analyze" and etc3_only:
+        assert code == 0, err  # iter8-analytics takes it
+        return
     assert code == 2 and out == ""
     assert err.count("\n") == 1
     assert err.startswith(f"simkit {command}: error: " + expected.format(file=path))
@@ -178,3 +186,24 @@ def test_file_not_found_and_empty_input(capsys: pytest.CaptureFixture[str], tmp_
     (tmp_path / "empty.yaml").write_text("")
     code, _, err = run(capsys, "describe", str(tmp_path / "empty.yaml"))
     assert code == 2 and "no document found" in err
+
+
+@pytest.mark.parametrize("pattern", ["A/B", "A/B/N"])
+def test_analyze_without_a_reward_answers_like_the_service(pattern: str, capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    """etc3 would fail this experiment (InvalidExperiment); iter8-analytics answers it."""
+    raw = seed_status()
+    raw["spec"]["strategy"]["testingPattern"] = pattern
+    del raw["spec"]["criteria"]["rewards"]
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    code, out, err = run(capsys, "analyze", str(path))
+    assert code == 0, err
+    winner = json.loads(out)["winnerAssessment"]
+    assert winner["data"]["winnerFound"] is False and "winner" not in winner["data"] or winner["data"]["winner"] is None
+    assert winner["message"] == ("Error: ; Warning: No reward metric in experiment. Winner assessment cannot be "
+                                 "computed for ab or abn experiments without reward metric.; Info: ")
+    assert json.loads(out)["weights"]["data"] == [{"name": "iris-v1", "value": 95}, {"name": "iris-v2", "value": 5}]
+    # the same experiment is still refused where etc3's checks apply
+    with pytest.raises(SpecError, match="needs exactly 1 reward"):
+        parse_experiment(raw, Location("exp.yaml"))
