@@ -44,7 +44,11 @@ _TYPE_NAMES = {"scalar": "scalar", "vector": "instant vector", "matrix": "range 
 
 def parse(query: str) -> Expr:
     """Parse a PromQL expression; raises QueryError(message, position, query) on any problem."""
-    return _Parser(query).parse()
+    try:
+        return _Parser(query).parse()
+    except RecursionError:  # the parser recurses per nesting level; bound it here, not in every rule
+        raise QueryError("the expression is nested too deeply to parse (parentheses, unary operators "
+                         "or function calls thousands of levels deep)") from None
 
 
 @lru_cache(maxsize=4096)

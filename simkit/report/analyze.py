@@ -32,6 +32,7 @@ import numpy as np
 
 from simkit.errors import Location, SpecError
 from simkit.spec.experiment import parse_experiment
+from simkit.spec.streams import check_seed
 from simkit.strategies.iter8 import AnalyticsFailure, analyze
 from simkit.strategies.planning import to_plan
 
@@ -63,7 +64,7 @@ def analyze_experiment(raw: Mapping[str, Any], where: Location, seed: int = DEFA
     metrics = status.metric_values() if status else {}
     current = status.weight_pairs() if status else None
     try:
-        return analyze(plan, metrics, current, np.random.default_rng(seed))
+        return analyze(plan, metrics, current, np.random.default_rng(check_seed(seed)))
     except AnalyticsFailure as exc:
         raise SpecError(where, "status.currentWeightDistribution", str(exc)) from None
 

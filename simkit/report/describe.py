@@ -20,6 +20,7 @@ the best version last — the seed's case — both agree.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,8 @@ def quantity_decimal(value: Any) -> Decimal:
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite quantity")
         return Decimal(repr(value))  # the shortest text that reads back as this float
     m = _QUANTITY.match(value.strip()) if isinstance(value, str) else None
     if not m:

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from simkit.control import Ports, Prepared, run_experiment
-from simkit.errors import BackendError, SpecError
+from simkit.errors import BackendError, Location, SpecError
 from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
@@ -70,8 +70,12 @@ def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str |
     prepared = prepare(bundle.experiment_document(), bundle.documents)
     check_weight_refs(world, prepared)
     name, strategy_params = strategy_choice(bundle, strategy, params)
-    where = bundle.scenario_doc.where
-    policy = create(name, prepared.plan, strategy_params, where)
+    scenario_strategy = bundle.scenario.spec.strategy
+    if strategy is not None and strategy != (scenario_strategy.name if scenario_strategy else None):
+        # the name came from the command line: an unknown one is the option's fault, not the file's
+        policy = create(name, prepared.plan, strategy_params, Location("command line"), "--strategy")
+    else:
+        policy = create(name, prepared.plan, strategy_params, bundle.scenario_doc.where)
     clock = SimClock(world)
     client = httpx.Client(transport=PrometheusAPITransport(world.tsdb, clock.now))
     fetcher = MetricFetcher(client, rng=child_rng(world.seed, "mock-metrics"))

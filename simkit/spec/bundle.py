@@ -104,8 +104,9 @@ def load_scenario(path: str | Path) -> Bundle:
 def _index_routing(bundle: Bundle) -> None:
     for doc in bundle.documents:
         if doc.kind == "SeldonDeployment" or doc.api_version.startswith(SELDON_GROUP + "/"):
-            if doc.kind != "SeldonDeployment":
-                continue
+            if doc.kind != "SeldonDeployment":  # the group has no other kind: a typo, blamed on its file
+                raise doc.error("kind", f"unknown kind {doc.kind!r} for apiVersion {doc.api_version}: "
+                                        f"{SELDON_GROUP} has only SeldonDeployment")
             sdep = parse_seldon_deployment(doc)
             key = (sdep.metadata.namespace or "default", sdep.metadata.name)
             if key in bundle.seldon:

@@ -12,6 +12,7 @@ Field names follow etc3's ``api/v2alpha2/experiment_types.go`` (iter8-v2.md §1,
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -25,7 +26,14 @@ class _Lenient(BaseModel):
 
 
 def _as_optional_quantity(value: Any) -> float | None:
-    return None if value is None else parse_quantity(value)
+    """A Kubernetes quantity; NaN and infinities (``.nan``, ``1e999``) have no quantity form, so
+    neither etc3 nor iter8ctl could hold them: bad input, named by its field."""
+    if value is None:
+        return None
+    number = parse_quantity(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite quantity")
+    return number
 
 
 OptionalQuantity = Annotated[float | None, BeforeValidator(_as_optional_quantity)]

@@ -26,8 +26,14 @@ def _duration(v: Any) -> float:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+# One load generator's rate at most: the sim is an event simulation, and 10,000 calls/s for the
+# default 600 s is already six million events; an .inf or 1e999 would never return.
+MAX_QPS = 10_000.0
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: a scenario number is a rate, a duration or a probability, never .inf/.nan
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 DistName = Literal["lognormal", "gamma", "exponential", "constant", "uniform", "empirical", "mixture", "normal"]
@@ -198,11 +204,11 @@ class Load(_Strict):
 
     name: str
     to: str
-    qps: float = Field(default=1.0, ge=0)
+    qps: float = Field(default=1.0, ge=0, le=MAX_QPS)
     pattern: Literal["uniform", "poisson", "ramp", "diurnal", "trace"] = "uniform"
     start: Duration = 0.0
     end: Duration | None = None
-    qpsEnd: float | None = Field(default=None, ge=0)  # ramp: qps at `end`
+    qpsEnd: float | None = Field(default=None, ge=0, le=MAX_QPS)  # ramp: qps at `end`
     period: Duration = 86400.0  # diurnal
     amplitude: float = Field(default=0.5, ge=0, le=1)
     phase: Duration = 0.0
@@ -264,7 +270,7 @@ class ScenarioSpec(_Strict):
     manifests: list[str] = Field(default_factory=list)
     experiment: str | None = None
     start: str = "2021-06-15T15:20:18Z"
-    seed: int = 1
+    seed: int = Field(default=1, ge=0, lt=2**63)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     predictors: dict[str, Behaviour] = Field(default_factory=dict)
     load: list[Load] = Field(default_factory=list)

@@ -13,7 +13,19 @@ import zlib
 
 import numpy as np
 
-__all__ = ["child_rng", "name_key", "seed_from_names"]
+__all__ = ["check_seed", "child_rng", "name_key", "seed_from_names"]
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int) -> int:
+    """A run seed numpy accepts (0 to 2**63 - 1); a SpecError naming ``--seed`` otherwise (the
+    scenario's ``spec.seed`` is checked with the same bounds when the scenario loads)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        from simkit.errors import SpecError
+
+        raise SpecError.from_cli("--seed", f"a seed is a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
 
 
 def name_key(*names: str | int) -> tuple[int, ...]:
@@ -23,7 +35,7 @@ def name_key(*names: str | int) -> tuple[int, ...]:
 
 def child_rng(seed: int, *names: str | int) -> np.random.Generator:
     """An independent stream per named component of the run seeded ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=name_key(*names)))
+    return np.random.default_rng(np.random.SeedSequence(check_seed(seed), spawn_key=name_key(*names)))
 
 
 def seed_from_names(*names: str | int) -> np.random.SeedSequence:

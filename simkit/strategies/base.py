@@ -142,11 +142,13 @@ def available() -> dict[str, str]:
 
 
 def create(name: str, plan: Plan, params: Mapping[str, Any] | None = None,
-           where: Location | None = None) -> Strategy:
+           where: Location | None = None, field: str = "strategy") -> Strategy:
+    """The strategy ``name`` for ``plan``; an unknown name is a SpecError at ``where``/``field``
+    (the scenario's ``strategy``, or ``--strategy`` on the command line)."""
     _load_builtin()
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise SpecError(where or Location("<command line>"), "strategy",
+        raise SpecError(where or Location("command line"), field,
                         f"unknown strategy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return factory(plan, dict(params or {}))
 

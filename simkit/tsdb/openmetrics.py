@@ -170,3 +170,7 @@ def load_openmetrics(path: str | Path) -> TSDB:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not an OpenMetrics file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
