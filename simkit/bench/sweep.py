@@ -35,7 +35,7 @@ import yaml
 
 from simkit.bench.outcomes import OUTCOME_COLUMNS, score_run
 from simkit.bench.truth import Truth, ground_truth
-from simkit.errors import Location, SpecError
+from simkit.errors import BackendError, Location, SpecError
 from simkit.prepare import prepare
 from simkit.sim.experiment import simulate_experiment, strategy_choice
 from simkit.spec.bundle import SCENARIO_FILE, Bundle, load_scenario
@@ -177,7 +177,13 @@ def make_executor(workers: int | None = None, dask_scheduler: str | None = None,
 
         with dask.config.set({"distributed.worker.profile.enabled": False}):
             if dask_scheduler:
-                with Client(dask_scheduler) as client:
+                try:
+                    remote = Client(dask_scheduler, timeout=30)
+                except ValueError as exc:  # not an address at all
+                    raise SpecError.from_cli("--dask-scheduler", f"{exc} (give tcp://HOST:PORT)") from None
+                except (OSError, TimeoutError) as exc:
+                    raise BackendError(f"Dask scheduler at {dask_scheduler}: {exc}") from None
+                with remote as client:
                     yield client.get_executor()
             else:
                 with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,

@@ -93,7 +93,8 @@ class Calibration:
         return self.end - self.start
 
 
-def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str]) -> dict[str, Identity]:
+def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str],
+             source: str = "calibrate") -> dict[str, Identity]:
     """Each version's predictor, from the labels of the series its Metric selectors match."""
     out: dict[str, Identity] = {}
     for version in versions:
@@ -112,7 +113,7 @@ def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str]
                     if len(ident) == len(IDENTITY_LABELS):
                         tally[tuple(ident)] = tally.get(tuple(ident), 0) + 1
         if not tally:
-            raise DataError(f"calibrate: no Seldon executor series (with namespace, deployment and predictor_name "
+            raise DataError(f"{source}: no Seldon executor series (with namespace, deployment and predictor_name "
                             f"labels) for version {version} in the recording")
         best = max(sorted(tally), key=lambda k: tally[k])
         out[version] = Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
@@ -163,7 +164,7 @@ def fit_version(db: TSDB, version: str, ident: Identity, lo: float, hi: float) -
 
 def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequence[str]) -> Calibration:
     db, h = recording.db, recording.header
-    ids = identify(db, found, versions)
+    ids = identify(db, found, versions, str(recording.path))
     fits = [fit_version(db, v, ids[v], h.start, h.end) for v in versions]
     if not any(f.predictions > 0 and sum(f.counts) > 0 for f in fits):
         raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f}; nothing to calibrate")

@@ -32,6 +32,7 @@ from simkit.errors import BackendError, DataError, SpecError
 from simkit.promql.api import parse_timestamp
 from simkit.replay.recording import ManifestFile, RecordingHeader, write_recording
 from simkit.replay.selectors import metric_selectors, unique_selectors
+from simkit.spec.quantity import unix_time_problem
 from simkit.tsdb import TSDB, Labels, canonical_labels, read_openmetrics, save_openmetrics
 
 DEFAULT_CHUNK = 3600.0
@@ -53,6 +54,9 @@ def parse_time(text: str, option: str) -> float:
     t = parse_timestamp(str(text).strip())
     if t is None:
         raise SpecError.from_cli(option, f"not a time: {text!r} (give Unix seconds or RFC 3339, e.g. 2021-06-15T15:20:18Z)")
+    problem = unix_time_problem(t)
+    if problem:
+        raise SpecError.from_cli(option, problem)
     return t
 
 

@@ -20,6 +20,7 @@ misread. Strip the first line and ``promtool tsdb create-blocks-from openmetrics
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from simkit.errors import DataError
 from simkit.files import atomic_path
 from simkit.spec.documents import Document, parse_yaml_documents
+from simkit.spec.quantity import unix_time_problem
 from simkit.tsdb import TSDB, Matcher, read_openmetrics, write_openmetrics
 
 FORMAT_NAME = "simkit-recording"
@@ -87,7 +89,7 @@ class RecordingHeader:
             raise DataError(f"{source}: recording format version {version!r}; this simkit reads version "
                             f"{FORMAT_VERSION} (record it again with this simkit)")
         try:
-            return cls(
+            header = cls(
                 start=float(data["start"]), end=float(data["end"]),
                 step=None if data.get("step") is None else float(data["step"]),
                 mode=str(data["mode"]), source=str(data.get("source", "")),
@@ -98,6 +100,15 @@ class RecordingHeader:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: the {FORMAT_NAME} header lacks or mistypes {exc}") from None
+        for name in ("start", "end"):
+            problem = unix_time_problem(getattr(header, name))
+            if problem:
+                raise DataError(f"{source}: the {FORMAT_NAME} header's {name} {problem}")
+        if header.end < header.start:
+            raise DataError(f"{source}: the {FORMAT_NAME} header's end is before its start")
+        if header.step is not None and not (math.isfinite(header.step) and header.step > 0):
+            raise DataError(f"{source}: the {FORMAT_NAME} header's step must be a positive number of seconds")
+        return header
 
 
 @dataclass

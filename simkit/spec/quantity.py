@@ -71,6 +71,18 @@ def format_quantity(value: float) -> str:
     return f"{nano_int}n"
 
 
+# Unix seconds that RFC 3339 can write (years 1 to 9999): the range of every time simkit reads
+# from an option or a file and writes back into reports, journals and recordings.
+UNIX_TIME_RANGE = (-62135596800.0, 253402300799.0)
+
+
+def unix_time_problem(t: float) -> str | None:
+    """Why ``t`` is not a usable Unix time (None when it is)."""
+    if not math.isfinite(t) or not UNIX_TIME_RANGE[0] <= t <= UNIX_TIME_RANGE[1]:
+        return f"{t!r} is not a time between the years 1 and 9999"
+    return None
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s|d|w)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 

@@ -68,6 +68,15 @@ def file_with(work: Path, name: str, source: Path, old: str, new: str) -> str:
     return str(path)
 
 
+def recording_with(work: Path, old: str, new: str) -> str:
+    """A copy of the seed recording with one edit in its header line."""
+    path = work / f"edited-{abs(hash((old, new)))}.rec"
+    header, _, rest = (work / "seed.rec").read_text().partition("\n")
+    assert old in header, old
+    path.write_text(header.replace(old, new, 1) + "\n" + rest)
+    return str(path)
+
+
 QPS = "qps: 5, start: -30s"
 UPPER = "upperLimit: 2000"
 Args = Callable[[Path], list[str]]
@@ -99,6 +108,15 @@ CASES: list[tuple[str, str, Args, str]] = [
         ("replay", lambda w: ["replay", str(w / "seed.rec"), "--seed", "-1"]),
         ("calibrate", lambda w: ["calibrate", str(w / "seed.rec"), "--out", str(w / "cal"), "--seed", "-1"]),
     ]],
+    ("replay", "recording end 1e300", lambda w: ["replay", recording_with(w, '"end":', '"end":1e300,"was":'), "--quiet"],
+     "header's end 1e+300 is not a time"),
+    ("calibrate", "recording end 1e300", lambda w: ["calibrate", recording_with(w, '"end":', '"end":1e300,"was":'),
+                                                    "--out", str(w / "cal2")], "header's end 1e+300 is not a time"),
+    ("record", "--end 1e300", lambda w: ["record", "--prometheus-url", "http://127.0.0.1:9", "--experiment",
+                                         str(SEED / "experiment.yaml"), str(SEED / "metrics.yaml"), "--start", "0",
+                                         "--end", "1e300", "--out", str(w / "r.rec")], "--end: 1e+300"),
+    ("bench", "--dask-scheduler notaurl", lambda w: ["bench", str(SEED), "--seeds", "1", "--quiet", "--dask-scheduler",
+                                                     "notaurl"], "--dask-scheduler"),
     ("promql", "--time 1e300", lambda w: ["promql", "up", "--data", str(w / "seed.om"), "--time", "1e300"], "1e+300"),
     ("promql", "--data a directory", lambda w: ["promql", "up", "--data", str(w)], "{work}: is a directory"),
     ("promql", "5,000 nested parentheses", lambda w: ["promql", "(" * 5000 + "1" + ")" * 5000, "--data", str(w / "seed.om"),
