@@ -131,6 +131,55 @@ def invalid(rtype: ResourceType, name: str, field: str, message: str, *, group_l
                          "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]})
 
 
+def _gv_path(t: ResourceType, version: str) -> str:
+    return "api/v1" if not t.group else f"apis/{t.group}/{version}"
+
+
+def openapi_v3(types: list[ResourceType], path: list[str]) -> dict[str, Any] | None:
+    """``/openapi/v3`` (the index) and ``/openapi/v3/api/v1``, ``/openapi/v3/apis/G/V`` (one
+    group version): what ``kubectl apply`` reads before it writes; None for other paths.
+
+    Every kind gets the schema of a CRD without one (an object that keeps unknown fields): the
+    fake validates no field. Its PATCH operations list no ``fieldValidation`` parameter, so
+    kubectl knows the server does no field validation (true) and validates on its side, with the
+    schemas of ``/openapi/v2`` (:data:`OPENAPI_V2_PROTOBUF`: none)."""
+    gvs = sorted({_gv_path(t, v) for t in types for v in t.versions})
+    if path == []:
+        return {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash=simkit"} for gv in gvs}}
+    gv = "/".join(path)
+    if gv not in gvs:
+        return None
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for t in types:
+        for v in t.versions:
+            if _gv_path(t, v) != gv:
+                continue
+            gvk = {"group": t.group, "version": v, "kind": t.kind}
+            prefix = ".".join(reversed(t.group.split("."))) if t.group else "io.k8s.api.core"
+            schemas[f"{prefix}.{v}.{t.kind}"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                                                 "x-kubernetes-group-version-kind": [gvk]}
+            scope = "/namespaces/{namespace}" if t.namespaced else ""
+            paths[f"/{gv}{scope}/{t.plural}/{{name}}"] = {"patch": {
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": [{"name": "dryRun", "in": "query", "schema": {"type": "string"}}]}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (simkit fake)", "version": "v1.31.0"},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+def _protobuf_string(field: int, text: str) -> bytes:
+    data = text.encode()
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+# An OpenAPI v2 document (gnostic ``openapi_v2.Document``, which kubectl reads as protobuf) with
+# ``swagger: "2.0"``, an ``info`` and no definitions: kubectl's client-side validation then finds no
+# schema for any kind and checks nothing, which is what the fake enforces.
+_INFO = _protobuf_string(1, "Kubernetes (simkit fake)") + _protobuf_string(2, "v1.31.0")
+OPENAPI_V2_PROTOBUF = _protobuf_string(1, "2.0") + bytes([2 << 3 | 2, len(_INFO)]) + _INFO
+OPENAPI_V2_MIME = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # as kube-apiserver answers
+
+
 def _parse_requirements(selector: str, what: str) -> list[tuple[str, str, str | None]]:
     """``a=b,c!=d,e,!f`` -> [(key, op, value)] with op in ``=``, ``!=``, ``exists``, ``!exists``."""
     out: list[tuple[str, str, str | None]] = []

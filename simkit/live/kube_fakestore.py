@@ -267,7 +267,7 @@ class FakeCluster:
         if ctype == STRATEGIC_PATCH and rtype.custom:
             raise FakeApiError(415, "UnsupportedMediaType",
                                f"the body of the request was in an unknown format - accepted media types include: "
-                               f"{JSON_PATCH}, {MERGE_PATCH}, application/apply-patch+yaml")
+                               f"{JSON_PATCH}, {MERGE_PATCH}")  # no apply-patch: the fake has no server-side apply
         if ctype not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH):
             raise FakeApiError(415, "UnsupportedMediaType",
                                f"the simkit fake does not support patch type {ctype or '(none)'!r}; "

@@ -39,7 +39,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from simkit.errors import SimkitError
 from simkit.files import write_text_atomic
-from simkit.live.kube_fakerules import FakeApiError, RequestRecord, ResourceType, Selector, bad_request
+from simkit.live.kube_fakerules import (
+    OPENAPI_V2_MIME,
+    OPENAPI_V2_PROTOBUF,
+    FakeApiError,
+    RequestRecord,
+    ResourceType,
+    Selector,
+    bad_request,
+    openapi_v3,
+)
 from simkit.live.kube_fakestore import FakeCluster
 
 SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0+simkit-fake", "gitCommit": "simkit",
@@ -57,9 +66,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ plumbing
     def _send(self, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(code, json.dumps(body).encode(), "application/json")
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -129,6 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if parts in (["version"], ["healthz"], ["livez"], ["readyz"]):
             self._send(200, SERVER_VERSION if parts == ["version"] else "ok")
+        elif parts[:2] == ["openapi", "v3"] and (doc := openapi_v3(types, parts[2:])) is not None:
+            self._send(200, doc)
+        elif parts == ["openapi", "v2"]:
+            self._send_bytes(200, OPENAPI_V2_PROTOBUF, OPENAPI_V2_MIME)
         elif parts == ["api"]:
             self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_address[1]}"}]})
