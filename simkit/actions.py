@@ -4,7 +4,9 @@ The Iter8 handler (0.1.17–0.1.21) renders each ``common/exec`` arg with Go's `
 and a map of the promoted version's ``name`` and variables (iter8-v2.md §2.9). This module
 reproduces the part that matters: ``{{ .key }}`` (spaces optional), missing keys render as
 ``<no value>``, and values are HTML-escaped as html/template does in text context. Rendering is
-pure; running (or only recording) the result is an ActionRunner's job.
+pure; running (or only recording) the result is an ActionRunner's job. simkit refuses a missing
+key before the run (:func:`undefined_fields`, checked by ``simkit.prepare``) rather than run a
+command with the literal ``<no value>`` in it, as the handler would.
 """
 
 from __future__ import annotations
@@ -31,6 +33,21 @@ def render(template: str, variables: Mapping[str, str]) -> str:
         return html_escape(variables[key]) if key in variables else "&lt;no value&gt;"
 
     return _FIELD.sub(field, template)
+
+
+def template_inputs(task: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, text) of each input of a task that the handler renders as a template."""
+    inputs = dict(task.get("with") or {})
+    if task.get("task") == "common/exec" and not inputs.get("disableInterpolation"):
+        return [(f"with.args[{i}]", str(a)) for i, a in enumerate(inputs.get("args") or [])]
+    if task.get("task") == "common/bash":
+        return [("with.script", str(inputs.get("script", "")))]
+    return []
+
+
+def undefined_fields(text: str, variables: Mapping[str, str]) -> list[str]:
+    """The ``{{ .key }}`` keys of ``text`` that ``variables`` lacks (they would render ``<no value>``)."""
+    return [m.group(1) for m in _FIELD.finditer(text) if m.group(1) not in variables]
 
 
 def render_tasks(tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> tuple[dict[str, Any], ...]:

@@ -97,6 +97,9 @@ CASES: list[tuple[str, str, Args, str]] = [
                                                                        "value: 1e999")], "value"),
     ("analyze", "metric value 1e999", lambda w: ["analyze", file_with(w, "big.yaml", STATUS, "value: 13352538n",
                                                                      "value: 1e999")], "value"),
+    ("run", "undefined template variable in an action", lambda w: [
+        "run", "--quiet", scenario_with(w, "novar", "experiment.yaml", "{{ .promote }}", "{{ .promot }}")],
+     "field spec.strategy.actions.finish[0].with.args[1]: {{{{ .promot }}}} is not a variable of version iris-v1"),
     ("run", "--strategy nope", lambda w: ["run", "--quiet", str(SEED), "--strategy", "nope"], "--strategy"),
     ("run", "kind typo in a manifest", lambda w: ["run", scenario_with(w, "kind", "abtest.yaml", "kind: SeldonDeployment",
                                                                        "kind: SeldonDeploymnet")], "abtest.yaml: document 2 (SeldonDeploymnet iris): field kind"),
