@@ -16,26 +16,22 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+import yaml
 
 from simkit.live.kubefake import KubeFake, kubeconfig_text
 from tests.live.conftest import seed_documents
 from tests.support.prometheus import in_ci
 
-PROMOTE = """\
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata:
-  name: iris
-  namespace: ns-production
-spec:
-  predictors:
-  - name: baseline
-    traffic: 0
-    graph: {name: classifier, modelUri: gs://seldon-models/v1.19.0-dev/sklearn/iris, implementation: SKLEARN_SERVER}
-  - name: candidate
-    traffic: 100
-    graph: {name: classifier, modelUri: gs://seldon-models/xgboost/iris, implementation: XGBOOST_SERVER}
-"""
+
+def _promoted() -> str:
+    """The seed's SeldonDeployment with all traffic on the candidate (what the finish action applies)."""
+    sdep = next(d for d in seed_documents() if d["kind"] == "SeldonDeployment")
+    for p, t in zip(sdep["spec"]["predictors"], (0, 100), strict=True):  # type: ignore[index]
+        p["traffic"] = t
+    return yaml.safe_dump(sdep)
+
+
+PROMOTE = _promoted()
 
 
 def kubectl_binary() -> str:
