@@ -24,7 +24,6 @@ which is what the calibration report compares.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from simkit.promql import instant_query
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors
 from simkit.replay.traffic import cumulative, increase
+from simkit.spec.pointers import split_pointer
 from simkit.tsdb import TSDB, Matcher, Series
 
 SERVER = "seldon_api_executor_server_requests_seconds"  # seldon-v1.md §1
@@ -46,7 +46,6 @@ FEEDBACK = {"/send-feedback", "feedback"}
 IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id", "deployment_name"),
                    ("predictor_name",))
 QUANTILES = (0.5, 0.95, 0.99)
-_FIELD = re.compile(r"^\.?spec\.predictors\[(\d+)\]\.traffic$")
 
 
 @dataclass(frozen=True)
@@ -199,9 +198,12 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
                        round(overhead, 6))
 
 
-def weight_index(field_path: str) -> int | None:
-    m = _FIELD.match(field_path.strip())
-    return int(m.group(1)) if m else None
+def weight_index(pointer: str) -> int | None:
+    """The predictor index of a SeldonDeployment weight pointer (``/spec/predictors/1/traffic``)."""
+    tokens = split_pointer(pointer)
+    if len(tokens) == 4 and tokens[:2] == ["spec", "predictors"] and tokens[3] == "traffic" and tokens[2].isdigit():
+        return int(tokens[2])
+    return None
 
 
 @dataclass(frozen=True)
