@@ -41,8 +41,9 @@ from typing import Any
 
 from simkit.serve import models
 from simkit.serve.realtime import Completion, RealtimeWorld
-from simkit.sim.deployment import Router, child_rng
+from simkit.sim.deployment import Router
 from simkit.sim.engine import AnyPredictor, AnyWorld
+from simkit.spec.streams import child_rng
 
 _API = r"/api/(?P<ver>v1\.0|v0\.1)/(?P<endpoint>predictions|feedback|health/status|status)"
 _ROUTES = (

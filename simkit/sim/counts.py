@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 from simkit.sim.counts_load import EPS, CountedLoad
 from simkit.sim.counts_predictor import CountsPredictor
-from simkit.sim.deployment import child_rng
 from simkit.sim.executor_metrics import TYPES
 from simkit.sim.objects import ObjectStore, load_objects
 from simkit.sim.topology import (
@@ -40,6 +39,7 @@ from simkit.sim.topology import (
 )
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour, Event
+from simkit.spec.streams import child_rng
 from simkit.tsdb.store import TSDB
 
 Target = tuple[str, str, str]  # (router kind or "direct", namespace/name or predictor key, call kind)

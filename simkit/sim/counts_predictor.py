@@ -19,7 +19,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from simkit.sim.deployment import Truth, child_rng
+from simkit.sim.deployment import Truth
 from simkit.sim.distributions import make_draw, mean
 from simkit.sim.executor_metrics import (
     CLIENT,
@@ -33,6 +33,7 @@ from simkit.sim.executor_metrics import (
 from simkit.sim.latency_model import CellModel, Queueing, cell_model, expected_wait_ratio
 from simkit.sim.topology import grown_pods
 from simkit.spec.scenario import Behaviour, Distribution
+from simkit.spec.streams import child_rng
 from simkit.tsdb.store import TSDB
 
 # queueing below these limits changes latency by less than the engines' agreement can show

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from simkit.sim.deployment import PredictorSim, Router, child_rng
+from simkit.sim.deployment import PredictorSim, Router
 from simkit.sim.executor_metrics import TYPES
 from simkit.sim.load import LoadGenerator
 from simkit.sim.objects import ObjectStore, load_objects
 from simkit.sim.topology import parse_epoch, predictor_key, predictor_setup, scrape_times, world_begin
 from simkit.spec.bundle import Bundle, load_scenario
 from simkit.spec.scenario import Behaviour, Event, Load
+from simkit.spec.streams import child_rng
 from simkit.tsdb.store import TSDB
 
 if TYPE_CHECKING:
