@@ -108,7 +108,7 @@ def test_check_fails_with_exit_1_on_a_mismatch(tmp_path: Path, capsys: pytest.Ca
         ("fieldPath: .spec.predictors[1].traffic", "fieldPath: spec.predictors[1].traffic",
          "spec.versionInfo.candidates[0].weightObjRef.fieldPath", "."),
         ("fieldPath: .spec.predictors[1].traffic", "fieldPath: .spec.predictors[5].traffic",
-         "spec.versionInfo.candidates[0].weightObjRef", "no field .spec.predictors[5].traffic"),
+         "spec.versionInfo.candidates[0].weightObjRef", "cannot read .spec.predictors[5].traffic: no such field"),
         ("metric: iter8-seldon/error-rate", "metric: iter8-seldon/error-ratio",
          "spec.criteria.objectives[2].metric", "unknown metric iter8-seldon/error-ratio"),
     ],
