@@ -26,7 +26,7 @@ from simkit.sim.counts import CountsWorld
 from simkit.sim.engine import AnyWorld
 from simkit.spec.bundle import load_scenario
 from simkit.spec.scenario import Errors
-from tests.support.equivalence import Sample, collect, failures, comparisons
+from tests.support.equivalence import Sample, collect, comparisons, failures
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIOS = sorted(
