@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from simkit.cli_options import COMMANDS, OUTPUTS, build_parser
 from simkit.errors import SimkitError, SpecError
-from simkit.files import check_writable
+
+# logging, datetime and simkit.files are imported where used: `simkit --help` needs none of them
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BACKEND, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 70, 130
 EXIT_CODES = {
@@ -35,14 +34,21 @@ EXIT_CODES = {
 _TIMESTAMPED = {"live", "serve", "record"}
 
 
-class _RFC3339Formatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging API)
-        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        return stamp.replace("+00:00", "Z")
+def rfc3339_millis(created: float) -> str:
+    """A log record's time as RFC 3339 in UTC with milliseconds: 2021-06-15T15:20:18.123Z."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def configure_logging(command: str, verbose: int, quiet: bool) -> None:
     """Log records of ``simkit.*`` to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+    import logging
+
+    class _RFC3339Formatter(logging.Formatter):
+        def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+            return rfc3339_millis(record.created)
+
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(asctime)s %(levelname)s %(message)s" if command in _TIMESTAMPED else "%(message)s"
@@ -59,6 +65,8 @@ def configure_logging(command: str, verbose: int, quiet: bool) -> None:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output option of the command must be writable: found before any work, not after it."""
+    from simkit.files import check_writable
+
     for option, kind in OUTPUTS.get(args.command, ()):
         value = getattr(args, option.lstrip("-").replace("-", "_"), None)
         if value:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from simkit.prepare import prepare
     from simkit.replay.record import DEFAULT_CHUNK, RecordRequest, parse_time, record
 
+    log = logging.getLogger("simkit.record")
     files, docs, exp_doc = load_manifests(args.experiment, args.metrics or [])
     prepared = prepare(exp_doc, docs)
     req = RecordRequest(
@@ -71,6 +73,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True, highlight=False)
+    log.info(f"recording Experiment {prepared.experiment.name} from {req.url}, {rfc3339(req.start)} to "
+             f"{rfc3339(req.end)}, into {req.out}")
     with httpx.Client(timeout=timeout) as client, Progress(
         TextColumn("recording"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, disable=quiet, transient=True,
