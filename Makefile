@@ -54,6 +54,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/promql.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python -m pytest -q -m bench
 
 clean:
