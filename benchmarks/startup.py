@@ -26,8 +26,10 @@ def measure(argv: list[str], prelude: str = "") -> tuple[float, float, set[str]]
     """(seconds of imports, wall seconds, imported module names) for one fresh interpreter."""
     # the child reports which heavy modules it holds at exit (importtime does not list every
     # module that a package's lazy __getattr__ loads, scipy.stats among them)
-    code = (f"{prelude}import sys\ntry:\n    from simkit.cli import main\n    sys.exit(main({argv!r}))\n"
-            f"finally:\n    print('HELD', *[m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)")
+    code = (
+        f"{prelude}import sys\ntry:\n    from simkit.cli import main\n    sys.exit(main({argv!r}))\n"
+        f"finally:\n    print('HELD', *[m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)"
+    )
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -54,13 +56,17 @@ def main() -> int:
     ap.add_argument("--scenario", default="scenarios/iris-abtest", help="scenario for simkit run")
     args = ap.parse_args()
     imports, wall, modules = best(["--help"], args.repeat)
-    print(f"simkit --help: imports {imports:.3f} s, wall {wall:.3f} s; heavy modules imported: {heavy(modules)}")
+    print(
+        f"simkit --help: imports {imports:.3f} s, wall {wall:.3f} s; heavy modules imported: {heavy(modules)}"
+    )
     argv = ["run", args.scenario, "-q"]
     now_imports, now_wall, modules = best(argv, args.repeat)
     before_imports, before_wall, _ = best(argv, args.repeat, HEAVY)
-    print(f"simkit {' '.join(argv)}: imports {now_imports:.3f} s (baseline {before_imports:.3f} s, "
-          f"ratio {before_imports / now_imports:.2f}x); wall {now_wall:.3f} s (baseline {before_wall:.3f} s, "
-          f"ratio {before_wall / now_wall:.2f}x); heavy modules imported: {heavy(modules)}")
+    print(
+        f"simkit {' '.join(argv)}: imports {now_imports:.3f} s (baseline {before_imports:.3f} s, "
+        f"ratio {before_imports / now_imports:.2f}x); wall {now_wall:.3f} s (baseline {before_wall:.3f} s, "
+        f"ratio {before_wall / now_wall:.2f}x); heavy modules imported: {heavy(modules)}"
+    )
     return 0
 
 

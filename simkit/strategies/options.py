@@ -71,7 +71,9 @@ def read_params_file(path: str) -> dict[str, dict[str, Any]]:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
     except OSError as exc:
-        raise SpecError(where, None, f"cannot read the strategy parameters file: {exc.strerror or exc}") from None
+        raise SpecError(
+            where, None, f"cannot read the strategy parameters file: {exc.strerror or exc}"
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(where, None, f"malformed YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -82,8 +84,9 @@ def read_params_file(path: str) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v or {}) for k, v in data.items()}
 
 
-def strategy_options(texts: Sequence[str] | None, params_file: str | None = None,
-                     default: str | None = None) -> list[StrategyOption]:
+def strategy_options(
+    texts: Sequence[str] | None, params_file: str | None = None, default: str | None = None
+) -> list[StrategyOption]:
     """Every ``--strategy`` value (or ``default`` when there is none; nothing if that is None too),
     with the params file merged in."""
     from_file = read_params_file(params_file) if params_file else {}
@@ -103,7 +106,9 @@ def strategy_options(texts: Sequence[str] | None, params_file: str | None = None
     return out
 
 
-def single_strategy(texts: Sequence[str] | None, params_file: str | None, default: str | None) -> StrategyOption | None:
+def single_strategy(
+    texts: Sequence[str] | None, params_file: str | None, default: str | None
+) -> StrategyOption | None:
     """The one strategy of ``run`` or ``live``; ``None`` when neither the option nor ``default`` names one
     (the file's parameters then apply to whichever strategy the scenario names: see :func:`for_name`)."""
     options = strategy_options(texts, params_file, default)

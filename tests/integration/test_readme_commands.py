@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simkit.cli_options import build_parser
+from simkit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -56,7 +56,9 @@ def test_the_readme_shows_what_it_must() -> None:
     """The extraction finds the lines the issue asks the README to show (and would fail without them)."""
     assert any(" -o json" in c for c in OFFLINE)
     assert any("--strategy flagger:" in c for c in OFFLINE) and any("--strategy-params" in c for c in OFFLINE)
-    assert any(c.startswith("simkit replay") for c in OFFLINE) and any(c.startswith("simkit record") for c in OFFLINE)
+    assert any(c.startswith("simkit replay") for c in OFFLINE) and any(
+        c.startswith("simkit record") for c in OFFLINE
+    )
     assert not any("--prometheus-token " in c or c.endswith("--prometheus-token") for c in COMMANDS)
     assert len(OFFLINE) >= 15, OFFLINE
 
@@ -85,8 +87,12 @@ def record_in_process(line: str, work: Path) -> None:
     try:
         files, docs, exp = load_manifests(args.experiment, args.metrics)
         db = simulate_experiment(load_scenario("scenarios/iris-abtest"), 1).world.tsdb
-        req = RecordRequest(args.prometheus_url, parse_time(args.start, "--start"), parse_time(args.end, "--end"),
-                            Path(args.out))
+        req = RecordRequest(
+            args.prometheus_url,
+            parse_time(args.start, "--start"),
+            parse_time(args.end, "--end"),
+            Path(args.out),
+        )
         with httpx.Client(transport=PrometheusAPITransport(db, lambda: db.max_time or 0.0)) as client:
             record(client, prepare(exp, docs), files, req)
     finally:
@@ -97,7 +103,9 @@ def record_in_process(line: str, work: Path) -> None:
 def run_line(line: str, work: Path) -> subprocess.CompletedProcess[str]:
     script = 'simkit() { "$SIMKIT_PYTHON" -m simkit "$@"; }\n' + line
     env = {**os.environ, "SIMKIT_PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        ["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=1200
+    )
 
 
 def fast(line: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 import simkit
 from simkit import cli
 from simkit.cli import EXIT_CODES, main
-from simkit.cli_options import COMMANDS, OUTPUTS, build_parser
+from simkit.cli import COMMANDS, OUTPUTS, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "scenarios" / "iris-abtest"
@@ -71,11 +71,14 @@ def test_one_version_source(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_simkit() -> None:
-    proc = subprocess.run([sys.executable, "-m", "simkit", "--version"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simkit", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == f"simkit {simkit.__version__}"
 
 
 # --- exit codes -------------------------------------------------------------------------------
+
 
 def test_exit_code_table_matches_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
@@ -99,15 +102,32 @@ def test_exit_2_bad_input_and_3_backend(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["run", str(tmp_path / "missing"), "-q"]) == 2
     assert "scenario not found" in capsys.readouterr().err
     # port 9 (discard) on loopback: nothing listens, the connection is refused
-    code = main(["record", "--prometheus-url", "http://127.0.0.1:9", "--experiment", str(SEED / "experiment.yaml"),
-                 str(SEED / "metrics.yaml"), "--start", "0", "--end", "60", "--out", str(tmp_path / "r.rec"), "-q"])
+    code = main(
+        [
+            "record",
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--experiment",
+            str(SEED / "experiment.yaml"),
+            str(SEED / "metrics.yaml"),
+            "--start",
+            "0",
+            "--end",
+            "60",
+            "--out",
+            str(tmp_path / "r.rec"),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3, err
     assert len(err) == 1 and "127.0.0.1:9" in err[0]
     assert not (tmp_path / "r.rec").exists()
 
 
-def test_exit_130_when_interrupted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_130_when_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import simkit.report.commands as commands
 
     def interrupted(args: argparse.Namespace) -> int:
@@ -124,7 +144,8 @@ def _broken(args: argparse.Namespace) -> int:
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_unexpected_error_is_one_line_naming_the_work_and_the_file(
-        verbose: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    verbose: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import simkit.report.commands as commands
 
     monkeypatch.setattr(commands, "cmd_describe", _broken)
@@ -132,7 +153,9 @@ def test_unexpected_error_is_one_line_naming_the_work_and_the_file(
     err = capsys.readouterr().err.strip()
     assert code == cli.EXIT_INTERNAL == 70
     last = err.splitlines()[-1]
-    assert last.startswith("simkit describe: unexpected error while describing some/status.yaml: ZeroDivisionError")
+    assert last.startswith(
+        "simkit describe: unexpected error while describing some/status.yaml: ZeroDivisionError"
+    )
     if verbose:
         assert "Traceback (most recent call last)" in err
     else:
@@ -141,22 +164,39 @@ def test_unexpected_error_is_one_line_naming_the_work_and_the_file(
 
 # --- outputs are checked before any work --------------------------------------------------------
 
+
 @pytest.mark.parametrize(("command", "option"), [(c, o) for c, outs in OUTPUTS.items() for o, _ in outs])
-def test_unwritable_output_fails_before_any_work(command: str, option: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_output_fails_before_any_work(
+    command: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = {
-        "sim": ["sim", "no-such-scenario"], "run": ["run", "no-such-scenario"],
-        "live": ["live", "no-such-experiment.yaml"], "serve": ["serve", "no-such-scenario", "--port", "0"],
-        "bench": ["bench", "no-such-scenario"], "replay": ["replay", "no-such.rec"],
+        "sim": ["sim", "no-such-scenario"],
+        "run": ["run", "no-such-scenario"],
+        "live": ["live", "no-such-experiment.yaml"],
+        "serve": ["serve", "no-such-scenario", "--port", "0"],
+        "bench": ["bench", "no-such-scenario"],
+        "replay": ["replay", "no-such.rec"],
         "calibrate": ["calibrate", "no-such.rec"],
-        "record": ["record", "--prometheus-url", "http://127.0.0.1:9", "--experiment", "no-such.yaml",
-                   "--start", "0", "--end", "1"],
+        "record": [
+            "record",
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--experiment",
+            "no-such.yaml",
+            "--start",
+            "0",
+            "--end",
+            "1",
+        ],
     }[command]
     code = main([*argv, option, "/dev/null/x", "-q"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     # the output is what is reported, not the missing input: nothing was read before the check
-    assert err == f"simkit {command}: error: command line: field {option}: cannot write /dev/null/x: " \
-                  "/dev/null is not a directory", err
+    assert (
+        err == f"simkit {command}: error: command line: field {option}: cannot write /dev/null/x: "
+        "/dev/null is not a directory"
+    ), err
 
 
 def test_check_writable_cases(tmp_path: Path) -> None:
@@ -172,8 +212,10 @@ def test_check_writable_cases(tmp_path: Path) -> None:
 
 # --- completion and start-up -----------------------------------------------------------------------
 
-def test_bash_completion_script_is_valid_and_knows_the_options(capsys: pytest.CaptureFixture[str],
-                                                               tmp_path: Path) -> None:
+
+def test_bash_completion_script_is_valid_and_knows_the_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert main(["completion", "bash"]) == 0
     script = capsys.readouterr().out
     assert "--strategy-params" in script and "calibrate" in script
@@ -184,8 +226,10 @@ def test_bash_completion_script_is_valid_and_knows_the_options(capsys: pytest.Ca
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", str(SEED), "-q"]])
 def test_start_up_imports_no_plotting_nor_scipy_stats(argv: list[str]) -> None:
-    code = ("import sys\nfrom simkit.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('matplotlib', 'scipy.stats') if m in sys.modules))") % (argv,)
+    code = (
+        f"import sys\nfrom simkit.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('matplotlib', 'scipy.stats') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
