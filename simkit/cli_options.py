@@ -52,6 +52,7 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="OpenMetrics file to write")
     p.add_argument("--seed", type=int, default=None, help="overrides the scenario's spec.seed")
+    add_output_format(p)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,19 @@ def summary(world: AnyWorld) -> str:
     return "\n".join(lines)
 
 
+def summary_document(world: World) -> dict[str, object]:
+    """The ``-o json|yaml`` shape of :func:`summary`."""
+    return {
+        "scenario": world.bundle.name, "seed": world.seed, "begin": world.begin, "end": world.now,
+        "scrapes": world.scrapes, "series": len(world.tsdb), "samples": world.tsdb.sample_count(),
+        "predictors": [{"predictor": key, "predictions": sim.truth.predictions, "errors": sim.truth.errors,
+                        "feedback": sim.truth.feedback,
+                        "meanLatencySeconds": (sim.truth.latency_sum / sim.truth.predictions
+                                               if sim.truth.predictions else None)}
+                       for key, sim in sorted(world.predictors.items())],
+    }
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     duration = duration_option("--duration", args.duration)
     engine = getattr(args, "engine", None)
@@ -33,6 +46,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     world = simulate(args.scenario, duration, args.seed, choice.name)
     print(choice.describe(), file=sys.stderr)
     save_openmetrics(world.tsdb, args.out)
-    print(summary(world))
-    print(f"wrote {args.out}", file=sys.stderr)
+    fmt = getattr(args, "output", "table")
+    if fmt == "table":
+        print(summary(world))
+    else:
+        from simkit.report.output import render
+
+        sys.stdout.write(render(summary_document(world), fmt))
+    if not getattr(args, "quiet", False):
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0

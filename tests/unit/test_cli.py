@@ -138,6 +138,43 @@ def test_exit_130_when_interrupted(
     assert capsys.readouterr().err.strip() == "simkit strategies: interrupted"
 
 
+def test_exit_130_on_a_real_sigint(tmp_path: Path) -> None:
+    """SIGINT in the middle of a sweep: one line, exit 130, no output folder left behind."""
+    import signal
+    import time
+
+    out = tmp_path / "bench"
+    argv = [
+        "bench",
+        str(SEED),
+        "--strategies",
+        "iter8",
+        "--seeds",
+        "200",
+        "--workers",
+        "1",
+        "-q",
+        "--out",
+        str(out),
+    ]
+    code = f"import sys\nprint('ready', flush=True)\nfrom simkit.cli import main\nsys.exit(main({argv!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(2.0)  # well inside main(): 200 runs take far longer than that
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "simkit bench: interrupted"
+    assert not out.exists()
+
+
 def _broken(args: argparse.Namespace) -> int:
     return 1 // 0
 

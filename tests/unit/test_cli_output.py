@@ -42,6 +42,16 @@ def test_run_json_is_the_experiment_object(tmp_path: Path, capsys: pytest.Captur
     assert yaml.safe_load(capsys.readouterr().out) == exp
 
 
+def test_sim_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(
+        ["sim", str(SEED), "--duration", "60s", "--out", str(tmp_path / "m.om"), "-o", "json"], capsys
+    )
+    assert isinstance(doc, dict) and doc["scenario"] == "iris-abtest" and doc["end"] - doc["begin"] == 60
+    first = doc["predictors"][0]
+    assert set(first) == {"predictor", "predictions", "errors", "feedback", "meanLatencySeconds"}
+    assert first["predictions"] > 0 and 0 < first["meanLatencySeconds"] < 1
+
+
 def test_strategies_metrics_and_analyze_shapes(capsys: pytest.CaptureFixture[str]) -> None:
     names = run_json(["strategies", "-o", "json"], capsys)
     assert isinstance(names, list) and {"name", "description"} == set(names[0])
