@@ -14,8 +14,7 @@ import pytest
 
 import simkit
 from simkit import cli
-from simkit.cli import EXIT_CODES, main
-from simkit.cli import COMMANDS, OUTPUTS, build_parser
+from simkit.cli import COMMANDS, EXIT_CODES, OUTPUTS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "scenarios" / "iris-abtest"
