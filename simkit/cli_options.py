@@ -45,6 +45,16 @@ def add_strategy(p: argparse.ArgumentParser, default_help: str, several: bool = 
     )
 
 
+def add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("events", "counts", "auto"),
+        default=None,
+        help="simulation engine: events (per request), counts (per scrape, any traffic), auto "
+        "(counts where equivalent; default: the scenario's spec.engine, else auto)",
+    )
+
+
 def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="scenario folder or multi-document YAML file")
     p.add_argument(
@@ -53,6 +63,7 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="OpenMetrics file to write")
     p.add_argument("--seed", type=int, default=None, help="overrides the scenario's spec.seed")
     add_output_format(p)
+    add_engine(p)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -66,6 +77,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--check", action="store_true", help="compare with the scenario's expect block; exit 1 on mismatch"
     )
     add_output_format(p)
+    add_engine(p)
 
 
 def _add_describe(p: argparse.ArgumentParser) -> None:
@@ -100,6 +112,7 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", default="150s", help="sim time at which to evaluate (default 150s)")
     p.add_argument("--seed", type=int, default=None, help="world seed; overrides the scenario's spec.seed")
     add_output_format(p)
+    add_engine(p)
 
 
 def _add_live(p: argparse.ArgumentParser) -> None:
@@ -206,6 +219,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="directory for runs/summary/trajectories (Parquet, CSV), truth.csv, PNGs"
     )
     add_output_format(p)
+    add_engine(p)
 
 
 def _add_record(p: argparse.ArgumentParser) -> None:

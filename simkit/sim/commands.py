@@ -26,17 +26,17 @@ def summary(world: AnyWorld) -> str:
     return "\n".join(lines)
 
 
-def summary_document(world: World) -> dict[str, object]:
+def summary_document(world: AnyWorld) -> dict[str, object]:
     """The ``-o json|yaml`` shape of :func:`summary`."""
-    return {
-        "scenario": world.bundle.name, "seed": world.seed, "begin": world.begin, "end": world.now,
-        "scrapes": world.scrapes, "series": len(world.tsdb), "samples": world.tsdb.sample_count(),
-        "predictors": [{"predictor": key, "predictions": sim.truth.predictions, "errors": sim.truth.errors,
-                        "feedback": sim.truth.feedback,
-                        "meanLatencySeconds": (sim.truth.latency_sum / sim.truth.predictions
-                                               if sim.truth.predictions else None)}
-                       for key, sim in sorted(world.predictors.items())],
-    }
+    predictors = []
+    for key in sorted(world.predictors):
+        t = world.predictors[key].truth
+        mean = t.latency_sum / t.predictions if t.predictions else None
+        predictors.append({"predictor": key, "predictions": t.predictions, "errors": t.errors,
+                           "feedback": t.feedback, "meanLatencySeconds": mean})
+    return {"scenario": world.bundle.name, "engine": world.engine, "seed": world.seed, "begin": world.begin,
+            "end": world.now, "scrapes": world.scrapes, "series": len(world.tsdb),
+            "samples": world.tsdb.sample_count(), "predictors": predictors}
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -44,7 +44,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     engine = getattr(args, "engine", None)
     choice = choose_engine(load_scenario(args.scenario), engine)
     world = simulate(args.scenario, duration, args.seed, choice.name)
-    print(choice.describe(), file=sys.stderr)
+    if not getattr(args, "quiet", False):
+        print(choice.describe(), file=sys.stderr)
     save_openmetrics(world.tsdb, args.out)
     fmt = getattr(args, "output", "table")
     if fmt == "table":

@@ -47,6 +47,7 @@ def test_sim_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ["sim", str(SEED), "--duration", "60s", "--out", str(tmp_path / "m.om"), "-o", "json"], capsys
     )
     assert isinstance(doc, dict) and doc["scenario"] == "iris-abtest" and doc["end"] - doc["begin"] == 60
+    assert doc["engine"] in ("events", "counts")
     first = doc["predictors"][0]
     assert set(first) == {"predictor", "predictions", "errors", "feedback", "meanLatencySeconds"}
     assert first["predictions"] > 0 and 0 < first["meanLatencySeconds"] < 1
