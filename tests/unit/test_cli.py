@@ -275,3 +275,29 @@ def test_run_with_out_still_plots(tmp_path: Path) -> None:
     """Mutation check for the start-up test: with --out the plot is written (matplotlib imported)."""
     assert main(["run", str(SEED), "-q", "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "rollout.png").stat().st_size > 1000
+
+
+def test_packaging_metadata() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "Apache-2.0" and "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+    assert (ROOT / "simkit" / "py.typed").exists() and "py.typed" in pyproject["tool"]["setuptools"][
+        "package-data"
+    ]["simkit"]
+    for name in ("CHANGELOG.md", "CONTRIBUTING.md"):
+        assert (ROOT / name).stat().st_size > 500, name
+    requirements = list(project["dependencies"]) + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    assert [r for r in requirements if "==" in r] == [], "ranges, not pins: the pins live in constraints.txt"
+    names = {re.split(r"[<>=\[ ]", r)[0].lower() for r in requirements}
+    assert not names & {"kmock", "aiohttp", "pytest-asyncio"}
+    pinned = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    assert names <= pinned, names - pinned
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
