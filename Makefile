@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 # Files kept in `ruff format` style. The rest of the tree joins when it is reformatted in one
 # commit (at a merge point, so that no branch in flight gets conflicts in every file).
-FORMATTED := simkit/cli.py simkit/cli_options.py simkit/__main__.py simkit/strategies/options.py simkit/report/output.py benchmarks/startup.py tests/unit/test_cli.py tests/unit/test_cli_output.py tests/integration/test_readme_commands.py
+FORMATTED := simkit/cli.py simkit/cli_options.py simkit/__main__.py simkit/strategies/options.py simkit/formats.py benchmarks/startup.py tests/unit/test_cli.py tests/unit/test_cli_output.py tests/integration/test_readme_commands.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check simkit tests benchmarks

@@ -36,7 +36,7 @@ from simkit.bench.sweep import SweepResult, run_sweep
 from simkit.bench.truth import Truth
 from simkit.errors import SpecError
 from simkit.files import atomic_path
-from simkit.report.output import render
+from simkit.formats import render
 from simkit.strategies.options import StrategyOption, strategy_options
 
 

@@ -169,7 +169,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         runs.append(replayer.run(option.name, at, counterfactual, params=option.params, label=option.label))
     fmt = getattr(args, "output", "table")
     if fmt != "table":
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render(replay_document(runs), fmt))
         if args.out:

@@ -46,7 +46,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     doc = single_experiment(args.status)
     fmt = getattr(args, "output", "table")
     if fmt != "table":  # the Experiment object itself, validated
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render(doc.raw, fmt))
         return 0
@@ -65,7 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     answer = analyze_experiment(doc.raw, doc.where, seed)
     if getattr(args, "output", "json") == "yaml":
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render(answer, "yaml"))
     else:
@@ -79,7 +79,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     names = available()
     fmt = getattr(args, "output", "table")
     if fmt != "table":
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render([{"name": n, "description": d} for n, d in names.items()], fmt))
         return 0

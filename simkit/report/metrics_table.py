@@ -167,7 +167,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     rows, warnings = evaluate(bundle, at, args.seed, getattr(args, "engine", None))
     fmt = getattr(args, "output", "table")
     if fmt != "table":
-        from simkit.report.output import render as render_as
+        from simkit.formats import render as render_as
 
         sys.stdout.write(render_as(as_document(rows, warnings, at), fmt))
         return 0

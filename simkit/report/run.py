@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(describe(run.result.experiment_object))
         print(summary(run.result))
     else:
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render(run.result.experiment_object, fmt))
         if not args.quiet:

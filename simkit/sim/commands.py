@@ -51,7 +51,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if fmt == "table":
         print(summary(world))
     else:
-        from simkit.report.output import render
+        from simkit.formats import render
 
         sys.stdout.write(render(summary_document(world), fmt))
     if not getattr(args, "quiet", False):
