@@ -262,3 +262,44 @@ def test_replay_json_per_strategy(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert set(first["iterations"][0]) == {"iteration", "time", "basis", "note"}
     assert first["iterations"][0]["basis"] in ("recorded", "beyond-record", "thinned")
+
+
+def test_serve_logs_with_rfc3339_timestamps(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simkit",
+            "serve",
+            str(SEED),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--no-load",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_file.exists(), "simkit serve did not start"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out.startswith("listening on http://127.0.0.1:"), (out, err)
+    lines = err.strip().splitlines()
+    assert re.match(rf"{RFC3339} INFO simkit serve: scenario iris-abtest", lines[0]), lines
+    assert re.match(rf"{RFC3339} INFO simkit serve: stopped", lines[-1]), lines
