@@ -194,6 +194,7 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
         default=0.25,
         help="seconds between polls of the kube API (default 0.25)",
     )
+    add_engine(p)
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
