@@ -6,14 +6,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: demo test setup prometheus promql-testdata lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[live,test,parquet,dask]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[live,test,parquet,dask]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -35,8 +35,13 @@ promql-testdata: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/simkit run scenarios/iris-abtest --out out/iris-abtest
 
+# Files kept in `ruff format` style. The rest of the tree joins when it is reformatted in one
+# commit (at a merge point, so that no branch in flight gets conflicts in every file).
+FORMATTED := simkit/cli.py simkit/cli_options.py simkit/__main__.py simkit/strategies/options.py simkit/formats.py benchmarks/startup.py tests/unit/test_cli.py tests/unit/test_cli_output.py tests/integration/test_readme_commands.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check simkit tests benchmarks
+	$(BIN)/ruff format --check $(FORMATTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy simkit
@@ -49,6 +54,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/promql.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python -m pytest -q -m bench
 
 clean:

@@ -5,13 +5,14 @@
     ├── QueryError              PromQL that does not parse or is outside the supported subset:
     │                           names the construct and its position
     ├── MetricError             a Metric CRD that cannot be evaluated (bad jq, bad template, ...)
-    ├── BackendError            Prometheus or the Kubernetes API unreachable / answering badly
+    ├── BackendError            Prometheus or the Kubernetes API unreachable / answering badly (exit 3)
     │   └── ConflictError       a Kubernetes 409 that survived retries
     ├── DataError               a recording or OpenMetrics file that cannot be used
     └── CheckFailed             `--check` found a mismatch with the scenario's `expect` (exit 1)
 
 The CLI catches SimkitError, prints ``str(err)`` on stderr and exits with ``err.exit_code``.
-Everything else is a bug and keeps its traceback.
+Anything else is a bug: the CLI prints one line naming what it was doing (exit 70), and the
+traceback with ``-v``. The exit codes are listed in ``simkit.cli.EXIT_CODES`` and the README.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ class MetricError(SimkitError):
 
 
 class BackendError(SimkitError):
-    """Prometheus or the Kubernetes API is unreachable or answered with something unusable."""
+    """Prometheus or the Kubernetes API is unreachable or answered with something unusable.
+
+    Exit code 3, not 2, so that a script can tell "retry later" from "fix your input"."""
+
+    exit_code = 3
 
 
 class ConflictError(BackendError):

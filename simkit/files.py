@@ -41,3 +41,34 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
+
+
+def check_writable(path: str | Path, kind: str) -> str | None:
+    """Why ``path`` cannot be written as a ``kind`` ("file" or "dir") output, or None if it can.
+
+    Checked before a command does any work, so that a bad ``--out`` costs nothing: the path (or,
+    when it does not exist yet, its nearest existing ancestor, where the missing folders would be
+    created) must be a writable directory; an existing file output must be a writable file."""
+    target = Path(path)
+    if target.exists():
+        if kind == "dir":
+            if not target.is_dir():
+                return f"{target} exists and is not a directory"
+            return None if os.access(target, os.W_OK | os.X_OK) else f"{target} is not writable"
+        if target.is_dir():
+            return f"{target} is a directory"
+        if not os.access(target, os.W_OK):
+            return f"{target} is not writable"
+        target = target.parent  # replaced atomically: a temporary file goes beside it
+    else:
+        target = target.parent
+    ancestor = target
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None

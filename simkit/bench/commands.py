@@ -14,6 +14,7 @@ and renamed, so an interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from simkit.bench.sweep import SweepResult, run_sweep
 from simkit.bench.truth import Truth
 from simkit.errors import SpecError
 from simkit.files import atomic_path
+from simkit.formats import render
+from simkit.strategies.options import StrategyOption, strategy_options
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
@@ -94,10 +97,35 @@ def print_table(summary: pd.DataFrame, console: Console) -> None:
     console.print(table)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    strategies = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
-    if not strategies:
+def chosen_strategies(args: argparse.Namespace) -> tuple[list[str], dict[str, StrategyOption]]:
+    """``--strategies a,b`` and every ``--strategy NAME[:k=v]``, in that order, each name once;
+    ``--strategy-params`` applies to all of them."""
+    names = [s.strip() for s in str(args.strategies or "").split(",") if s.strip()]
+    if args.strategies is not None and not names:
         raise SpecError.from_cli("--strategies", "name at least one strategy")
+    if not names and not args.strategy:
+        names = ["iter8"]
+    texts = list(dict.fromkeys(names)) + list(args.strategy or [])
+    options = strategy_options(texts, args.strategy_params)
+    by_name: dict[str, StrategyOption] = {}
+    for option in options:
+        earlier = by_name.get(option.name)
+        if earlier is not None and earlier.params is not None and option.params is not None:
+            raise SpecError.from_cli("--strategy", f"{option.name} is given twice; a sweep runs each strategy once")
+        if earlier is None or option.params is not None:
+            by_name[option.name] = option
+    return list(by_name), by_name
+
+
+def summary_rows(summary: pd.DataFrame) -> list[dict[str, object]]:
+    """The ``-o json|yaml`` shape: one row per (scenario, strategy) and per strategy over ``ALL``:
+    ``scenario, strategy, runs`` and, for each outcome, its mean with ``_lo``/``_hi`` bootstrap 95%
+    bounds (NaN as null)."""
+    return [dict(r) for r in summary.to_dict("records")]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    strategies, options = chosen_strategies(args)
     if args.seeds < 1:
         raise SpecError.from_cli("--seeds", "must be at least 1")
     if args.dask_scheduler and args.dask_local:
@@ -116,16 +144,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_sweep(args.scenarios, strategies, args.seeds, workers=args.workers,
                            dask_scheduler=args.dask_scheduler, dask_local=args.dask_local, progress=tick,
-                           engine=getattr(args, "engine", None))
+                           engine=getattr(args, "engine", None), options=options)
     engines = result.runs.groupby("engine")["scenario"].unique() if len(result.runs) else {}
     for name, scenarios in dict(engines).items():
         err.print(f"engine {name}: {', '.join(sorted(map(str, scenarios)))}")
     for scenario, strategy, why in result.skipped:
         err.print(f"skipped {strategy} on {scenario}: {why}")
     summary = summarize(result.runs)
-    # as wide as the table needs: a narrower console would truncate the intervals
-    out_console = Console(width=max(320, Console().width), highlight=False, soft_wrap=False)
-    print_table(summary, out_console)
+    fmt = getattr(args, "output", "table")
+    if fmt == "table":
+        # as wide as the table needs: a narrower console would truncate the intervals
+        out_console = Console(width=max(320, Console().width), highlight=False, soft_wrap=False)
+        print_table(summary, out_console)
+    else:
+        sys.stdout.write(render(summary_rows(summary), fmt))
     if args.out:
         files = write_results(result, summary, Path(args.out))
         if not quiet:

@@ -41,6 +41,7 @@ from simkit.sim.experiment import simulate_experiment, strategy_choice
 from simkit.spec.bundle import SCENARIO_FILE, Bundle, load_scenario
 from simkit.spec.streams import seed_from_names
 from simkit.strategies.base import create
+from simkit.strategies.options import StrategyOption
 
 PARAMS_FILE = "strategies.yaml"
 T = TypeVar("T")
@@ -141,8 +142,11 @@ def run_task(task: Task) -> list[tuple[dict[str, Any], list[tuple[int, float, in
 
 # --- planning and running ----------------------------------------------------------------------
 def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, batch: int = 5,
-               common_random_numbers: bool = True, engine: str | None = None) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
-    """Tasks for the sweep, the truth of every scenario, and the unsupported pairs."""
+               common_random_numbers: bool = True, engine: str | None = None,
+               options: Mapping[str, StrategyOption] | None = None,
+               ) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
+    """Tasks for the sweep, the truth of every scenario, and the unsupported pairs. ``options``
+    (``--strategy NAME:k=v``, ``--strategy-params``) override ``strategies.yaml`` per strategy."""
     tasks: list[Task] = []
     truths: dict[str, Truth] = {}
     skipped: list[tuple[str, str, str]] = []
@@ -152,12 +156,17 @@ def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds
         plan = prepare(bundle.experiment_document(), bundle.documents).plan
         params_map = strategy_params(Path(path))
         for name in strategies:
-            params = params_map.get(name)
+            option = (options or {}).get(name)
+            given = option is not None and option.params is not None
+            params = option.params if option is not None and given else params_map.get(name)
             chosen, chosen_params = strategy_choice(bundle, name, params)
+            where, prefix = ((option.where, option.field_prefix) if option is not None and given
+                             else (bundle.scenario_doc.where, "spec.strategy.params."))
             try:
-                create(chosen, plan, chosen_params, bundle.scenario_doc.where)
+                create(chosen, plan, chosen_params, where, prefix)
             except SpecError as exc:
-                if exc.field == "versions":  # a one-canary strategy on an A/B/N experiment
+                # a one-canary strategy on an A/B/N experiment (the field as create() relocated it)
+                if (exc.field or "").rsplit(".", 1)[-1] == "versions":
                     skipped.append((bundle.name, name, exc.message))
                     continue
                 raise
@@ -226,11 +235,13 @@ def collect(items: Sequence[tuple[dict[str, Any], list[tuple[int, float, int]]]]
 def run_sweep(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, *,
               workers: int | None = None, dask_scheduler: str | None = None, dask_local: bool = False,
               executor: Executor | None = None, batch: int = 5, common_random_numbers: bool = True,
-              progress: Callable[[int, int], None] | None = None, engine: str | None = None) -> SweepResult:
+              progress: Callable[[int, int], None] | None = None, engine: str | None = None,
+              options: Mapping[str, StrategyOption] | None = None) -> SweepResult:
     """Run the sweep and return its tidy results (see the module docstring).
 
     ``progress(done, total)`` is called after every finished task."""
-    tasks, truths, skipped = plan_tasks(scenarios, strategies, seeds, batch, common_random_numbers, engine)
+    tasks, truths, skipped = plan_tasks(scenarios, strategies, seeds, batch, common_random_numbers, engine,
+                                        options)
     total = sum(len(t.seeds) for t in tasks)
     done = [0]
 

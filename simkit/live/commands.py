@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import os
 import signal
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +35,7 @@ from simkit.live.adapters import (
 )
 from simkit.live.journal import ExperimentIdentity, Journal
 from simkit.live.kube import KubeWeightActuator
-from simkit.live.kube_objects import KubeObjects, load_kube_client
+from simkit.live.kube_objects import KubeObjects, NotFound, load_kube_client
 from simkit.live.preflight import check_windows, preflight_prometheus
 from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
@@ -43,10 +44,36 @@ from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.experiment import metric_references, parse_experiment
 from simkit.spec.quantity import duration_option
 from simkit.strategies.base import create
+from simkit.strategies.options import StrategyOption, single_strategy
+
+log = logging.getLogger("simkit.live")
+TOKEN_ENV = "SIMKIT_PROMETHEUS_TOKEN"
 
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress of the run: one INFO record (RFC 3339 timestamp, -q hides it; see simkit.cli)."""
+    log.info(message)
+
+
+def prometheus_token(args: argparse.Namespace) -> str | None:
+    """The bearer token: ``--prometheus-token-file``, else $SIMKIT_PROMETHEUS_TOKEN, else the hidden
+    ``--prometheus-token`` (kept for old scripts; a token on the command line shows in ``ps``)."""
+    path = getattr(args, "prometheus_token_file", None)
+    if path:
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SpecError.from_cli("--prometheus-token-file", f"cannot read {path}: {exc.strerror or exc}") from None
+        if not token:
+            raise SpecError.from_cli("--prometheus-token-file", f"{path} is empty")
+        return token
+    return os.environ.get(TOKEN_ENV, "").strip() or getattr(args, "prometheus_token", None)
+
+
+def strategy_of(args: argparse.Namespace) -> StrategyOption:
+    option = single_strategy(getattr(args, "strategy", None), getattr(args, "strategy_params", None), "iter8")
+    assert option is not None  # a default is given
+    return option
 
 
 def _documents_from_files(args: argparse.Namespace) -> tuple[Document, list[Document]]:
@@ -102,7 +129,12 @@ def _resume_from(journal: Journal) -> Resume | None:
 def cmd_live(args: argparse.Namespace) -> int:
     timeout = duration_option("--timeout", args.timeout)  # options first: nothing is contacted yet
     interval = duration_option("--interval-override", args.interval_override) if args.interval_override else None
-    api = load_kube_client(args.kubeconfig, args.context)
+    option = strategy_of(args)
+    token = prometheus_token(args)
+    try:
+        api = load_kube_client(args.kubeconfig, args.context)
+    except BackendError as exc:  # a missing or broken kubeconfig is the user's to fix: bad input
+        raise SpecError.from_cli("--kubeconfig", str(exc)) from None
     objects = KubeObjects(api, args.namespace or "default")
     exp_doc, metric_docs = _documents_from_cluster(args, objects) if args.from_cluster else _documents_from_files(args)
     if args.namespace and not (exp_doc.raw.get("metadata") or {}).get("namespace"):
@@ -114,8 +146,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     exp = prepared.experiment
     real = KubeWeightActuator(api, exp.namespace)
     # a weightObjRef pointing at a missing object or field stops the run here, before anything moves
-    read_weights(real, exp, prepared.plan)
-    client = prometheus_client(timeout, args.prometheus_ca, args.prometheus_insecure, args.prometheus_token)
+    try:
+        read_weights(real, exp, prepared.plan)
+    except NotFound as exc:  # the Experiment names an object that is not there: bad input, exit 2
+        raise SpecError(exp.where, "spec.versionInfo", f"weightObjRef: {exc}") from None
+    strategy = create(option.name, prepared.plan, option.params, option.where, option.field_prefix)
+    client = prometheus_client(timeout, args.prometheus_ca, args.prometheus_insecure, token)
     try:
         scrape = preflight_prometheus(client, prepared, args.prometheus_url)
         check_windows(prepared, scrape, say)
@@ -137,8 +173,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             if resume is not None:
                 say(f"resuming {identity} after iteration {resume.completed} from {args.journal}")
         else:
-            journal = Journal.create(args.journal, identity, args.strategy, None)
-    strategy = create(args.strategy, prepared.plan)
+            journal = Journal.create(args.journal, identity, option.label, None)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -159,7 +194,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     hooks = JournalHooks(journal, say, prepared.plan.iterations, dry, prepared.refs, publish)
     try:
-        say(f"simkit live: {identity} with strategy {args.strategy} every {prepared.plan.interval_seconds:g}s"
+        say(f"simkit live: {identity} with strategy {option.label} every {prepared.plan.interval_seconds:g}s"
             + (" (dry run: no patch, no action)" if args.dry_run else ""))
         result = run_experiment(prepared, strategy, ports, np.random.default_rng(), hooks=hooks,
                                 resume=resume, should_stop=stop.is_set)
@@ -207,7 +242,7 @@ def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuato
         write_text(out / "trace.csv", trace_csv(result))
     print(describe(result.experiment_object))
     if result.failed:
-        say(f"experiment failed: {why}")
+        log.error(f"experiment failed: {why}")
         return 1
     return 0
 

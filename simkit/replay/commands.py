@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from simkit.prepare import prepare
     from simkit.replay.record import DEFAULT_CHUNK, RecordRequest, parse_time, record
 
+    log = logging.getLogger("simkit.record")
     files, docs, exp_doc = load_manifests(args.experiment, args.metrics or [])
     prepared = prepare(exp_doc, docs)
     req = RecordRequest(
@@ -71,6 +73,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True, highlight=False)
+    log.info(f"recording Experiment {prepared.experiment.name} from {req.url}, {rfc3339(req.start)} to "
+             f"{rfc3339(req.end)}, into {req.out}")
     with httpx.Client(timeout=timeout) as client, Progress(
         TextColumn("recording"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, disable=quiet, transient=True,
@@ -147,33 +151,30 @@ def write_run(run: ReplayRun, out: Path) -> list[Path]:
     return files
 
 
-def parse_strategy(text: str) -> tuple[str, dict[str, object]]:
-    """``NAME`` or ``NAME:key=value,key=value`` (values read as YAML scalars: 10, 0.5, true)."""
-    import yaml
-
-    name, _, rest = text.partition(":")
-    params: dict[str, object] = {}
-    for item in filter(None, (x.strip() for x in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise SpecError.from_cli("--strategy", f"{text!r}: expected NAME:key=value,key=value")
-        params[key.strip()] = yaml.safe_load(value)
-    return name.strip(), params
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     from simkit.replay.record import parse_time
     from simkit.replay.replay import Replayer
+    from simkit.strategies.base import create
+    from simkit.strategies.options import strategy_options
 
-    strategies = list(dict.fromkeys(args.strategy or ["iter8"]))
+    options = strategy_options(args.strategy, getattr(args, "strategy_params", None), default="iter8")
     recording = read_recording(args.file)
     replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1)
     at = parse_time(args.at, "--at") if args.at is not None else None
     counterfactual = bool(getattr(args, "counterfactual", False))
+    for option in options:  # every strategy checked before any replay, errors naming their option
+        create(option.name, replayer.prepared.plan, option.params, option.where, option.field_prefix)
     runs = []
-    for text in strategies:
-        name, params = parse_strategy(text)
-        runs.append(replayer.run(name, at, counterfactual, params=params, label=text))
+    for option in options:
+        runs.append(replayer.run(option.name, at, counterfactual, params=option.params, label=option.label))
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        sys.stdout.write(render(replay_document(runs), fmt))
+        if args.out:
+            _write_all(runs, Path(args.out), bool(getattr(args, "quiet", False)))
+        return 0
     h = recording.header
     print(f"replay of {args.file}: recorded {rfc3339(h.start)} to {rfc3339(h.end)} from {h.source or '?'}; "
           f"{runs[0].notes[0] if runs and runs[0].notes else ''}")
@@ -183,18 +184,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
               "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact).")
     for run in runs:
         print(_summary(run))
-    rows = comparison_rows(runs)
     print(render_table(runs))
     if args.out:
-        out = Path(args.out)
-        written: list[Path] = []
-        for run in runs:
-            written += write_run(run, out if len(runs) == 1 else out / _folder(run.strategy))
-        write_text(out / "comparison.csv", _csv(rows))
-        written.append(out / "comparison.csv")
-        if not getattr(args, "quiet", False):
-            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+        _write_all(runs, Path(args.out), bool(getattr(args, "quiet", False)))
     return 0
+
+
+def _write_all(runs: Sequence[ReplayRun], out: Path, quiet: bool) -> None:
+    written: list[Path] = []
+    for run in runs:
+        written += write_run(run, out if len(runs) == 1 else out / _folder(run.strategy))
+    write_text(out / "comparison.csv", _csv(comparison_rows(runs)))
+    written.append(out / "comparison.csv")
+    if not quiet:
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+
+
+def replay_document(runs: Sequence[ReplayRun]) -> list[dict[str, object]]:
+    """The ``-o json|yaml`` shape: per strategy (as given), the Experiment object it would have
+    left (as ``simkit run -o json``) and each iteration's basis (recorded, thinned, beyond-record)."""
+    return [{"strategy": run.strategy, "experiment": dict(run.result.experiment_object),
+             "iterations": [{"iteration": b.iteration, "time": rfc3339(b.time), "basis": b.basis, "note": b.note}
+                            for b in run.basis]}
+            for run in runs]
 
 
 def render_table(runs: Sequence[ReplayRun]) -> str:

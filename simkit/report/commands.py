@@ -1,7 +1,8 @@
 """CLI entry points of the report layer: ``describe``, ``analyze``, ``strategies``.
 
 Each ``cmd_*`` takes the parsed ``argparse`` namespace (see :mod:`simkit.cli`), prints its result
-on stdout and returns the exit code. Bad input raises a :class:`~simkit.errors.SimkitError`,
+on stdout (``-o json|yaml``: the Experiment object for ``describe``, the analytics answer for
+``analyze``, ``[{name, description}]`` for ``strategies``) and returns the exit code. Bad input raises a :class:`~simkit.errors.SimkitError`,
 which the CLI prints as one line (exit 2). ``run`` and ``metrics`` join this module later.
 """
 
@@ -44,6 +45,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from simkit.report.describe import describe
 
     doc = single_experiment(args.status)
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":  # the Experiment object itself, validated
+        from simkit.formats import render
+
+        sys.stdout.write(render(doc.raw, fmt))
+        return 0
     try:
         text = describe(doc.raw)
     except ValueError as exc:  # a value validation let through but iter8ctl cannot read
@@ -57,7 +64,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     doc = single_experiment(args.experiment, etc3_checks=False)  # the service's checks, not etc3's
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    sys.stdout.write(render_json(analyze_experiment(doc.raw, doc.where, seed)))
+    answer = analyze_experiment(doc.raw, doc.where, seed)
+    if getattr(args, "output", "json") == "yaml":
+        from simkit.formats import render
+
+        sys.stdout.write(render(answer, "yaml"))
+    else:
+        sys.stdout.write(render_json(answer))
     return 0
 
 
@@ -65,6 +78,12 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     from simkit.strategies.base import available
 
     names = available()
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        sys.stdout.write(render([{"name": n, "description": d} for n, d in names.items()], fmt))
+        return 0
     width = max((len(n) for n in names), default=0)
     for name, doc in names.items():
         sys.stdout.write(f"{name.ljust(width)}  {doc}\n")

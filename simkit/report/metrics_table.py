@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -148,10 +150,28 @@ def render(rows: list[Row], at: float) -> str:
     return "\n".join(lines)
 
 
+def as_document(rows: list[Row], warnings: list[str], at: float) -> dict[str, Any]:
+    """The ``-o json|yaml`` shape: ``{at, elapsedTime, metrics: [{metric, version, value, units,
+    query, message}], warnings: [...]}``; an unavailable value is null with its message."""
+    return {
+        "at": at,
+        "elapsedTime": max(1, math.floor(at)),
+        "metrics": [{"metric": r.metric, "version": r.version, "value": r.value, "units": r.units,
+                     "query": r.query, "message": r.message} for r in rows],
+        "warnings": list(warnings),
+    }
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     at = duration_option("--at", args.at)  # after the experiment starts
     bundle = load_scenario(args.scenario)
     rows, warnings = evaluate(bundle, at, args.seed, getattr(args, "engine", None))
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render as render_as
+
+        sys.stdout.write(render_as(as_document(rows, warnings, at), fmt))
+        return 0
     print(render(rows, at))
     for r in rows:
         if r.value is None and r.message:

@@ -10,18 +10,19 @@ scenario's ``expect`` block and exits 1 on a mismatch.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from simkit.files import write_text_atomic
 from simkit.records import IterationRecord, RunResult
 from simkit.report.describe import describe
-from simkit.report.plots import plot_rollout
 from simkit.report.trace import require, status_yaml, trace_csv
-from simkit.sim.experiment import SimRun, simulate_experiment
-from simkit.spec.bundle import load_scenario
-from simkit.tsdb.openmetrics import save_openmetrics
+from simkit.sim.experiment import SimRun, simulate_experiment, strategy_choice
+from simkit.spec.bundle import Bundle, load_scenario
+from simkit.strategies.options import StrategyOption, for_name, single_strategy
 
 
 def write_text(path: Path, text: str) -> None:
@@ -29,6 +30,10 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_outputs(run: SimRun, out: Path) -> list[Path]:
+    # imported here: matplotlib alone costs more start-up than a whole seed run
+    from simkit.report.plots import plot_rollout
+    from simkit.tsdb.openmetrics import save_openmetrics
+
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "status.yaml", out / "trace.csv", out / "metrics.om", out / "rollout.png"]
     write_text(files[0], status_yaml(run.result))
@@ -57,8 +62,31 @@ def summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def chosen_strategy(args: argparse.Namespace, bundle: Bundle) -> tuple[str, dict[str, Any]]:
+    """The strategy and parameters of ``--strategy``/``--strategy-params``, else the scenario's,
+    checked once against the plan so that a bad parameter names where it came from."""
+    from simkit.prepare import prepare
+    from simkit.strategies.base import create
+
+    option: StrategyOption | None = single_strategy(args.strategy, args.strategy_params, None)
+    if option is None:
+        own = bundle.scenario.spec.strategy
+        option = for_name(own.name if own else "iter8", args.strategy_params)
+    name, params = strategy_choice(bundle, option.name if option else None, option.params if option else None)
+    plan = prepare(bundle.experiment_document(), bundle.documents).plan
+    own = bundle.scenario.spec.strategy
+    if option is None or (option.params is None and own is not None and own.name == option.name):
+        create(name, plan, params, bundle.scenario_doc.where)  # the scenario's spec.strategy
+    else:
+        create(name, plan, params, option.where, option.field_prefix)
+    return name, params
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from simkit.prepare import prepare
+
     bundle = load_scenario(args.scenario)
+    name, params = chosen_strategy(args, bundle)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     total = [0]
 
@@ -67,18 +95,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(progress_line(rec, total[0]))
 
     if not args.quiet:
-        console.print(f"[bold]simkit run[/bold] {bundle.name} (seed {args.seed if args.seed is not None else bundle.scenario.spec.seed})")
-    from simkit.prepare import prepare
-
+        seed = args.seed if args.seed is not None else bundle.scenario.spec.seed
+        console.print(f"[bold]simkit run[/bold] {bundle.name} (seed {seed}, strategy {name})")
     total[0] = prepare(bundle.experiment_document(), bundle.documents).plan.iterations
     from simkit.sim.engine import choose_engine
 
     engine = getattr(args, "engine", None)
     if not args.quiet:
         console.print(choose_engine(bundle, engine).describe())
-    run = simulate_experiment(bundle, args.seed, args.strategy, observer=observe, engine=engine)
-    print(describe(run.result.experiment_object))
-    print(summary(run.result))
+    run = simulate_experiment(bundle, args.seed, name, params, observer=observe, engine=engine)
+    fmt = getattr(args, "output", "table")
+    if fmt == "table":
+        print(describe(run.result.experiment_object))
+        print(summary(run.result))
+    else:
+        from simkit.formats import render
+
+        sys.stdout.write(render(run.result.experiment_object, fmt))
+        if not args.quiet:
+            console.print(summary(run.result), markup=False)
     if args.out:
         files = write_outputs(run, Path(args.out))
         if not args.quiet:

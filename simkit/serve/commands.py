@@ -13,8 +13,8 @@ SIGINT/SIGTERM stop the driver, the follower and the server; the exit code is th
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
@@ -28,9 +28,12 @@ from simkit.serve.weights import DEFAULT_INTERVAL, KubeFollower, Log, followed_o
 from simkit.sim.engine import make_world
 from simkit.spec.bundle import load_scenario
 
+log = logging.getLogger("simkit.serve")
+
 
 def _log(message: str) -> None:
-    print(f"simkit serve: {message}", file=sys.stderr, flush=True)
+    """One INFO record (RFC 3339 timestamp; -q hides it, see simkit.cli)."""
+    log.info(f"simkit serve: {message}")
 
 
 @dataclass
@@ -114,7 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
              + (f", weights from {args.kube_url}" if args.kube_url else ""))
         while not stop.wait(0.2):
             if not serving.rt.running:
-                _log(f"the simulation stopped: {serving.rt.error!r}")
+                log.error(f"simkit serve: the simulation stopped: {serving.rt.error!r}")
                 return 1
     finally:
         serving.stop()

@@ -26,13 +26,34 @@ def summary(world: AnyWorld) -> str:
     return "\n".join(lines)
 
 
+def summary_document(world: AnyWorld) -> dict[str, object]:
+    """The ``-o json|yaml`` shape of :func:`summary`."""
+    predictors = []
+    for key in sorted(world.predictors):
+        t = world.predictors[key].truth
+        mean = t.latency_sum / t.predictions if t.predictions else None
+        predictors.append({"predictor": key, "predictions": t.predictions, "errors": t.errors,
+                           "feedback": t.feedback, "meanLatencySeconds": mean})
+    return {"scenario": world.bundle.name, "engine": world.engine, "seed": world.seed, "begin": world.begin,
+            "end": world.now, "scrapes": world.scrapes, "series": len(world.tsdb),
+            "samples": world.tsdb.sample_count(), "predictors": predictors}
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     duration = duration_option("--duration", args.duration)
     engine = getattr(args, "engine", None)
     choice = choose_engine(load_scenario(args.scenario), engine)
     world = simulate(args.scenario, duration, args.seed, choice.name)
-    print(choice.describe(), file=sys.stderr)
+    if not getattr(args, "quiet", False):
+        print(choice.describe(), file=sys.stderr)
     save_openmetrics(world.tsdb, args.out)
-    print(summary(world))
-    print(f"wrote {args.out}", file=sys.stderr)
+    fmt = getattr(args, "output", "table")
+    if fmt == "table":
+        print(summary(world))
+    else:
+        from simkit.formats import render
+
+        sys.stdout.write(render(summary_document(world), fmt))
+    if not getattr(args, "quiet", False):
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -73,7 +73,7 @@ def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str |
     scenario_strategy = bundle.scenario.spec.strategy
     if strategy is not None and strategy != (scenario_strategy.name if scenario_strategy else None):
         # the name came from the command line: an unknown one is the option's fault, not the file's
-        policy = create(name, prepared.plan, strategy_params, Location("command line"), "--strategy")
+        policy = create(name, prepared.plan, strategy_params, Location("command line"), field="--strategy")
     else:
         policy = create(name, prepared.plan, strategy_params, bundle.scenario_doc.where)
     clock = SimClock(world)

@@ -113,7 +113,9 @@ class ArgoStrategy:
         self.pause_iterations = p.integer("pauseIterations", 1, minimum=1)
         raw_steps = p.raw("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
-            raise param_error("steps", "needs a non-empty list of {setWeight}, {pause} and {analysis} steps")
+            raise param_error("steps", "needs a non-empty list of {setWeight}, {pause} and {analysis} steps; "
+                              "argo has no default steps: give them in spec.strategy.params or in a "
+                              "--strategy-params file (as scenarios/suite/strategies.yaml does)")
         self.steps = [self._step(i, s) for i, s in enumerate(raw_steps)]
         background = p.raw("analysis")
         self.background: tuple[AnalysisMetric, ...] = ()

@@ -141,16 +141,29 @@ def available() -> dict[str, str]:
     return dict(sorted(_DOCS.items()))
 
 
+# Where a strategy's own parameter checks say the mistake is; :func:`create` replaces it with the
+# place the parameters came from (a scenario's spec.strategy.params, a --strategy option, a file).
+PARAMS_WHERE = Location("<strategy params>")
+
+
 def create(name: str, plan: Plan, params: Mapping[str, Any] | None = None,
-           where: Location | None = None, field: str = "strategy") -> Strategy:
+           where: Location | None = None, field_prefix: str = "spec.strategy.params.", *,
+           field: str = "strategy") -> Strategy:
     """The strategy ``name`` for ``plan``; an unknown name is a SpecError at ``where``/``field``
-    (the scenario's ``strategy``, or ``--strategy`` on the command line)."""
+    (the scenario's ``strategy``, or ``--strategy`` on the command line); a bad parameter is
+    reported at ``where`` (field ``field_prefix + parameter``) when given."""
     _load_builtin()
     factory = _REGISTRY.get(name)
     if factory is None:
         raise SpecError(where or Location("command line"), field,
                         f"unknown strategy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return factory(plan, dict(params or {}))
+    try:
+        return factory(plan, dict(params or {}))
+    except SpecError as exc:
+        if where is None or exc.where != PARAMS_WHERE:
+            raise
+        bad = f"{field_prefix}{exc.field}" if exc.field else field_prefix.rstrip(".") or None
+        raise SpecError(where, bad, exc.message) from None
 
 
 def _load_builtin() -> None:

@@ -24,7 +24,9 @@ its next interval and rolls back then, without analysing again. simkit rolls bac
 that reaches the threshold, which gives the same verdict one interval earlier (no extra interval
 is served at the held weight).
 
-Parameters (defaults as in Flagger): ``stepWeight`` (int, no default) or ``stepWeights`` (list of
+Parameters (defaults as in Flagger): ``stepWeight`` (int; Flagger has no default, simkit uses 10,
+the step of Flagger's documented canary example, when neither ``stepWeights`` nor ``iterations``
+is given, so that ``--strategy flagger`` runs on any two-version Experiment) or ``stepWeights`` (list of
 ascending ints), ``maxWeight`` (int, default 100; ignored with ``stepWeights``), ``threshold``
 (int, default 1; values <= 0 mean 1), ``iterations`` (int, default 0 = canary mode), ``abWeight``
 (int, default 50), ``checks`` (list of ``{metric, upper, lower}``, default the plan's objectives;
@@ -42,6 +44,7 @@ from simkit.strategies.base import Decision, Observation, Plan, Verdict, registe
 from simkit.strategies.roles import Params, assess, param_error, parse_checks, single_candidate, split, value
 
 TOTAL_WEIGHT = 100
+DEFAULT_STEP_WEIGHT = 10  # used only when no stepWeight, stepWeights or iterations is given
 
 
 @register("flagger")
@@ -54,12 +57,13 @@ class FlaggerStrategy:
         p = Params(self.name, params)
         self.plan = plan
         self.baseline, self.canary = single_candidate(plan, self.name)
-        self.step_weight = p.integer("stepWeight", 0, minimum=0, maximum=TOTAL_WEIGHT)
         self.step_weights = _step_weights(p.raw("stepWeights", []))
+        self.iterations = p.integer("iterations", 0, minimum=0)
+        default_step = 0 if self.step_weights or self.iterations else DEFAULT_STEP_WEIGHT
+        self.step_weight = p.integer("stepWeight", default_step, minimum=0, maximum=TOTAL_WEIGHT)
         max_weight = p.integer("maxWeight", 0, minimum=0, maximum=TOTAL_WEIGHT)
         threshold = p.integer("threshold", 1)
         self.threshold = threshold if threshold > 0 else 1  # canary.go: GetAnalysisThreshold
-        self.iterations = p.integer("iterations", 0, minimum=0)
         self.ab_weight = p.integer("abWeight", 50, minimum=1, maximum=TOTAL_WEIGHT)
         self.checks = parse_checks(p.raw("checks"), plan)
         p.finish()

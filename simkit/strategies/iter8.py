@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from simkit.errors import Location, SimkitError, SpecError
-from simkit.strategies.base import Decision, Observation, Plan, register
+from simkit.errors import SimkitError, SpecError
+from simkit.strategies.base import PARAMS_WHERE, Decision, Observation, Plan, register
 
 EXPLORATION_TRAFFIC_PERCENTAGE = 10.0  # AdvancedParameters (the in-code comment says 5 %; the value is 10)
 CONFORMANCE_WEIGHTS_MESSAGE = "weight computation is not applicable to a conformance experiment"
@@ -282,7 +282,7 @@ class _Iter8Base:
     def __init__(self, plan: Plan, params: Mapping[str, Any]) -> None:
         if params:
             key = sorted(params)[0]
-            raise SpecError(Location("<strategy parameters>"), f"params.{key}", f"the {self.name} strategy takes no parameters")
+            raise SpecError(PARAMS_WHERE, key, f"the {self.name} strategy takes no parameters")
         self.plan = plan
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:

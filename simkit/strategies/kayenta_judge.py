@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.98  # NetflixACAJudge literal
 TOLERANCE = 0.25  # bound = TOLERANCE * |estimate|
@@ -51,6 +50,8 @@ def mann_whitney_interval(control: np.ndarray, experiment: np.ndarray, confidenc
     nx, ny = len(x), len(y)
     if nx == 0 or ny == 0:
         raise MannWhitneyError("empty sample")
+    from scipy import stats  # here, not at the top: scipy.stats costs ~0.7 s of start-up
+
     diffs = np.sort((x[:, None] - y[None, :]).ravel())
     unique = np.unique(diffs)
     mu_min, mu_max = float(unique[0]), float(unique[-1])

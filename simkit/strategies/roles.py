@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simkit.errors import Location, SpecError
-from simkit.strategies.base import Observation, Plan
+from simkit.errors import SpecError
+from simkit.strategies.base import PARAMS_WHERE, Observation, Plan
 
-WHERE = Location("<strategy params>")
+WHERE = PARAMS_WHERE
 ROLES = ("requests", "errors", "reward", "latency", "errorRate")
 
 

@@ -274,8 +274,11 @@ def test_dry_run_leaves_the_object_untouched(fake: KubeFake, kubeconfig: Path, p
 
 
 @pytest.mark.parametrize("case", ["prometheus", "not-prometheus", "kubeconfig", "object", "jq"])
-def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, kubeconfig: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_or_backend_fails_before_sending_a_patch(case: str, fake: KubeFake, kubeconfig: Path,
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input (kubeconfig, a missing weightObjRef object, bad jq) exits 2; a Prometheus that is
+    unreachable or is not a Prometheus (HTTP 404 on the query API) is a backend failure, exit 3,
+    found by the preflight before anything is written."""
     reset(fake)
     exp, metrics = EXPERIMENT, METRICS
     prom, kcfg = "http://127.0.0.1:9", str(kubeconfig)  # port 9 (discard): nothing listens there
@@ -295,7 +298,7 @@ def test_bad_input_exits_2_without_sending_a_patch(case: str, fake: KubeFake, ku
         metrics.write_text(METRICS.read_text().replace(".data.result[0].value[1] | tonumber", ".data.result[0 | tonumber", 1))
     code = main(["live", str(exp), str(metrics), "--kubeconfig", kcfg, "--prometheus-url", prom, "--timeout", "1s"])
     err = capsys.readouterr().err.strip()
-    assert code == 2, err
+    assert code == (3 if case in ("prometheus", "not-prometheus") else 2), err
     assert len(err.splitlines()) == 1 and expected in err, err
     assert patches(fake) == 0 and traffic(fake) == [100, 0]
     assert not [r for r in fake.cluster.requests if r.method != "GET"]  # no write of any kind
@@ -362,7 +365,10 @@ def test_bad_duration_option_exits_2_before_contacting_anything(option: str, fak
     code = main(["live", str(EXPERIMENT), str(METRICS), "--kubeconfig", str(kubeconfig), option, "soon"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and option in err, err
-    assert fake.cluster.requests == []
+    # the module's `simkit serve --kube-url` polls the SeldonDeployment all along; simkit live would
+    # have to discover the API's resources first, so any other request means it contacted the cluster
+    followed = "/apis/machinelearning.seldon.io/v1/namespaces/ns-production/seldondeployments/iris"
+    assert [r for r in fake.cluster.requests if not (r.method == "GET" and r.path == followed)] == []
 
 
 def _when_candidate_reaches(fake: KubeFake, weight: int, then: Callable[[], object],

@@ -16,10 +16,10 @@ import simkit
 PKG = Path(simkit.__file__).parent
 # lower rank = lower layer; a module may import only its own rank or below
 RANK = {
-    "errors": 0, "ports": 0, "files": 0, "spec": 1, "tsdb": 2, "promql": 3, "metrics": 4, "strategies": 4,
+    "errors": 0, "ports": 0, "files": 0, "formats": 0, "spec": 1, "tsdb": 2, "promql": 3, "metrics": 4, "strategies": 4,
     "actions": 5, "records": 5, "control": 5, "prepare": 5,
     "sim": 6, "live": 6, "replay": 6,
-    "report": 7, "bench": 7, "serve": 7, "cli": 8, "__init__": 9,
+    "report": 7, "bench": 7, "serve": 7, "cli": 8, "cli_options": 8, "__init__": 9, "__main__": 9,
 }
 
 # The only upward imports a ``commands`` module (a package's command-line adapter) may make, each

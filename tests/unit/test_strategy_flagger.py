@@ -117,7 +117,7 @@ def test_registered_and_created_by_name() -> None:
 
 @pytest.mark.parametrize(("params", "field"), [
     ({"stepWeight": 10, "bogus": 1}, "bogus"),
-    ({}, "stepWeight"),
+    ({"stepWeight": 0}, "stepWeight"),
     ({"stepWeight": 150}, "stepWeight"),
     ({"stepWeights": [10, 5]}, "stepWeights[1]"),
     ({"stepWeight": "ten"}, "stepWeight"),
