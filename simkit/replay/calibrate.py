@@ -75,6 +75,7 @@ class VersionFit:
     feedback_qps: float
     reward: float
     share: float = 0.0
+    feedback_regular: bool = False  # feedback calls evenly spaced (fortio -qps), not Poisson
     notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
 
     @property
@@ -256,13 +257,17 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
     ids = identify(db, found, versions)
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
     total = sum(f.predictions for f in fits)
+    edges = window_edges(first, last, step)
     if total <= 0:
         raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f} "
                         "(or the Metrics read no executor _count series); nothing to calibrate")
     for f in fits:
         f.share = f.predictions / total
+        if f.families.feedback is not None and f.feedback_qps > 0:
+            series = cnt.select(f"{f.families.feedback}_count", f.identity, FEEDBACK)
+            per = [cnt.total(series, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= step * 0.999]
+            f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
     windows = []
-    edges = window_edges(first, last, step)
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         n = sum(cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
                 for f in fits if f.families.requests is not None)

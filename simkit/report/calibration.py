@@ -179,7 +179,8 @@ def scenario_document(recording: Recording, cal: Calibration, manifests: list[st
     for f in cal.versions:
         if f.feedback_qps > 0:
             loads.append({"name": f"{f.identity.predictor}-feedback", "to": f"feedback:{f.identity.key}",
-                          "qps": _num(f.feedback_qps), "pattern": "poisson", "start": -lead,
+                          "qps": _num(f.feedback_qps), "pattern": "uniform" if f.feedback_regular else "poisson",
+                          "start": -lead,
                           "payload": {"reward": _num(f.reward)}})
     # scrape on the recorded instants: both sides' windows then hold the same scrapes
     offset = _num((cal.first - epoch) % cal.step)
