@@ -148,6 +148,9 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", action="append", default=None,
                    help="strategy NAME or NAME:key=value,...; repeat for a side-by-side replay")
     p.add_argument("--at", default=None, help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)")
+    p.add_argument("--until", default=None, help="replay no iteration after this time (default: the recording's end)")
+    p.add_argument("--iteration-delay", default=None,
+                   help="what the recorded controller added to each interval (e.g. 3.08s; default 0)")
     p.add_argument("--out", default=None, help="directory for status.yaml, trace.csv, rollout.png, comparison.csv")
     p.add_argument("--seed", type=int, default=None, help="seed of the strategies' random draws (default 1)")
     p.add_argument("--counterfactual", action="store_true", help="thin recorded counters to each policy's weights")

@@ -122,7 +122,8 @@ def _csv(rows: list[list[str]]) -> str:
 
 def _summary(run: ReplayRun) -> str:
     r = run.result
-    state = "failed" if r.failed else "rolled back" if r.rolled_back else "completed"
+    state = ("failed" if r.failed else "rolled back" if r.rolled_back else "completed" if r.completed
+             else "stopped (no more data)")
     beyond = sum(1 for b in run.basis if b.basis == "beyond-record")
     thinned = sum(1 for b in run.basis if b.basis == "thinned")
     return (f"{run.strategy}: {state} after {len(r.iterations)} iterations; winner {r.winner or 'none'}; "
@@ -167,13 +168,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     strategies = list(dict.fromkeys(args.strategy or ["iter8"]))
     recording = read_recording(args.file)
-    replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1)
+    delay = _duration(getattr(args, "iteration_delay", None), "--iteration-delay") or 0.0
+    replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1, iteration_delay=delay)
     at = parse_time(args.at, "--at") if args.at is not None else None
+    until_text = getattr(args, "until", None)
+    until = parse_time(until_text, "--until") if until_text is not None else None
     counterfactual = bool(getattr(args, "counterfactual", False))
     runs = []
     for text in strategies:
         name, params = parse_strategy(text)
-        runs.append(replayer.run(name, at, counterfactual, params=params, label=text))
+        runs.append(replayer.run(name, at, counterfactual, params=params, label=text, until=until))
     h = recording.header
     print(f"replay of {args.file}: recorded {rfc3339(h.start)} to {rfc3339(h.end)} from {h.source or '?'}; "
           f"{runs[0].notes[0] if runs and runs[0].notes else ''}")
@@ -183,6 +187,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
               "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact).")
     for run in runs:
         print(_summary(run))
+        for note in run.notes[1:]:  # where a replay stopped early, and why
+            print(f"{run.strategy}: {note}")
     rows = comparison_rows(runs)
     print(render_table(runs))
     if args.out:
