@@ -26,6 +26,7 @@ first scrape's count is kept (``increase()`` would drop it). A version whose ser
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id
                    ("predictor_name",))
 _FIELD = re.compile(r"^\.?spec\.predictors\[(\d+)\]\.traffic$")
 DEFAULT_OVERHEAD = 0.0005
+NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         notes.append("requests: no executor _count series of predictions recorded (its Metrics do not read them); "
                      "its traffic share is taken as 0")
     elif total <= 0:
-        notes.append("never served a prediction in the recording: latency and errors keep the scenario defaults")
+        notes.append(NEVER_SERVED)
     if total > 0 and not (fam.buckets and sum(counts) > 0):
         notes.append("latency quantiles (p50/p95/p99): no client _bucket series recorded; "
                      + ("a lognormal with the recorded mean latency, its spread assumed" if mean
@@ -256,6 +258,11 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
     cnt = Counter(db, first, step)
     ids = identify(db, found, versions)
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
+    family = next((f.families.requests for f in fits if f.families.requests is not None), None)
+    for f in fits:  # the Metrics do read prediction counters, this version just has none: it never served
+        if f.families.requests is None and family is not None:
+            f.families = dataclasses.replace(f.families, requests=family)
+            f.notes = [NEVER_SERVED, *(n for n in f.notes if not n.startswith("requests:"))]
     total = sum(f.predictions for f in fits)
     edges = window_edges(first, last, step)
     if total <= 0:

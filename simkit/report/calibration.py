@@ -3,39 +3,42 @@
 Writes ``scenario.yaml`` (a ``simkit/v1alpha1`` Scenario following :mod:`simkit.spec.scenario`),
 the recorded manifests (Experiment and Metrics byte for byte; a SeldonDeployment with the recorded
 traffic split, synthesised from the series' labels when the recording did not hold one), a
-``load-trace.txt`` when the load was not stationary, and the report: ``report.md`` (recorded vs
-simulated per-version request rate, error rate, p50/p95/p99, feedback rate, with relative
-differences, a chi-square two-sample test and the Kolmogorov distance of the latency buckets)
-and ``calibration.png``. The comparison simulates the new scenario over the recorded time span,
-through ``simkit.sim``'s public ``simulate`` (this module is CLI glue, like ``report``).
+``load-trace.txt`` when the load was not stationary, and (:mod:`simkit.report.calibration_report`)
+``report.md`` and ``calibration.png``: the new scenario simulated over the recorded time span,
+pooled over seeds, against the recording, quantity by quantity (this module is CLI glue, like
+``report``).
+
+Two choices keep the simulated series comparable scrape by scrape: the simulated Prometheus
+scrapes at the recorded instants (``scrapeOffset``), and the load starts one scrape before the
+first recorded one, so simulated series exist at that scrape as the recorded ones did.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from simkit.errors import DataError
-from simkit.files import atomic_path
 from simkit.prepare import prepare
 from simkit.records import rfc3339
-from simkit.replay.calibrate import Calibration, Counter, VersionFit, fit, weight_index
-from simkit.replay.measure import CLIENT, PREDICT, measure, pool
+from simkit.replay.calibrate import Calibration, VersionFit, fit, weight_index
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import metric_selectors
+from simkit.report.calibration_report import (
+    TOLERANCE,
+    comparison,
+    latency_fit,
+    plot_calibration,
+    report_markdown,
+    seeds_for,
+    simulate_pooled,
+)
 from simkit.report.run import write_text
-from simkit.spec.rounding import largest_remainder
-from simkit.tsdb import TSDB, Matcher
 
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)
-TOLERANCE = 0.05
-POOL_REQUESTS = 40_000  # simulated predictions the comparison pools over seeds (at least)
-MAX_SEEDS = 64
 ASSUMED_CV = 0.65  # latency spread when only a mean is recorded: the default latency's (10 ms, p99 40 ms)
 
 
@@ -97,7 +100,7 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
             pred = {"name": f.identity.predictor, "traffic": weights[(ns, name, f.identity.predictor)],
                     "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}}
             ref = refs.get(f.version)
-            k = weight_index(ref.pointer) if ref is not None and ref.obj.kind == "SeldonDeployment" else None
+            k = weight_index(ref.field_path) if ref is not None and ref.obj.kind == "SeldonDeployment" else None
             if k is None or k in slots:
                 extra.append(pred)
             else:
@@ -212,13 +215,6 @@ def trace_lines(cal: Calibration) -> str:
     return "\n".join(out) + "\n"
 
 
-def seeds_for(cal: Calibration) -> int:
-    """How many seeds the comparison pools: enough simulated predictions for sampling noise well
-    under the tolerance, within a bounded cost."""
-    expected = max(cal.total_qps * (cal.end - load_start(cal)), 1.0)
-    return int(min(MAX_SEEDS, max(1, math.ceil(POOL_REQUESTS / expected))))
-
-
 def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bool = True) -> list[str]:
     """Fit, write the scenario folder, and (with ``compare``) simulate it and write the report."""
     prepared = prepare(recording.experiment_document(), recording.documents())
@@ -243,12 +239,8 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
     gaps = [f"{f.version}: {n}" for f in cal.versions for n in f.notes]
     lines += [f"not calibrated: {g}" for g in gaps]
     if compare:
-        from simkit.sim.world import simulate
-
-        seeds = seeds_for(cal)
         duration = cal.end - load_start(cal)
-        worlds = [simulate(str(out), duration, seed + k) for k in range(seeds)]
-        simulated, n = pool(w.tsdb for w in worlds)
+        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration))
         rows, ok = comparison(recording.db, simulated, cal, n)
         gof = [latency_fit(recording.db, simulated, f.identity.matchers, cal) for f in cal.versions]
         write_text(out / "report.md", report_markdown(cal, rows, gof, n, seed))
@@ -258,140 +250,3 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
     return lines
 
 
-@dataclass(frozen=True)
-class Row:
-    """One calibrated quantity of one version, both sides, and the verdict."""
-
-    version: str
-    quantity: str
-    recorded: float | None
-    simulated: float | None
-    rel: float | None
-    within: bool
-    note: str = ""
-
-
-def comparison(recorded: TSDB, simulated: TSDB, cal: Calibration, seeds: int = 1) -> tuple[list[Row], bool]:
-    """Every quantity the recording gives, per version, measured by the same PromQL on both sides."""
-    rows: list[Row] = []
-    for f in cal.versions:
-        if not f.served and f.families.requests is not None:
-            continue  # never served: nothing recorded to compare (listed under "not calibrated")
-        rec = measure(recorded, f.identity.matchers, f.families, cal.first, cal.last)
-        sim = measure(simulated, f.identity.matchers, f.families, cal.first, cal.last, seeds)
-        for key in list(dict.fromkeys([*rec, *sim])):
-            if key not in rec and not key.startswith("error rate"):
-                continue  # the recording cannot give it
-            a, b = rec.get(key, 0.0), sim.get(key, 0.0)
-            if a is None or b is None:
-                rows.append(Row(f.version, key, a, b, None, a is None and b is None, "no value on one side"))
-                continue
-            rel = abs(b - a) / abs(a) if a else (0.0 if not b else None)
-            rows.append(Row(f.version, key, a, b, rel, rel is not None and rel <= TOLERANCE))
-    return rows, all(r.within for r in rows)
-
-
-def _buckets(db: TSDB, matchers: tuple[Matcher, ...], cal: Calibration) -> tuple[list[float], np.ndarray]:
-    cnt = Counter(db, cal.first, cal.step)
-    by_le: dict[float, float] = {}
-    for s in db.select([Matcher("__name__", "=", f"{CLIENT}_bucket"), *matchers]):
-        if s.label_map.get("service", "") in PREDICT:
-            le = s.label_map["le"]
-            key = math.inf if le == "+Inf" else float(le)
-            by_le[key] = by_le.get(key, 0.0) + cnt.inc(s, cal.first, cal.last)
-    les = sorted(by_le)
-    cum = np.array([by_le[k] for k in les])
-    return les, np.diff(np.concatenate(([0.0], cum))).clip(min=0)
-
-
-def latency_fit(recorded: TSDB, simulated: TSDB, matchers: tuple[Matcher, ...], cal: Calibration) -> dict[str, float]:
-    """Two-sample chi-square over non-empty buckets, and the Kolmogorov distance of bucket CDFs."""
-    from scipy.stats import chi2_contingency
-
-    _, a = _buckets(recorded, matchers, cal)
-    _, b = _buckets(simulated, matchers, cal)
-    n = min(len(a), len(b))
-    a, b = a[:n], b[:n]
-    keep = (a + b) > 0
-    if a.sum() <= 0 or b.sum() <= 0 or keep.sum() < 2:
-        return {"chi2": math.nan, "p": math.nan, "ks": math.nan}
-    chi2, p, _, _ = chi2_contingency(np.vstack([a[keep], b[keep]]))
-    ks = float(np.max(np.abs(np.cumsum(a) / a.sum() - np.cumsum(b) / b.sum())))
-    return {"chi2": float(chi2), "p": float(p), "ks": ks}
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.5g}"
-
-
-def report_markdown(cal: Calibration, rows: list[Row], gof: list[dict[str, float]], seeds: int = 1,
-                    seed: int = 1) -> str:
-    ok = all(r.within for r in rows)
-    lines = ["# Calibration report", "",
-             f"Recording {rfc3339(cal.start)} to {rfc3339(cal.end)} ({cal.duration:g}s, step {cal.step:g}s; "
-             f"scrapes {rfc3339(cal.first)} to {rfc3339(cal.last)}); load {cal.total_qps:.4g} req/s, index of "
-             f"dispersion {cal.dispersion:.3f} "
-             f"({'stationary: one Poisson load' if cal.stationary else 'non-stationary: trace file'}); "
-             f"executor overhead {cal.overhead * 1000:.3f} ms.", "",
-             f"Recorded vs simulated, measured by the same PromQL over the same window (the recorded scrapes, "
-             f"{rfc3339(cal.first)} to {rfc3339(cal.last)}) on both sides; the simulated side pools {seeds} run(s) (seeds {seed} to "
-             f"{seed + seeds - 1}); quantiles by `histogram_quantile` on both; tolerance {TOLERANCE:.0%}.", "",
-             f"Verdict: {'all' if ok else 'NOT all'} {len(rows)} calibrated quantities within {TOLERANCE:.0%}.", "",
-             "| version | quantity | recorded | simulated | rel. diff | within 5% |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.version} | {r.quantity} | {_fmt(r.recorded)} | {_fmt(r.simulated)} | "
-              f"{'-' if r.rel is None else f'{r.rel:.2%}'} | {'yes' if r.within else 'NO'} |" for r in rows]
-    gaps = [(f.version, n) for f in cal.versions for n in f.notes]
-    lines += ["", "## Not calibrated", ""]
-    lines += [f"- {v}: {n}" for v, n in gaps] if gaps else ["Nothing: every quantity above was fitted."]
-    lines += ["", "Latency buckets, goodness of fit (two-sample chi-square over non-empty buckets; Kolmogorov "
-                  "distance of the bucket CDFs):", "", "| version | chi2 | p | KS |", "|---|---|---|---|"]
-    lines += [f"| {f.version} | {g['chi2']:.4g} | {g['p']:.4g} | {g['ks']:.4g} |" for f, g in zip(cal.versions, gof, strict=True)]
-    return "\n".join(lines) + "\n"
-
-
-def parse_report(text: str) -> list[tuple[str, str, float | None, float | None, float | None, bool]]:
-    """The quantity table of a ``report.md``: (version, quantity, recorded, simulated, rel, within)."""
-    out = []
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 6 or cells[0] in ("version", "---") or not line.startswith("|"):
-            continue
-
-        def num(c: str) -> float | None:
-            return None if c == "-" else float(c.rstrip("%")) / (100.0 if c.endswith("%") else 1.0)
-
-        out.append((cells[0], cells[1], num(cells[2]), num(cells[3]), num(cells[4]), cells[5] == "yes"))
-    return out
-
-
-def plot_calibration(recorded: TSDB, simulated: TSDB, cal: Calibration, path: Path) -> None:
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(cal.versions)
-    fig, axes = plt.subplots(n + 1, 1, figsize=(8, 2.4 * (n + 1)), squeeze=False)
-    for ax, f in zip([a[0] for a in axes[:n]], cal.versions, strict=True):
-        for db, label, style in ((recorded, "recorded", "-"), (simulated, "simulated", "--")):
-            les, counts = _buckets(db, f.identity.matchers, cal)
-            if counts.sum() > 0:
-                xs = [x if math.isfinite(x) else (les[-2] * 2 if len(les) > 1 else 1.0) for x in les]
-                ax.step(xs, np.cumsum(counts) / counts.sum(), where="post", linestyle=style, label=label)
-        ax.set_xscale("log")
-        ax.set_ylabel(f"{f.version}\nCDF")
-        ax.legend(fontsize=8)
-    ax = axes[n][0]
-    xs = [(lo - cal.start) for lo, _, _ in cal.window_counts]
-    ax.plot(xs, [c / (hi - lo) for lo, hi, c in cal.window_counts], label="recorded")
-    ax.axhline(cal.total_qps, color="grey", linestyle=":", label="calibrated mean")
-    ax.set_xlabel("seconds since the recording start")
-    ax.set_ylabel("predictions/s")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=80, metadata={"Software": None})
-    finally:
-        plt.close(fig)
