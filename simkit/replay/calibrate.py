@@ -47,6 +47,7 @@ IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id
                    ("predictor_name",))
 _FIELD = re.compile(r"^\.?spec\.predictors\[(\d+)\]\.traffic$")
 DEFAULT_OVERHEAD = 0.0005
+ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
 NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
 
 
@@ -78,6 +79,10 @@ class VersionFit:
     reward: float
     share: float = 0.0
     feedback_regular: bool = False  # feedback calls evenly spaced (fortio -qps), not Poisson
+    # code -> Unix time its errors begin, for codes whose series appear mid-recording: the scenario
+    # starts them then (an event), so that simulated series appear mid-way too and PromQL's
+    # increase() treats both sides alike; after a real onset, the rate is per prediction after it
+    onsets: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
 
     @property
@@ -175,10 +180,17 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
     fam = families(cnt.db, ident.matchers)
     notes: list[str] = []
     by_code: dict[str, float] = {}
+    born: dict[str, float] = {}  # code -> first sample of its series inside the span
+    predictions: list[Series] = []
     if fam.requests is not None:
-        for s in cnt.select(f"{fam.requests}_count", ident, PREDICT):
+        predictions = cnt.select(f"{fam.requests}_count", ident, PREDICT)
+        for s in predictions:
             code = s.label_map.get("code", "200")
             by_code[code] = by_code.get(code, 0.0) + cnt.inc(s, lo, hi)
+            t, _ = s.arrays()
+            inside = t[(t >= lo) & (t <= hi)]
+            if inside.size:
+                born[code] = min(born.get(code, math.inf), float(inside[0]))
     total = sum(by_code.values())
     bounds: list[float] = []
     counts: list[float] = []
@@ -216,10 +228,25 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         notes.append("feedback rate: no feedback series recorded; no feedback generated")
     fb_total = cnt.total(cnt.select(FEEDBACK_TOTAL, ident), lo, hi)
     rw_total = cnt.total(cnt.select(REWARD_TOTAL, ident), lo, hi)
-    errors = {c: n / total for c, n in sorted(by_code.items()) if c != "200" and total > 0 and n > 0}
+    errors: dict[str, float] = {}
+    onsets: dict[str, float] = {}
+    for c, n in sorted(by_code.items()):
+        if c == "200" or total <= 0 or n <= 0:
+            continue
+        errors[c] = n / total
+        if born.get(c, lo) <= lo + 0.5 * cnt.step:
+            continue  # present at the first scrape
+        # its series appeared mid-recording: a late first error of a steady rate (then the errors
+        # run from the span's start) or errors that began then (expected errors before > 3)
+        onsets[c] = lo
+        before = cnt.total(predictions, lo, born[c] - cnt.step)
+        if before * n / total > ONSET_EVIDENCE:
+            onsets[c] = born[c] - cnt.step  # the scrape interval its first error fell in
+            exposed = cnt.total(predictions, onsets[c], hi)
+            errors[c] = n / exposed if exposed > 0 else n / total
     span = max(hi - lo, 1e-9)
     return VersionFit(version, ident, fam, total, bounds, counts, mean, errors, feedback / span,
-                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes)
+                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes, onsets=onsets)
 
 
 def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:

@@ -39,6 +39,8 @@ from simkit.report.calibration_report import (
 from simkit.report.run import write_text
 
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)
+MAX_BIRTH_LEAD = 600.0  # seconds of load before the first scrape, at most
+BIRTH_MARGIN = 4.0  # expected events of the rarest count before the first scrape (P(none) = 2 %)
 ASSUMED_CV = 0.65  # latency spread when only a mean is recorded: the default latency's (10 ms, p99 40 ms)
 
 
@@ -144,15 +146,32 @@ def _behaviour(f: VersionFit) -> dict[str, Any]:
         behaviour["latency"] = latency_spec(f)
     elif f.mean_latency:
         behaviour["latency"] = {"distribution": "lognormal", "mean": _num(f.mean_latency), "cv": ASSUMED_CV}
-    if f.errors:
-        behaviour["errors"] = {"codes": {c: _num(r) for c, r in f.errors.items()}}
+    base = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
+    if base:
+        behaviour["errors"] = {"codes": base}
     return behaviour
 
 
+def error_events(f: VersionFit, epoch: float) -> list[dict[str, Any]]:
+    """One event per error code that began mid-recording, at its onset, adding it to the table."""
+    table = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
+    out = []
+    for code, at in sorted(f.onsets.items(), key=lambda x: (x[1], x[0])):
+        table = {**table, code: _num(f.errors[code])}
+        out.append({"name": f"{f.identity.predictor}-errors-{code}-begin", "at": _num(at - epoch),
+                    "predictor": f.identity.key, "set": {"errors": {"codes": dict(table)}}})
+    return out
+
+
 def load_start(cal: Calibration) -> float:
-    """Unix time the calibrated load starts: one scrape before the first recorded one, so the
-    simulated series already exist at that scrape, as the recorded ones did."""
-    return min(cal.start, cal.first - cal.step)
+    """Unix time the calibrated load starts: before the first recorded scrape, long enough that
+    the simulated series of every count present at that scrape (the rarest error code included)
+    exist by then, as the recorded ones did; at least one scrape interval."""
+    rates = [r * f.predictions / cal.span for f in cal.versions for c, r in f.errors.items() if c not in f.onsets]
+    lead = cal.step
+    if rates and min(rates) > 0:
+        lead = max(lead, min(MAX_BIRTH_LEAD, BIRTH_MARGIN / min(rates)))
+    return min(cal.start, cal.first - lead)
 
 
 def scenario_document(recording: Recording, cal: Calibration, manifests: list[str], trace: str | None) -> dict[str, Any]:
@@ -185,6 +204,7 @@ def scenario_document(recording: Recording, cal: Calibration, manifests: list[st
                           "qps": _num(f.feedback_qps), "pattern": "uniform" if f.feedback_regular else "poisson",
                           "start": -lead,
                           "payload": {"reward": _num(f.reward)}})
+    events = [e for f in cal.versions for e in error_events(f, epoch)]
     # scrape on the recorded instants: both sides' windows then hold the same scrapes
     offset = _num((cal.first - epoch) % cal.step)
     return {
@@ -195,7 +215,8 @@ def scenario_document(recording: Recording, cal: Calibration, manifests: list[st
         "spec": {"manifests": manifests, "experiment": recording.header.experiment, "start": rfc3339(epoch), "seed": 1,
                  "prometheus": {"scrapeInterval": _num(cal.step), "scrapeOffset": offset,
                                 "executorOverhead": _num(cal.overhead)},
-                 "predictors": predictors, "load": loads},
+                 "predictors": predictors, "load": loads,
+                 **({"events": events} if events else {})},
     }
 
 

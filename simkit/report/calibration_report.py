@@ -28,8 +28,8 @@ from simkit.replay.measure import CLIENT, PREDICT, measure, pool
 from simkit.tsdb import TSDB, Matcher
 
 TOLERANCE = 0.05
-TARGET_EVENTS = 4000  # pooled simulated events of the rarest calibrated count: ~1.6 % noise
-MAX_SIM_EVENTS = 2_500_000  # calls simulated in all, at most (~1 min of the events engine)
+TARGET_EVENTS = 2500  # pooled simulated events of the rarest calibrated count: ~2 % noise
+MAX_SIM_EVENTS = 1_200_000  # calls simulated in all, at most (~40 s of the events engine)
 MAX_SEEDS = 1000
 
 
