@@ -57,16 +57,17 @@ class ReplayClock:
     ``spec.controller.iterationDelay``): a real etc3 run's iterations are ``intervalSeconds`` plus
     its reconcile time apart, and the replay must query at the same instants to decide the same."""
 
-    def __init__(self, start: float, delay: float = 0.0) -> None:
+    def __init__(self, start: float, delay: float = 0.0, times: Sequence[float] = ()) -> None:
         self.t = start
         self.delay = delay
+        self.times = list(times)  # the instants of the next iterations, when they are known
         self.listeners: list[Callable[[float], None]] = []
 
     def now(self) -> float:
         return self.t
 
     def sleep(self, seconds: float) -> None:
-        self.t += seconds + self.delay
+        self.t = self.times.pop(0) if self.times else self.t + seconds + self.delay
         for listen in self.listeners:
             listen(self.t)
 
@@ -230,10 +231,11 @@ class Replayer:
     def run(self, strategy: str, at: float | None = None, counterfactual: bool = False,
             params: Mapping[str, Any] | None = None,
             observer: Callable[[IterationRecord], None] | None = None, label: str | None = None,
-            until: float | None = None) -> ReplayRun:
+            until: float | None = None, times: Sequence[float] = ()) -> ReplayRun:
         """Replay one strategy from ``at`` while there is data (to ``until`` or the recording's end;
         a rollout whose recording ends early is replayed up to there and says so in its notes);
-        ``label`` names it in tables (default: its name)."""
+        ``label`` names it in tables (default: its name). ``times``: the instants of the iterations
+        after the first, when known (a live run's journal), instead of the plan's cadence."""
         from simkit.replay.counterfactual import Thinner
 
         at = self.recording.header.start if at is None else at
@@ -242,7 +244,7 @@ class Replayer:
         plan = self.prepared.plan
         policy = create(strategy, plan, params, self.prepared.experiment.where)
         initial, how = self.initial_weights(at)
-        clock = ReplayClock(at, self.iteration_delay)
+        clock = ReplayClock(at, self.iteration_delay, times)
         actuator = ReplayActuator(self.prepared.refs, initial, clock)
         thinner: Thinner | None = None
         db = self.recording.db
