@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -181,8 +182,18 @@ def report_markdown(cal: Calibration, rows: list[Row], gof: list[dict[str, float
     return "\n".join(lines) + "\n"
 
 
-def parse_report(text: str) -> list[tuple[str, str, float | None, float | None, float | None, bool]]:
-    """The quantity table of a ``report.md``: (version, quantity, recorded, simulated, rel, within)."""
+class ReportRow(NamedTuple):
+    version: str
+    quantity: str
+    recorded: float | None
+    simulated: float | None
+    rel: float | None
+    within: bool
+    noise: float | None
+
+
+def parse_report(text: str) -> list[ReportRow]:
+    """The quantity table of a ``report.md``, row by row."""
 
     def num(c: str) -> float | None:
         return None if c == "-" else float(c.rstrip("%")) / (100.0 if c.endswith("%") else 1.0)
@@ -192,7 +203,8 @@ def parse_report(text: str) -> list[tuple[str, str, float | None, float | None, 
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) != 7 or cells[0] == "version" or cells[0].startswith("---"):
             continue
-        out.append((cells[0], cells[1], num(cells[2]), num(cells[3]), num(cells[4]), cells[5] == "yes"))
+        out.append(ReportRow(cells[0], cells[1], num(cells[2]), num(cells[3]), num(cells[4]), cells[5] == "yes",
+                             num(cells[6])))
     return out
 
 

@@ -8,8 +8,8 @@ candidate failing 3 % of predictions, errors on two versions appearing mid-recor
 - the calibrated scenario reproduces every quantity the recording holds, per version, within
   5 % in ``report.md`` (which the test parses: recorded, simulated, relative difference and
   verdict per row), and names what it could not calibrate. The one exception, stated: an error
-  rate recorded from fewer than 20 errors (the regression's baseline and candidate record 5 to 10)
-  is held to 3 standard errors of that count instead;
+  rate recorded from fewer than 20 errors (the regression's baseline and candidate record 6 and
+  10) is held to 5 % plus three standard errors of the pooled simulated count;
 - ``simkit run`` accepts the calibrated scenario.
 
 The recorded range ends when the experiment did (``--end`` off the scrape grid for the seed and
@@ -20,7 +20,6 @@ the rollback, on it for the regression). Prometheus is started by the harness in
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +53,8 @@ CASES = {
         v: {"request rate (1/s)", "feedback rate (1/s)", *LATENCY} for v in ("iris-v1", "iris-v2")}),
     "rollback": Case(SCENARIOS / "iris-rollback", ("metrics.yaml", "abtest.yaml"), 0.0, {
         "iris-v1": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
-        "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)", "error rate 500"}},
+        # the candidate's 20 % errors never hit its 8 predictions in this run (only feedback calls)
+        "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"}},
         ("iris-v1: latency quantiles", "iris-v2: latency quantiles")),
     "error-regression": Case(SCENARIOS / "suite" / "error-regression-high-traffic", ("metrics.yaml", "deployment.yaml"),
                              0.0, {v: {"request rate (1/s)", "feedback rate (1/s)", "error rate 500", *LATENCY}
@@ -109,14 +109,16 @@ def test_calibration_reproduces_every_recorded_quantity_within_5_percent(recorde
     rows = parse_report(text)
     by_version: dict[str, set[str]] = {}
     rare = 0
-    for version, quantity, rec, sim, rel, within in rows:
+    for version, quantity, rec, sim, rel, within, noise in rows:
         by_version.setdefault(version, set()).add(quantity)
         assert rec is not None and sim is not None and rel is not None, (version, quantity)
         assert rel == pytest.approx(abs(sim - rec) / rec, abs=1e-4), (version, quantity)  # the stated difference
         if quantity.startswith("error rate") and recorded_events(recorded, version, quantity) < RARE:
             # a rate recorded from a handful of errors: its PromQL figure hangs on when the first
-            # error fell (increase() drops a new series' first scrape); checked at 3 standard errors
-            assert rel <= 3.0 / math.sqrt(recorded_events(recorded, version, quantity)), (version, quantity, rel)
+            # error fell (increase() drops a new series' first scrape); held to 5 % plus three
+            # standard errors of the pooled simulated count
+            assert noise is not None and rel <= 0.05 + 3 * noise, (version, quantity, rec, sim, rel, noise)
+            rare += 1
             continue
         assert within and rel <= 0.05, (version, quantity, rec, sim, rel)
     assert by_version == recorded.case.quantities

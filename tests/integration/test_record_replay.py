@@ -91,7 +91,7 @@ def test_calibrated_scenario_reproduces_recorded_figures(prometheus_binaries: Bi
     assert (scenario_dir / "report.md").is_file() and (scenario_dir / "calibration.png").is_file()
     bundle = load_scenario(scenario_dir)  # simkit run accepts it
     assert bundle.scenario.spec.experiment == "quickstart-exp"
-    rows = {(v, q): (rec, sim, rel, ok) for v, q, rec, sim, rel, ok in parse_report((scenario_dir / "report.md").read_text())}
+    rows = {(v, q): (rec, sim, rel, ok) for v, q, rec, sim, rel, ok, _ in parse_report((scenario_dir / "report.md").read_text())}
     for version in ("iris-v1", "iris-v2"):
         for q in ("request rate (1/s)", "p50 latency (s)", "p95 latency (s)", "p99 latency (s)", "mean latency (s)"):
             assert rows[(version, q)][3], (version, q, rows[(version, q)])
