@@ -11,7 +11,7 @@ from simkit.prepare import prepare
 from simkit.replay.commands import load_manifests
 from simkit.replay.record import infer_step
 from simkit.replay.recording import RecordingHeader, write_recording
-from simkit.replay.selectors import format_selector, metric_selectors, unique_selectors
+from simkit.replay.selectors import metric_selectors, unique_selectors
 from simkit.tsdb import TSDB
 
 
@@ -37,6 +37,6 @@ def recording_from_tsdb(db: TSDB, folder: Path, out: Path, start: float, end: fl
                         got.note_time(ti)
     header = RecordingHeader(start=start, end=end, step=infer_step(got), mode="raw", source="test",
                              experiment=prepared.experiment.name, manifests=tuple(files),
-                             selectors=tuple(format_selector(sel) for sel in [] ) or tuple(unique_selectors(found)))
+                             selectors=tuple(unique_selectors(found)))
     write_recording(out, header, got)
     return out
