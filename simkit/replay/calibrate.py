@@ -83,6 +83,10 @@ class VersionFit:
     # starts them then (an event), so that simulated series appear mid-way too and PromQL's
     # increase() treats both sides alike; after a real onset, the rate is per prediction after it
     onsets: dict[str, float] = field(default_factory=dict)
+    # per-second rates of the counts (predictions by code, feedback) whose series exist at the
+    # first scrape: the simulated load starts early enough for theirs to exist there too
+    present_rates: list[float] = field(default_factory=list)
+    feedback_present: bool = True  # False: feedback series appear after the first scrape
     notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
 
     @property
@@ -221,15 +225,22 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         notes.append("latency quantiles (p50/p95/p99): no client _bucket series recorded; "
                      + ("a lognormal with the recorded mean latency, its spread assumed" if mean
                         else "no _sum either, default latency"))
+    span = max(hi - lo, 1e-9)
+    present: list[float] = []
     feedback = 0.0
+    fb_present = True
     if fam.feedback is not None:
-        feedback = cnt.total(cnt.select(f"{fam.feedback}_count", ident, FEEDBACK), lo, hi)
+        fb_series = cnt.select(f"{fam.feedback}_count", ident, FEEDBACK)
+        feedback = cnt.total(fb_series, lo, hi)
+        fb_present = any(s.arrays()[0].size and s.arrays()[0][0] <= lo + 0.5 * cnt.step for s in fb_series)
+        if feedback > 0 and fb_present:
+            present.append(feedback / span)
     else:
         notes.append("feedback rate: no feedback series recorded; no feedback generated")
     fb_total = cnt.total(cnt.select(FEEDBACK_TOTAL, ident), lo, hi)
     rw_total = cnt.total(cnt.select(REWARD_TOTAL, ident), lo, hi)
     errors: dict[str, float] = {}
-    onsets: dict[str, float] = {}
+    onsets: dict[str, float] = {}  # error codes whose series appear after the first scrape
     for c, n in sorted(by_code.items()):
         if c == "200" or total <= 0 or n <= 0:
             continue
@@ -244,9 +255,11 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
             onsets[c] = born[c] - cnt.step  # the scrape interval its first error fell in
             exposed = cnt.total(predictions, onsets[c], hi)
             errors[c] = n / exposed if exposed > 0 else n / total
-    span = max(hi - lo, 1e-9)
+    # predictions by code there at the first scrape
+    present += [n / span for c, n in by_code.items() if n > 0 and born.get(c, lo) <= lo + 0.5 * cnt.step]
     return VersionFit(version, ident, fam, total, bounds, counts, mean, errors, feedback / span,
-                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes, onsets=onsets)
+                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes, onsets=onsets,
+                      present_rates=present, feedback_present=fb_present)
 
 
 def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:
@@ -261,6 +274,22 @@ def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:
     if not firsts:
         raise DataError(f"calibrate: no samples between {start:.3f} and {end:.3f}; nothing to calibrate")
     return min(firsts), max(lasts)
+
+
+def scrape_grid(series: Sequence[Series], lo: float, hi: float, step: float) -> list[float]:
+    """The recorded scrape instants in [lo, hi] (samples closer than half a step are one scrape:
+    targets scraped a few ms apart), with ``lo`` and ``hi`` as the ends; window edges on these
+    instants keep every scrape's increment in its own window however the scrapes jitter."""
+    times = sorted({float(t) for s in series for t in s.arrays()[0].tolist() if lo <= t <= hi})
+    grid = [lo]
+    for t in times:
+        if t >= grid[-1] + 0.5 * step:
+            grid.append(t)
+    if hi - grid[-1] >= 0.5 * step:
+        grid.append(hi)
+    else:
+        grid[-1] = hi
+    return grid if len(grid) > 1 else window_edges(lo, hi, step)
 
 
 def window_edges(lo: float, hi: float, step: float) -> list[float]:
@@ -291,7 +320,8 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
             f.families = dataclasses.replace(f.families, requests=family)
             f.notes = [NEVER_SERVED, *(n for n in f.notes if not n.startswith("requests:"))]
     total = sum(f.predictions for f in fits)
-    edges = window_edges(first, last, step)
+    edges = scrape_grid([s for f in fits if f.families.requests is not None
+                         for s in cnt.select(f"{f.families.requests}_count", f.identity, PREDICT)], first, last, step)
     if total <= 0:
         raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f} "
                         "(or the Metrics read no executor _count series); nothing to calibrate")
@@ -299,14 +329,14 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
         f.share = f.predictions / total
         if f.families.feedback is not None and f.feedback_qps > 0:
             series = cnt.select(f"{f.families.feedback}_count", f.identity, FEEDBACK)
-            per = [cnt.total(series, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= step * 0.999]
+            per = [cnt.total(series, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= step * 0.75]
             f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
     windows = []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         n = sum(cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
                 for f in fits if f.families.requests is not None)
         windows.append((a, b, n))
-    full = [n for a, b, n in windows if b - a >= step * 0.999]
+    full = [n for a, b, n in windows if b - a >= step * 0.75]
     counts = np.array(full) if len(full) > 1 else np.zeros(1)
     mean = float(counts.mean())
     dispersion = float(counts.var(ddof=1) / mean) if counts.size > 1 and mean > 0 else 0.0

@@ -69,7 +69,8 @@ def measure(db: TSDB, matchers: tuple[Matcher, ...], fam: Families, lo: float, h
             seeds: int = 1) -> dict[str, float | None]:
     """Figure name -> value over (lo, hi]; ``seeds`` > 1 when ``db`` pools that many runs."""
     sel = ",".join(f'{m.name}="{m.value}"' for m in matchers)
-    w = f"{max(1, int(round(hi - lo)))}s"
+    w = f"{max(1, int(round((hi - lo) * 1000.0)))}ms"  # to the ms: a window rounded to whole seconds can miss
+    # the first scrape (at lo), and increase() then extrapolates from the second one
     span = (hi - lo) * seeds
     out: dict[str, float | None] = {}
     total = None

@@ -167,7 +167,7 @@ def load_start(cal: Calibration) -> float:
     """Unix time the calibrated load starts: before the first recorded scrape, long enough that
     the simulated series of every count present at that scrape (the rarest error code included)
     exist by then, as the recorded ones did; at least one scrape interval."""
-    rates = [r * f.predictions / cal.span for f in cal.versions for c, r in f.errors.items() if c not in f.onsets]
+    rates = [r for f in cal.versions for r in f.present_rates if r > 0]
     lead = cal.step
     if rates and min(rates) > 0:
         lead = max(lead, min(MAX_BIRTH_LEAD, BIRTH_MARGIN / min(rates)))
@@ -200,9 +200,10 @@ def scenario_document(recording: Recording, cal: Calibration, manifests: list[st
                               "qps": _num(rest), "pattern": "poisson", "start": -lead})
     for f in cal.versions:
         if f.feedback_qps > 0:
+            # feedback whose recorded series appeared only after the first scrape starts there
             loads.append({"name": f"{f.identity.predictor}-feedback", "to": f"feedback:{f.identity.key}",
                           "qps": _num(f.feedback_qps), "pattern": "uniform" if f.feedback_regular else "poisson",
-                          "start": -lead,
+                          "start": -lead if f.feedback_present else _num(cal.first - epoch),
                           "payload": {"reward": _num(f.reward)}})
     events = [e for f in cal.versions for e in error_events(f, epoch)]
     # scrape on the recorded instants: both sides' windows then hold the same scrapes

@@ -114,10 +114,12 @@ def test_replay_observes_and_decides_what_the_live_run_did(live_run: LiveRun) ->
         for metric, by_version in rec.readings.items():
             for version, reading in by_version.items():
                 want = live_metrics[metric][version]
-                # simkit's PromQL over the recorded samples vs Prometheus 2.42 over its own: to 1e-9
+                # simkit's PromQL over the recorded samples vs Prometheus 2.42 over its own; live
+                # queries carry no time, so Prometheus evaluates them a few ms after the instant
+                # the journal keeps, and increase() extrapolates over those ms (~1e-3 of a window)
                 assert (reading.value is None) == (want is None), (rec.iteration, metric, version)
                 if want is not None:
-                    assert reading.value == pytest.approx(want, rel=1e-9, abs=1e-12), (rec.iteration, metric, version)
+                    assert reading.value == pytest.approx(want, rel=5e-3, abs=1e-9), (rec.iteration, metric, version)
     live = [(r["winner"], r["weight_after"]) for r in live_run.trace]
     replayed = [(rec.decision.winner or "", str(dict(rec.weights_after or ())[v]))
                 for rec in replay.result.iterations for v in replay.result.versions]
