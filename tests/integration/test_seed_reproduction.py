@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from simkit.report.run import run_scenario
-from simkit.sim.experiment import SimRun
+from simkit.sim.experiment import SimRun, simulate_experiment
+from simkit.spec.bundle import load_scenario
 from simkit.spec.quantity import parse_quantity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +74,9 @@ def test_the_copy_of_the_seed_values_matches_the_seed_status_file() -> None:
     assert status["analysis"]["aggregatedMetrics"]["timestamp"] == "2021-06-15T15:23:23Z"  # 183 s later
 
 
-def test_simkit_run_of_the_seed_reproduces_its_recorded_final_status() -> None:
-    run = run_scenario(SEED)
+@pytest.mark.parametrize("engine", [None, "events", "counts"])  # None: what simkit run picks (auto)
+def test_simkit_run_of_the_seed_reproduces_its_recorded_final_status(engine: str | None) -> None:
+    run = simulate_experiment(load_scenario(SEED), engine=engine)
     assert mismatches(run) == []
     # the last iteration's window is the recorded 183 s (15:20:20 to 15:23:23)
     assert run.result.iterations[-1].elapsed == 183
