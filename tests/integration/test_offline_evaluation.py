@@ -78,7 +78,8 @@ def _decisions(iterations: object) -> list[tuple[object, ...]]:
 def recorded(request: pytest.FixtureRequest, prometheus_binaries: Binaries,
              tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     case = CASES[request.param]
-    run = simulate_experiment(load_scenario(case.folder))
+    # the recorded run is an events-engine run (every request simulated), like the comparison's
+    run = simulate_experiment(load_scenario(case.folder), engine="events")
     db = run.world.tsdb
     assert db.min_time is not None and db.max_time is not None and run.result.end_time is not None
     tmp = tmp_path_factory.mktemp(request.param)

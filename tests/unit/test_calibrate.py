@@ -66,7 +66,7 @@ def test_a_series_born_mid_recording_keeps_its_first_scrapes_count() -> None:
 @pytest.fixture(scope="module")
 def rollback_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = SCENARIOS / "iris-rollback"
-    run = simulate_experiment(load_scenario(folder))
+    run = simulate_experiment(load_scenario(folder), engine="events")
     db = run.world.tsdb
     assert db.min_time is not None and run.result.end_time is not None
     return recording_from_tsdb(db, folder, tmp_path_factory.mktemp("rb") / "rollback.rec", db.min_time,
