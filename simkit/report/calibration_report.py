@@ -83,6 +83,7 @@ class Row:
     rel: float | None
     within: bool
     noise: float | None = None  # relative standard error of the simulated value
+    comparable: bool = True  # False: PromQL gives no recorded value (its series has one sample)
 
 
 def _noise(quantity: str, value: float | None, sim: dict[str, float | None], span: float, seeds: int) -> float | None:
@@ -110,13 +111,18 @@ def comparison(recorded: TSDB, simulated: TSDB, cal: Calibration, seeds: int = 1
             if key not in rec and not key.startswith("error rate"):
                 continue  # the recording cannot give it
             a, b = rec.get(key, 0.0), sim.get(key, 0.0)
+            if key not in rec and key.split()[-1] in f.errors:
+                a = None  # errors recorded (and fitted), but no PromQL value over the window
             noise = _noise(key, b, sim, cal.span, seeds)
+            if a is None and b is not None:  # increase() needs two recorded samples in the window
+                rows.append(Row(f.version, key, a, b, None, False, noise, comparable=False))
+                continue
             if a is None or b is None:
                 rows.append(Row(f.version, key, a, b, None, a is None and b is None, noise))
                 continue
             rel = abs(b - a) / abs(a) if a else (0.0 if not b else None)
             rows.append(Row(f.version, key, a, b, rel, rel is not None and rel <= TOLERANCE, noise))
-    return rows, all(r.within for r in rows)
+    return rows, all(r.within for r in rows if r.comparable)
 
 
 def _buckets(db: TSDB, matchers: tuple[Matcher, ...], cal: Calibration) -> tuple[list[float], np.ndarray]:
@@ -158,7 +164,8 @@ def _pct(x: float | None) -> str:
 
 def report_markdown(cal: Calibration, rows: list[Row], gof: list[dict[str, float]], seeds: int = 1,
                     seed: int = 1) -> str:
-    ok = all(r.within for r in rows)
+    ok = all(r.within for r in rows if r.comparable)
+    compared = [r for r in rows if r.comparable]
     lines = ["# Calibration report", "",
              f"Recording {rfc3339(cal.start)} to {rfc3339(cal.end)} ({cal.duration:g}s, step {cal.step:g}s; "
              f"scrapes {rfc3339(cal.first)} to {rfc3339(cal.last)}); load {cal.total_qps:.4g} req/s, index of "
@@ -169,12 +176,17 @@ def report_markdown(cal: Calibration, rows: list[Row], gof: list[dict[str, float
              f"{rfc3339(cal.first)} to {rfc3339(cal.last)}) on both sides; the simulated side pools {seeds} run(s) "
              f"(seeds {seed} to {seed + seeds - 1}); quantiles by `histogram_quantile` on both; tolerance "
              f"{TOLERANCE:.0%}; 'sim. noise' is one relative standard error of the pooled simulated count.", "",
-             f"Verdict: {'all' if ok else 'NOT all'} {len(rows)} calibrated quantities within {TOLERANCE:.0%}.", "",
+             f"Verdict: {'all' if ok else 'NOT all'} {len(compared)} compared quantities within {TOLERANCE:.0%}"
+             + (f" ({len(rows) - len(compared)} with no recorded PromQL value: n/a)." if len(compared) < len(rows)
+                else "."), "",
              "| version | quantity | recorded | simulated | rel. diff | within 5% | sim. noise |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r.version} | {r.quantity} | {_fmt(r.recorded)} | {_fmt(r.simulated)} | {_pct(r.rel)} | "
-              f"{'yes' if r.within else 'NO'} | {_pct(r.noise)} |" for r in rows]
+              f"{'yes' if r.within else 'NO' if r.comparable else 'n/a'} | {_pct(r.noise)} |" for r in rows]
     gaps = [(f.version, n) for f in cal.versions for n in f.notes]
+    gaps += [(r.version, f"{r.quantity}: fitted from the raw counters, but its recorded series have fewer than "
+                         "two samples in the window, so PromQL's increase() gives no recorded value to compare with")
+             for r in rows if not r.comparable]
     lines += ["", "## Not calibrated", ""]
     lines += [f"- {v}: {n}" for v, n in gaps] if gaps else ["Nothing: every quantity above was fitted."]
     fitted = [(f, g) for f, g in zip(cal.versions, gof, strict=True) if not math.isnan(g["ks"])]

@@ -137,3 +137,28 @@ def test_no_command_ends_in_a_traceback_on_recordings_the_tool_wrote(rollback_re
             _no_traceback(capsys, main(args))
     err = _no_traceback(capsys, main(["calibrate", str(recs[2]), "--out", str(tmp_path / "x")]))
     assert "nothing to calibrate" in err
+
+
+def test_a_quantity_promql_cannot_measure_on_the_recording_is_named_not_judged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollback recorded with the counts engine: the candidate's predictions and errors first
+    appear at the last scrape (one sample), so increase() gives no recorded value. Those rows are
+    n/a, out of the verdict, and named under "Not calibrated"; the rest is still within 5 %."""
+    folder = SCENARIOS / "iris-rollback"
+    run = simulate_experiment(load_scenario(folder), engine="counts")
+    db = run.world.tsdb
+    assert db.min_time is not None and run.result.end_time is not None
+    rec = recording_from_tsdb(db, folder, tmp_path / "rb.rec", db.min_time, run.result.end_time,
+                              others=("metrics.yaml", "abtest.yaml"))
+    import simkit.report.calibration_report as report_module
+
+    monkeypatch.setattr(report_module, "MAX_SEEDS", 100)  # the n/a rows' rarity would ask for 1,000 runs
+    assert main(["calibrate", str(rec), "--out", str(tmp_path / "cal")]) == 0
+    report = (tmp_path / "cal" / "report.md").read_text()
+    rows = parse_report(report)
+    na = [r for r in rows if r.recorded is None]
+    assert na and all(not r.within for r in na)
+    assert all(r.within for r in rows if r.recorded is not None)
+    assert "n/a" in report and "Verdict: all" in report
+    for r in na:
+        assert f"- {r.version}: {r.quantity}: fitted from the raw counters" in report
