@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,13 +38,13 @@ from simkit.replay.measure import CLIENT, FEEDBACK, PREDICT, SERVER, Families, f
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors
 from simkit.replay.traffic import counter_at, cumulative
+from simkit.spec.pointers import split_pointer
 from simkit.tsdb import TSDB, Matcher, Series
 
 FEEDBACK_TOTAL = "seldon_api_model_feedback_total"
 REWARD_TOTAL = "seldon_api_model_feedback_reward_total"
 IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id", "deployment_name"),
                    ("predictor_name",))
-_FIELD = re.compile(r"^\.?spec\.predictors\[(\d+)\]\.traffic$")
 DEFAULT_OVERHEAD = 0.0005
 ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
 NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
@@ -121,7 +120,8 @@ def _identity(best: tuple[tuple[str, str], ...]) -> Identity:
     return Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
 
 
-def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str]) -> dict[str, Identity]:
+def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str],
+             source: str = "calibrate") -> dict[str, Identity]:
     """Each version's predictor, from the labels of the series its Metric selectors match, else
     (a version without any series) from the selectors' own equality matchers."""
     out: dict[str, Identity] = {}
@@ -146,7 +146,7 @@ def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str]
             continue
         ident = [(n, fallback[n]) for names in IDENTITY_LABELS for n in names[:1] if n in fallback]
         if len(ident) != len(IDENTITY_LABELS):
-            raise DataError(f"calibrate: version {version} has no Seldon executor series in the recording and its "
+            raise DataError(f"{source}: version {version} has no Seldon executor series in the recording and its "
                             "Metric queries do not name its namespace, deployment and predictor_name")
         out[version] = _identity(tuple(ident))
     return out
@@ -312,7 +312,7 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
         raise DataError(f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
                         f"interval ({step:g}s); nothing to calibrate")
     cnt = Counter(db, first, step)
-    ids = identify(db, found, versions)
+    ids = identify(db, found, versions, str(recording.path))
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
     family = next((f.families.requests for f in fits if f.families.requests is not None), None)
     for f in fits:  # the Metrics do read prediction counters, this version just has none: it never served
@@ -358,6 +358,9 @@ def _overhead(cnt: Counter, fits: Sequence[VersionFit], lo: float, hi: float) ->
     return round(max(0.0, float(np.mean(overheads))), 6) if overheads else DEFAULT_OVERHEAD
 
 
-def weight_index(field_path: str) -> int | None:
-    m = _FIELD.match(field_path.strip())
-    return int(m.group(1)) if m else None
+def weight_index(pointer: str) -> int | None:
+    """The predictor index of a SeldonDeployment weight pointer (``/spec/predictors/1/traffic``)."""
+    tokens = split_pointer(pointer)
+    if len(tokens) == 4 and tokens[:2] == ["spec", "predictors"] and tokens[3] == "traffic" and tokens[2].isdigit():
+        return int(tokens[2])
+    return None

@@ -17,15 +17,14 @@ A :class:`Replayer` parses the recording once; every strategy run reuses its TSD
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import numpy as np
 
 from simkit.actions import command_line
 from simkit.control import Ports, Prepared, run_experiment
@@ -37,17 +36,13 @@ from simkit.promql.api import PrometheusAPITransport
 from simkit.records import IterationRecord, RunResult, rfc3339
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors, metric_selectors
-from simkit.replay.traffic import Traffic, largest_remainder
+from simkit.replay.traffic import Traffic
+from simkit.spec.pointers import weight_at
+from simkit.spec.rounding import largest_remainder
+from simkit.spec.streams import child_rng
 from simkit.strategies.base import create
 
 INITIAL_WINDOW = 60.0  # seconds of traffic before --at that tell the recorded weights
-
-
-def seeded_rng(seed: int, *names: str) -> np.random.Generator:
-    """The sim's per-component stream (``simkit.sim.deployment.child_rng``), so that a replay with
-    a scenario's seed draws what ``simkit run`` drew (Iter8's randomised rounding)."""
-    key = tuple(zlib.crc32(n.encode()) for n in names)
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 class ReplayClock:
@@ -145,19 +140,6 @@ class ReplayRun:
     notes: tuple[str, ...] = field(default=())
 
 
-def resolve_pointer(obj: Any, pointer: str) -> Any:
-    cur = obj
-    for part in pointer.lstrip("/").split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        elif isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        else:
-            return None
-    return cur
-
-
 class Replayer:
     """One parsed recording, ready to replay any number of strategies over it."""
 
@@ -213,8 +195,8 @@ class Replayer:
             for d in self.documents:
                 if (d.kind == ref.obj.kind and d.name == ref.obj.name
                         and (d.namespace or self.prepared.experiment.namespace) == ref.obj.namespace):
-                    value = resolve_pointer(d.raw, ref.pointer)
-                    found[ref.version] = int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+                    with contextlib.suppress(ValueError):  # unreadable: fall back to the recorded shares
+                        found[ref.version] = weight_at(d.raw, ref.pointer)
         if refs and len(found) == len(refs):
             return found, "initial weights from the recorded manifests"
         if not self.traffic.known:
@@ -249,12 +231,12 @@ class Replayer:
         thinner: Thinner | None = None
         db = self.recording.db
         if counterfactual:
-            thinner = Thinner(db, self.selectors, self.traffic, plan.versions, seeded_rng(self.seed, "thinning", strategy))
+            thinner = Thinner(db, self.selectors, self.traffic, plan.versions, child_rng(self.seed, "thinning", strategy))
             thinner.advance(at, actuator.average)
             clock.listeners.append(lambda t: thinner.advance(t, actuator.average) if thinner else None)
             db = thinner.derived
         client = httpx.Client(transport=PrometheusAPITransport(db, clock.now))
-        fetcher = MetricFetcher(client, rng=seeded_rng(self.seed, "mock-metrics"))
+        fetcher = MetricFetcher(client, rng=child_rng(self.seed, "mock-metrics"))
         ports = Ports(clock, actuator, RecordedActions(), fetcher)
         basis: list[IterationBasis] = []
         previous = [at]
@@ -272,7 +254,7 @@ class Replayer:
             return stopped[0]
 
         with client:
-            result = run_experiment(self.prepared, policy, ports, seeded_rng(self.seed, "strategy", strategy), observe,
+            result = run_experiment(self.prepared, policy, ports, child_rng(self.seed, "strategy", strategy), observe,
                                     should_stop=beyond_data)
         notes: tuple[str, ...] = (how,)
         if stopped[0]:

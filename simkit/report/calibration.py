@@ -102,7 +102,7 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
             pred = {"name": f.identity.predictor, "traffic": weights[(ns, name, f.identity.predictor)],
                     "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}}
             ref = refs.get(f.version)
-            k = weight_index(ref.field_path) if ref is not None and ref.obj.kind == "SeldonDeployment" else None
+            k = weight_index(ref.pointer) if ref is not None and ref.obj.kind == "SeldonDeployment" else None
             if k is None or k in slots:
                 extra.append(pred)
             else:
