@@ -252,6 +252,12 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
         default=None,
         help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)",
     )
+    p.add_argument("--until", default=None, help="replay no iteration after this time (default: the recording's end)")
+    p.add_argument(
+        "--iteration-delay",
+        default=None,
+        help="what the recorded controller added to each interval (e.g. 3.08s; default 0)",
+    )
     p.add_argument(
         "--out", default=None, help="directory for status.yaml, trace.csv, rollout.png, comparison.csv"
     )

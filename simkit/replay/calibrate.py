@@ -1,51 +1,53 @@
 """``simkit calibrate``: fit per-version generators from a recording of Seldon executor series.
 
-Per version (the predictor its series belong to):
+Per version (the predictor its series belong to), from whatever the recording holds (it holds
+only the series the Experiment's Metrics read; :mod:`simkit.replay.measure` says which):
 
-- **latency**: the empirical histogram of the client histogram's bucket increments over the
-  recording (``distribution: empirical`` with a ``histogram``; the sim draws uniformly inside a
-  bucket). ``histogram_quantile`` interpolates linearly inside a bucket too, so p50/p95/p99
-  computed the same way on simulated series match the recorded ones up to sampling noise: exact
-  up to bucket resolution, which a fitted lognormal is not. The ``+Inf`` overflow, if any, gets a
-  last bucket twice as wide as the largest finite bound.
+- **requests**: predictions counted from the client histogram's ``_count`` (else the server's),
+  over the recording's scrape span; the split between versions is kept exactly (not rounded to
+  whole percents: the scenario writer routes the remainder directly).
+- **latency**: the empirical histogram of the client ``_bucket`` increments (``distribution:
+  empirical``; the sim draws uniformly inside a bucket, as ``histogram_quantile`` interpolates),
+  the ``+Inf`` overflow in a last bucket twice as wide as the largest bound. Without buckets but
+  with ``_sum``, a lognormal with the recorded mean (its spread is not calibrated); without
+  either, the default latency. Each gap is a :attr:`VersionFit.notes` line for the report.
 - **errors**: the fraction of predictions per non-200 code.
-- **feedback**: the rate of feedback calls, as a fixed-rate stream per predictor (the seed's
-  fortio jobs), with the mean reward when the reward counters are recorded.
+- **feedback**: the rate of feedback calls as a fixed-rate stream per predictor (the seed's fortio
+  jobs), with the mean reward when the reward counters are recorded.
 - **load**: total predictions per scrape interval. A stationary rate (index of dispersion
-  consistent with Poisson or smoother) becomes one Poisson load at the mean rate; otherwise the
-  shape is kept as a trace file (arrivals spread evenly inside each interval). The split between
-  versions is the recorded mean share, written as the SeldonDeployment's ``traffic``.
-- **executor overhead**: mean server minus mean client latency.
+  consistent with Poisson or smoother) becomes one Poisson load; otherwise a trace file.
+- **executor overhead**: mean server minus mean client latency, when both sums are recorded.
 
-:func:`version_stats` measures the same figures with PromQL on any TSDB (recorded or simulated),
-which is what the calibration report compares.
+Counting follows the raw counters, not ``increase()``: a series present at the first scrape
+counts from its value there, and a series that first appears later started from zero, so its
+first scrape's count is kept (``increase()`` would drop it). A version whose series never appear
+(a candidate that never served) is identified from its Metric selectors and left uncalibrated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from simkit.errors import DataError
-from simkit.promql import instant_query
+from simkit.replay.measure import CLIENT, FEEDBACK, PREDICT, SERVER, Families, families
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors
-from simkit.replay.traffic import cumulative, increase
+from simkit.replay.traffic import counter_at, cumulative
 from simkit.spec.pointers import split_pointer
 from simkit.tsdb import TSDB, Matcher, Series
 
-SERVER = "seldon_api_executor_server_requests_seconds"  # seldon-v1.md §1
-CLIENT = "seldon_api_executor_client_requests_seconds"
 FEEDBACK_TOTAL = "seldon_api_model_feedback_total"
 REWARD_TOTAL = "seldon_api_model_feedback_reward_total"
-PREDICT = {"/predict", "predictions"}
-FEEDBACK = {"/send-feedback", "feedback"}
 IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id", "deployment_name"),
                    ("predictor_name",))
-QUANTILES = (0.5, 0.95, 0.99)
+DEFAULT_OVERHEAD = 0.0005
+ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
+NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
 
 
 @dataclass(frozen=True)
@@ -66,136 +68,294 @@ class Identity:
 class VersionFit:
     version: str
     identity: Identity
-    predictions: float
+    families: Families
+    predictions: float  # counted over the span
     bounds: list[float]
-    counts: list[float]
+    counts: list[float]  # per bucket; empty without buckets
+    mean_latency: float | None  # from _sum / _count
     errors: dict[str, float]
     feedback_qps: float
     reward: float
     share: float = 0.0
+    feedback_regular: bool = False  # feedback calls evenly spaced (fortio -qps), not Poisson
+    # code -> Unix time its errors begin, for codes whose series appear mid-recording: the scenario
+    # starts them then (an event), so that simulated series appear mid-way too and PromQL's
+    # increase() treats both sides alike; after a real onset, the rate is per prediction after it
+    onsets: dict[str, float] = field(default_factory=dict)
+    # per-second rates of the counts (predictions by code, feedback) whose series exist at the
+    # first scrape: the simulated load starts early enough for theirs to exist there too
+    present_rates: list[float] = field(default_factory=list)
+    feedback_present: bool = True  # False: feedback series appear after the first scrape
+    notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
+
+    @property
+    def served(self) -> bool:
+        return self.predictions > 0
 
 
 @dataclass
 class Calibration:
-    start: float
+    start: float  # the recording's range
     end: float
     step: float
+    first: float  # first and last scrape instants inside it: the span counts are taken over
+    last: float
     versions: list[VersionFit]
     total_qps: float
     dispersion: float  # variance / mean of predictions per scrape interval
     stationary: bool
     window_counts: list[tuple[float, float, float]] = field(default_factory=list)  # (lo, hi, predictions)
-    overhead: float = 0.0
+    overhead: float = DEFAULT_OVERHEAD
 
     @property
     def duration(self) -> float:
         return self.end - self.start
 
+    @property
+    def span(self) -> float:
+        return self.last - self.first
+
+
+def _identity(best: tuple[tuple[str, str], ...]) -> Identity:
+    return Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
+
 
 def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str],
              source: str = "calibrate") -> dict[str, Identity]:
-    """Each version's predictor, from the labels of the series its Metric selectors match."""
+    """Each version's predictor, from the labels of the series its Metric selectors match, else
+    (a version without any series) from the selectors' own equality matchers."""
     out: dict[str, Identity] = {}
     for version in versions:
         tally: dict[tuple[tuple[str, str], ...], int] = {}
-        for ms in found:
-            if ms.version != version:
-                continue
+        fallback: dict[str, str] = {}
+        for ms in (m for m in found if m.version == version):
             for sel in ms.selectors:
+                for m in sel:
+                    if m.op == "=" and m.name != "__name__":
+                        fallback.setdefault(m.name, m.value)
                 for s in db.select(sel):
-                    labels = dict(s.labels)
                     ident = []
                     for names in IDENTITY_LABELS:
-                        name = next((n for n in names if n in labels), None)
+                        name = next((n for n in names if n in s.label_map), None)
                         if name is not None:
-                            ident.append((name, labels[name]))
+                            ident.append((name, s.label_map[name]))
                     if len(ident) == len(IDENTITY_LABELS):
                         tally[tuple(ident)] = tally.get(tuple(ident), 0) + 1
-        if not tally:
-            raise DataError(f"{source}: no Seldon executor series (with namespace, deployment and predictor_name "
-                            f"labels) for version {version} in the recording")
-        best = max(sorted(tally), key=lambda k: tally[k])
-        out[version] = Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
+        if tally:
+            out[version] = _identity(max(sorted(tally), key=lambda k: tally[k]))
+            continue
+        ident = [(n, fallback[n]) for names in IDENTITY_LABELS for n in names[:1] if n in fallback]
+        if len(ident) != len(IDENTITY_LABELS):
+            raise DataError(f"{source}: version {version} has no Seldon executor series in the recording and its "
+                            "Metric queries do not name its namespace, deployment and predictor_name")
+        out[version] = _identity(tuple(ident))
     return out
 
 
-def _select(db: TSDB, name: str, ident: Identity) -> list[Series]:
-    return db.select([Matcher("__name__", "=", name), *ident.matchers])
+class Counter:
+    """Counts over the recording's scrape span from raw counter values (see the module docstring)."""
+
+    def __init__(self, db: TSDB, first: float, step: float) -> None:
+        self.db = db
+        self.first = first
+        self.step = step
+
+    def select(self, name: str, ident: Identity, services: set[str] | None = None) -> list[Series]:
+        found = self.db.select([Matcher("__name__", "=", name), *ident.matchers])
+        return [s for s in found if services is None or s.label_map.get("service", "") in services]
+
+    def inc(self, s: Series, lo: float, hi: float) -> float:
+        t, c = cumulative(s)
+        if not t.size:
+            return 0.0
+        b = counter_at(t, c, hi)
+        if b is None:
+            return 0.0
+        a = counter_at(t, c, lo)
+        if a is None:  # lo is before the series' first sample: born later (from 0) or present from the start
+            a = 0.0 if t[0] > self.first + 0.5 * self.step else float(c[0])
+        return b - a
+
+    def total(self, series: Sequence[Series], lo: float, hi: float) -> float:
+        return sum(self.inc(s, lo, hi) for s in series)
 
 
-def _inc(s: Series, lo: float, hi: float) -> float:
-    t, c = cumulative(s)
-    return increase(t, c, lo, hi) if t.size else 0.0
-
-
-def _service(s: Series) -> str:
-    return dict(s.labels).get("service", "")
-
-
-def fit_version(db: TSDB, version: str, ident: Identity, lo: float, hi: float) -> VersionFit:
-    by_le: dict[float, float] = {}
+def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: float) -> VersionFit:
+    fam = families(cnt.db, ident.matchers)
+    notes: list[str] = []
     by_code: dict[str, float] = {}
-    for s in _select(db, f"{CLIENT}_bucket", ident):
-        if _service(s) in PREDICT:
-            le = dict(s.labels).get("le", "+Inf")
-            key = math.inf if le in ("+Inf", "Inf") else float(le)
-            by_le[key] = by_le.get(key, 0.0) + _inc(s, lo, hi)
-    for s in _select(db, f"{CLIENT}_count", ident):
-        if _service(s) in PREDICT:
-            code = dict(s.labels).get("code", "200")
-            by_code[code] = by_code.get(code, 0.0) + _inc(s, lo, hi)
+    born: dict[str, float] = {}  # code -> first sample of its series inside the span
+    predictions: list[Series] = []
+    if fam.requests is not None:
+        predictions = cnt.select(f"{fam.requests}_count", ident, PREDICT)
+        for s in predictions:
+            code = s.label_map.get("code", "200")
+            by_code[code] = by_code.get(code, 0.0) + cnt.inc(s, lo, hi)
+            t, _ = s.arrays()
+            inside = t[(t >= lo) & (t <= hi)]
+            if inside.size:
+                born[code] = min(born.get(code, math.inf), float(inside[0]))
     total = sum(by_code.values())
-    finite = sorted(k for k in by_le if math.isfinite(k))
-    cum = [by_le[k] for k in finite]
-    counts = [max(0.0, c - p) for c, p in zip(cum, [0.0, *cum[:-1]], strict=True)]
-    bounds = list(finite)
-    overflow = max(0.0, by_le.get(math.inf, total) - (cum[-1] if cum else 0.0))
-    if overflow > 0 and bounds:
-        bounds.append(2 * bounds[-1])
-        counts.append(overflow)
-    feedback = sum(_inc(s, lo, hi) for s in _select(db, f"{SERVER}_count", ident) if _service(s) in FEEDBACK)
-    fb_total = sum(_inc(s, lo, hi) for s in _select(db, FEEDBACK_TOTAL, ident))
-    rw_total = sum(_inc(s, lo, hi) for s in _select(db, REWARD_TOTAL, ident))
-    errors = {c: n / total for c, n in sorted(by_code.items()) if c != "200" and total > 0 and n > 0}
-    return VersionFit(version, ident, total, bounds, counts, errors, feedback / (hi - lo),
-                      rw_total / fb_total if fb_total > 0 else 1.0)
+    bounds: list[float] = []
+    counts: list[float] = []
+    mean = None
+    if fam.buckets:
+        by_le: dict[float, float] = {}
+        for s in cnt.select(f"{CLIENT}_bucket", ident, PREDICT):
+            le = s.label_map.get("le", "+Inf")
+            key = math.inf if le in ("+Inf", "Inf") else float(le)
+            by_le[key] = by_le.get(key, 0.0) + cnt.inc(s, lo, hi)
+        bounds = sorted(k for k in by_le if math.isfinite(k))
+        cum = [by_le[k] for k in bounds]
+        counts = [max(0.0, c - p) for c, p in zip(cum, [0.0, *cum[:-1]], strict=True)]
+        overflow = max(0.0, by_le.get(math.inf, total) - (cum[-1] if cum else 0.0))
+        if overflow > 0 and bounds:
+            bounds.append(2 * bounds[-1])
+            counts.append(overflow)
+    if fam.latency_sum:
+        n = cnt.total(cnt.select(f"{CLIENT}_count", ident, PREDICT), lo, hi)
+        s_sum = cnt.total(cnt.select(f"{CLIENT}_sum", ident, PREDICT), lo, hi)
+        mean = s_sum / n if n > 0 else None
+    if fam.requests is None:
+        notes.append("requests: no executor _count series of predictions recorded (its Metrics do not read them); "
+                     "its traffic share is taken as 0")
+    elif total <= 0:
+        notes.append(NEVER_SERVED)
+    if total > 0 and not (fam.buckets and sum(counts) > 0):
+        notes.append("latency quantiles (p50/p95/p99): no client _bucket series recorded; "
+                     + ("a lognormal with the recorded mean latency, its spread assumed" if mean
+                        else "no _sum either, default latency"))
+    span = max(hi - lo, 1e-9)
+    present: list[float] = []
+    feedback = 0.0
+    fb_present = True
+    if fam.feedback is not None:
+        fb_series = cnt.select(f"{fam.feedback}_count", ident, FEEDBACK)
+        feedback = cnt.total(fb_series, lo, hi)
+        fb_present = any(s.arrays()[0].size and s.arrays()[0][0] <= lo + 0.5 * cnt.step for s in fb_series)
+        if feedback > 0 and fb_present:
+            present.append(feedback / span)
+    else:
+        notes.append("feedback rate: no feedback series recorded; no feedback generated")
+    fb_total = cnt.total(cnt.select(FEEDBACK_TOTAL, ident), lo, hi)
+    rw_total = cnt.total(cnt.select(REWARD_TOTAL, ident), lo, hi)
+    errors: dict[str, float] = {}
+    onsets: dict[str, float] = {}  # error codes whose series appear after the first scrape
+    for c, n in sorted(by_code.items()):
+        if c == "200" or total <= 0 or n <= 0:
+            continue
+        errors[c] = n / total
+        if born.get(c, lo) <= lo + 0.5 * cnt.step:
+            continue  # present at the first scrape
+        # its series appeared mid-recording: a late first error of a steady rate (then the errors
+        # run from the span's start) or errors that began then (expected errors before > 3)
+        onsets[c] = lo
+        before = cnt.total(predictions, lo, born[c] - cnt.step)
+        if before * n / total > ONSET_EVIDENCE:
+            onsets[c] = born[c] - cnt.step  # the scrape interval its first error fell in
+            exposed = cnt.total(predictions, onsets[c], hi)
+            errors[c] = n / exposed if exposed > 0 else n / total
+    # predictions by code there at the first scrape
+    present += [n / span for c, n in by_code.items() if n > 0 and born.get(c, lo) <= lo + 0.5 * cnt.step]
+    return VersionFit(version, ident, fam, total, bounds, counts, mean, errors, feedback / span,
+                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes, onsets=onsets,
+                      present_rates=present, feedback_present=fb_present)
+
+
+def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:
+    """The first and last sample instants inside [start, end] over every series."""
+    firsts, lasts = [], []
+    for s in db:
+        t, _ = s.arrays()
+        t = t[(t >= start) & (t <= end)]
+        if t.size:
+            firsts.append(float(t[0]))
+            lasts.append(float(t[-1]))
+    if not firsts:
+        raise DataError(f"calibrate: no samples between {start:.3f} and {end:.3f}; nothing to calibrate")
+    return min(firsts), max(lasts)
+
+
+def scrape_grid(series: Sequence[Series], lo: float, hi: float, step: float) -> list[float]:
+    """The recorded scrape instants in [lo, hi] (samples closer than half a step are one scrape:
+    targets scraped a few ms apart), with ``lo`` and ``hi`` as the ends; window edges on these
+    instants keep every scrape's increment in its own window however the scrapes jitter."""
+    times = sorted({float(t) for s in series for t in s.arrays()[0].tolist() if lo <= t <= hi})
+    grid = [lo]
+    for t in times:
+        if t >= grid[-1] + 0.5 * step:
+            grid.append(t)
+    if hi - grid[-1] >= 0.5 * step:
+        grid.append(hi)
+    else:
+        grid[-1] = hi
+    return grid if len(grid) > 1 else window_edges(lo, hi, step)
+
+
+def window_edges(lo: float, hi: float, step: float) -> list[float]:
+    """lo, lo + step, ... and hi itself, by counting steps (a float ``arange`` end bound at Unix
+    magnitudes drops the last edge when ``hi`` falls on a step)."""
+    n = max(1, int(math.floor((hi - lo) / step + 1e-6)))
+    edges = [lo + i * step for i in range(n + 1)]
+    if hi - edges[-1] > 1e-6 * step:
+        edges.append(hi)
+    else:
+        edges[-1] = hi
+    return edges
 
 
 def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequence[str]) -> Calibration:
     db, h = recording.db, recording.header
-    ids = identify(db, found, versions, str(recording.path))
-    fits = [fit_version(db, v, ids[v], h.start, h.end) for v in versions]
-    if not any(f.predictions > 0 and sum(f.counts) > 0 for f in fits):
-        raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f}; nothing to calibrate")
-    total = sum(f.predictions for f in fits)
-    for f in fits:
-        f.share = f.predictions / total if total else 0.0
     step = h.step or 15.0
-    edges = np.arange(h.start, h.end + 1e-9, step)
+    first, last = scrape_span(db, h.start, h.end)
+    if last - first < step * 0.999:
+        raise DataError(f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
+                        f"interval ({step:g}s); nothing to calibrate")
+    cnt = Counter(db, first, step)
+    ids = identify(db, found, versions, str(recording.path))
+    fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
+    family = next((f.families.requests for f in fits if f.families.requests is not None), None)
+    for f in fits:  # the Metrics do read prediction counters, this version just has none: it never served
+        if f.families.requests is None and family is not None:
+            f.families = dataclasses.replace(f.families, requests=family)
+            f.notes = [NEVER_SERVED, *(n for n in f.notes if not n.startswith("requests:"))]
+    total = sum(f.predictions for f in fits)
+    edges = scrape_grid([s for f in fits if f.families.requests is not None
+                         for s in cnt.select(f"{f.families.requests}_count", f.identity, PREDICT)], first, last, step)
+    if total <= 0:
+        raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f} "
+                        "(or the Metrics read no executor _count series); nothing to calibrate")
+    for f in fits:
+        f.share = f.predictions / total
+        if f.families.feedback is not None and f.feedback_qps > 0:
+            series = cnt.select(f"{f.families.feedback}_count", f.identity, FEEDBACK)
+            per = [cnt.total(series, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= step * 0.75]
+            f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
     windows = []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        n = sum(_inc(s, float(a), float(b)) for f in fits for s in _select(db, f"{CLIENT}_count", f.identity)
-                if _service(s) in PREDICT)
-        windows.append((float(a), float(b), n))
-    # the first interval can miss requests of series that appeared inside it: judge the rest
-    counts = np.array([w[2] for w in windows[1:]]) if len(windows) > 2 else np.zeros(1)
-    mean = float(counts.mean()) if counts.size else 0.0
+        n = sum(cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
+                for f in fits if f.families.requests is not None)
+        windows.append((a, b, n))
+    full = [n for a, b, n in windows if b - a >= step * 0.75]
+    counts = np.array(full) if len(full) > 1 else np.zeros(1)
+    mean = float(counts.mean())
     dispersion = float(counts.var(ddof=1) / mean) if counts.size > 1 and mean > 0 else 0.0
-    k = max(len(windows) - 1, 1)
+    k = max(len(full) - 1, 1)
     stationary = dispersion <= 1.0 + 4.0 * math.sqrt(2.0 / k)
+    return Calibration(h.start, h.end, step, first, last, fits, total / (last - first), dispersion, stationary,
+                       windows, _overhead(cnt, fits, first, last))
+
+
+def _overhead(cnt: Counter, fits: Sequence[VersionFit], lo: float, hi: float) -> float:
     overheads = []
     for f in fits:
-        sums = [s for s in _select(db, f"{SERVER}_sum", f.identity) if _service(s) in PREDICT]
-        if not sums:  # the Metrics never read the server histogram's _sum: keep the default
-            continue
-        s_sum = sum(_inc(s, h.start, h.end) for s in sums)
-        s_cnt = sum(_inc(s, h.start, h.end) for s in _select(db, f"{SERVER}_count", f.identity) if _service(s) in PREDICT)
-        c_sum = sum(_inc(s, h.start, h.end) for s in _select(db, f"{CLIENT}_sum", f.identity) if _service(s) in PREDICT)
-        if s_cnt > 0 and f.predictions > 0:
-            overheads.append(s_sum / s_cnt - c_sum / f.predictions)
-    overhead = max(0.0, float(np.mean(overheads))) if overheads else 0.0005
-    return Calibration(h.start, h.end, step, fits, total / (h.end - h.start), dispersion, stationary, windows,
-                       round(overhead, 6))
+        s_sum = cnt.total(cnt.select(f"{SERVER}_sum", f.identity, PREDICT), lo, hi)
+        s_cnt = cnt.total(cnt.select(f"{SERVER}_count", f.identity, PREDICT), lo, hi)
+        c_sum = cnt.total(cnt.select(f"{CLIENT}_sum", f.identity, PREDICT), lo, hi)
+        c_cnt = cnt.total(cnt.select(f"{CLIENT}_count", f.identity, PREDICT), lo, hi)
+        if s_sum > 0 and s_cnt > 0 and c_cnt > 0:  # both histograms' sums recorded
+            overheads.append(s_sum / s_cnt - c_sum / c_cnt)
+    return round(max(0.0, float(np.mean(overheads))), 6) if overheads else DEFAULT_OVERHEAD
 
 
 def weight_index(pointer: str) -> int | None:
@@ -204,45 +364,3 @@ def weight_index(pointer: str) -> int | None:
     if len(tokens) == 4 and tokens[:2] == ["spec", "predictors"] and tokens[3] == "traffic" and tokens[2].isdigit():
         return int(tokens[2])
     return None
-
-
-@dataclass(frozen=True)
-class VersionStats:
-    rate: float | None  # predictions per second
-    error_rate: float | None
-    quantiles: Mapping[float, float | None]
-    feedback_rate: float | None
-
-
-def _scalar(db: TSDB, query: str, t: float) -> float | None:
-    res = instant_query(db, query, t)
-    if res.result_type == "vector":
-        if not res.vector:
-            return None
-        v = float(res.vector[0].value)
-    else:
-        v = float(res.scalar) if res.scalar is not None else math.nan
-    return None if math.isnan(v) else v
-
-
-def version_stats(db: TSDB, ident: Identity, lo: float, hi: float) -> VersionStats:
-    """Rate, error rate, p50/p95/p99 and feedback rate over (lo, hi] with PromQL, so recorded and
-    simulated series are measured the same way (``increase`` and ``histogram_quantile``)."""
-    sel = ",".join(f'{m.name}="{m.value}"' for m in ident.matchers)
-    w = f"{int(round(hi - lo))}s"
-    pred = f'{CLIENT}_count{{{sel},service=~"/predict|predictions"}}'
-    total = _scalar(db, f"sum(increase({pred}[{w}]))", hi)
-    errors = _scalar(db, f'sum(increase({pred[:-1]},code!="200"}}[{w}])) or on() vector(0)', hi)
-    quantiles = {
-        q: _scalar(db, f'histogram_quantile({q}, sum(increase({CLIENT}_bucket{{{sel},service=~"/predict|predictions"}}'
-                       f"[{w}])) by (le))", hi)
-        for q in QUANTILES
-    }
-    fb = _scalar(db, f'sum(increase({SERVER}_count{{{sel},service=~"feedback|/send-feedback"}}[{w}])) or on() vector(0)', hi)
-    span = hi - lo
-    return VersionStats(
-        rate=None if total is None else total / span,
-        error_rate=None if not total or errors is None else errors / total,
-        quantiles=quantiles,
-        feedback_rate=None if fb is None else fb / span,
-    )

@@ -126,7 +126,8 @@ def _csv(rows: list[list[str]]) -> str:
 
 def _summary(run: ReplayRun) -> str:
     r = run.result
-    state = "failed" if r.failed else "rolled back" if r.rolled_back else "completed"
+    state = ("failed" if r.failed else "rolled back" if r.rolled_back else "completed" if r.completed
+             else "stopped (no more data)")
     beyond = sum(1 for b in run.basis if b.basis == "beyond-record")
     thinned = sum(1 for b in run.basis if b.basis == "thinned")
     return (f"{run.strategy}: {state} after {len(r.iterations)} iterations; winner {r.winner or 'none'}; "
@@ -159,14 +160,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     options = strategy_options(args.strategy, getattr(args, "strategy_params", None), default="iter8")
     recording = read_recording(args.file)
-    replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1)
+    delay = _duration(getattr(args, "iteration_delay", None), "--iteration-delay") or 0.0
+    replayer = Replayer(recording, seed=args.seed if args.seed is not None else 1, iteration_delay=delay)
     at = parse_time(args.at, "--at") if args.at is not None else None
+    until_text = getattr(args, "until", None)
+    until = parse_time(until_text, "--until") if until_text is not None else None
     counterfactual = bool(getattr(args, "counterfactual", False))
     for option in options:  # every strategy checked before any replay, errors naming their option
         create(option.name, replayer.prepared.plan, option.params, option.where, option.field_prefix)
     runs = []
     for option in options:
-        runs.append(replayer.run(option.name, at, counterfactual, params=option.params, label=option.label))
+        runs.append(replayer.run(option.name, at, counterfactual, params=option.params, label=option.label,
+                                 until=until))
     fmt = getattr(args, "output", "table")
     if fmt != "table":
         from simkit.formats import render
@@ -184,6 +189,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
               "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact).")
     for run in runs:
         print(_summary(run))
+        for note in run.notes[1:]:  # where a replay stopped early, and why
+            print(f"{run.strategy}: {note}")
     print(render_table(runs))
     if args.out:
         _write_all(runs, Path(args.out), bool(getattr(args, "quiet", False)))

@@ -18,6 +18,8 @@ A :class:`Replayer` parses the recording once; every strategy run reuses its TSD
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ from simkit.metrics import MetricFetcher
 from simkit.ports import ActionOutcome, ObjectPatch, WeightRef
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
-from simkit.records import IterationRecord, RunResult
+from simkit.records import IterationRecord, RunResult, rfc3339
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors, metric_selectors
 from simkit.replay.traffic import Traffic
@@ -44,17 +46,23 @@ INITIAL_WINDOW = 60.0  # seconds of traffic before --at that tell the recorded w
 
 
 class ReplayClock:
-    """Recorded time: starts at ``start``; ``sleep`` moves on and tells the listeners."""
+    """Recorded time: starts at ``start``; ``sleep`` moves on and tells the listeners.
 
-    def __init__(self, start: float) -> None:
+    ``delay`` is what the recorded controller added to each iteration (the sim's
+    ``spec.controller.iterationDelay``): a real etc3 run's iterations are ``intervalSeconds`` plus
+    its reconcile time apart, and the replay must query at the same instants to decide the same."""
+
+    def __init__(self, start: float, delay: float = 0.0, times: Sequence[float] = ()) -> None:
         self.t = start
+        self.delay = delay
+        self.times = list(times)  # the instants of the next iterations, when they are known
         self.listeners: list[Callable[[float], None]] = []
 
     def now(self) -> float:
         return self.t
 
     def sleep(self, seconds: float) -> None:
-        self.t += seconds
+        self.t = self.times.pop(0) if self.times else self.t + seconds + self.delay
         for listen in self.listeners:
             listen(self.t)
 
@@ -135,9 +143,10 @@ class ReplayRun:
 class Replayer:
     """One parsed recording, ready to replay any number of strategies over it."""
 
-    def __init__(self, recording: Recording, seed: int = 1) -> None:
+    def __init__(self, recording: Recording, seed: int = 1, iteration_delay: float = 0.0) -> None:
         self.recording = recording
         self.seed = seed
+        self.iteration_delay = iteration_delay
         docs = recording.documents()
         self.documents = docs
         self.prepared = prepare(recording.experiment_document(), docs)
@@ -155,15 +164,27 @@ class Replayer:
                 raise DataError(f"{self.recording.path}: strategy {strategy} needs metric {ms.metric}, but the "
                                 f"recording has no series named {missing[0]} (record it again with that Metric)")
 
-    def check_time(self, at: float) -> None:
-        h, plan = self.recording.header, self.prepared.plan
+    def check_time(self, at: float, until: float | None = None) -> float:
+        """The window's end: ``until`` (inside the recording, after ``at``) or the recording's end."""
+        h = self.recording.header
         if not h.start <= at <= h.end:
             raise DataError(f"{self.recording.path}: --at {at:.3f} is outside the recording "
                             f"({h.start:.3f} to {h.end:.3f})")
-        last = at + (plan.iterations - 1) * plan.interval_seconds
-        if last > h.end + 1e-9:
-            raise DataError(f"{self.recording.path}: {plan.iterations} iterations every {plan.interval_seconds:g}s "
-                            f"from --at {at:.3f} need data until {last:.3f}, but the recording ends at {h.end:.3f}")
+        if until is None:
+            return h.end
+        if not at <= until <= h.end:
+            raise DataError(f"{self.recording.path}: --until {until:.3f} must lie between --at {at:.3f} and the "
+                            f"recording's end {h.end:.3f}")
+        return until
+
+    def stop_note(self, result: RunResult, until: float, by_user: bool) -> str:
+        plan = self.prepared.plan
+        done = len(result.iterations)
+        nxt = (result.iterations[-1].time if result.iterations else until) + plan.interval_seconds + self.iteration_delay
+        why = "the --until window ends" if by_user else "the recording ends"
+        return (f"stopped after iteration {done} of {plan.iterations}: {why} at {rfc3339(until)} and iteration "
+                f"{done + 1} would run at {rfc3339(nxt)}, with no data to observe"
+                + ("" if by_user else " (record a longer range to replay further)"))
 
     # -- weights ---------------------------------------------------------------------------------
     def initial_weights(self, at: float) -> tuple[dict[str, int], str]:
@@ -191,17 +212,21 @@ class Replayer:
     # -- one strategy ----------------------------------------------------------------------------
     def run(self, strategy: str, at: float | None = None, counterfactual: bool = False,
             params: Mapping[str, Any] | None = None,
-            observer: Callable[[IterationRecord], None] | None = None, label: str | None = None) -> ReplayRun:
-        """Replay one strategy from ``at``; ``label`` names it in tables (default: its name)."""
+            observer: Callable[[IterationRecord], None] | None = None, label: str | None = None,
+            until: float | None = None, times: Sequence[float] = ()) -> ReplayRun:
+        """Replay one strategy from ``at`` while there is data (to ``until`` or the recording's end;
+        a rollout whose recording ends early is replayed up to there and says so in its notes);
+        ``label`` names it in tables (default: its name). ``times``: the instants of the iterations
+        after the first, when known (a live run's journal), instead of the plan's cadence."""
         from simkit.replay.counterfactual import Thinner
 
         at = self.recording.header.start if at is None else at
-        self.check_time(at)
+        end = self.check_time(at, until)
         self.check_metrics(strategy)
         plan = self.prepared.plan
         policy = create(strategy, plan, params, self.prepared.experiment.where)
         initial, how = self.initial_weights(at)
-        clock = ReplayClock(at)
+        clock = ReplayClock(at, self.iteration_delay, times)
         actuator = ReplayActuator(self.prepared.refs, initial, clock)
         thinner: Thinner | None = None
         db = self.recording.db
@@ -222,9 +247,21 @@ class Replayer:
             if observer is not None:
                 observer(rec)
 
+        stopped = [False]
+
+        def beyond_data() -> bool:  # checked before each iteration: no data past the window's end
+            stopped[0] = clock.now() > end + 1e-9
+            return stopped[0]
+
         with client:
-            result = run_experiment(self.prepared, policy, ports, child_rng(self.seed, "strategy", strategy), observe)
-        return ReplayRun(label or strategy, result, self.prepared, tuple(basis), counterfactual, self.seed, (how,))
+            result = run_experiment(self.prepared, policy, ports, child_rng(self.seed, "strategy", strategy), observe,
+                                    should_stop=beyond_data)
+        notes: tuple[str, ...] = (how,)
+        if stopped[0]:
+            note = self.stop_note(result, end, until is not None)
+            result = stopped_result(result, note)
+            notes += (note,)
+        return ReplayRun(label or strategy, result, self.prepared, tuple(basis), counterfactual, self.seed, notes)
 
     def _basis(self, rec: IterationRecord, since: float, actuator: ReplayActuator, thinner: Any) -> IterationBasis:
         policy = actuator.at(rec.time)
@@ -246,6 +283,26 @@ class Replayer:
             return IterationBasis(rec.iteration, rec.time, policy, recorded, "beyond-record",
                                   _above_note(above, expected, recorded))
         return IterationBasis(rec.iteration, rec.time, policy, recorded, "recorded")
+
+
+def stopped_result(result: RunResult, note: str) -> RunResult:
+    """The run as far as the data went: still Running (neither completed nor failed), its
+    Completed condition saying why the replay stopped (the loop's should_stop marks it Failed)."""
+    obj = copy.deepcopy(dict(result.experiment_object))
+    status = obj.get("status") or {}
+    conditions = []
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Failed":
+            c = {**c, "status": "False", "reason": "", "message": ""}
+        elif c.get("type") == "Completed":
+            c = {**c, "status": "False", "reason": "RecordingEnded", "message": note}
+        conditions.append(c)
+    status["conditions"] = conditions
+    status["stage"] = "Running"
+    status["message"] = f"RecordingEnded: {note}"
+    obj["status"] = status
+    return dataclasses.replace(result, experiment_object=obj, completed=False, failed=False, stage="Running",
+                               message=status["message"])
 
 
 def _above_note(above: Sequence[str], policy: Mapping[str, float], recorded: Mapping[str, float | None]) -> str:

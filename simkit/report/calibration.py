@@ -3,11 +3,14 @@
 Writes ``scenario.yaml`` (a ``simkit/v1alpha1`` Scenario following :mod:`simkit.spec.scenario`),
 the recorded manifests (Experiment and Metrics byte for byte; a SeldonDeployment with the recorded
 traffic split, synthesised from the series' labels when the recording did not hold one), a
-``load-trace.txt`` when the load was not stationary, and the report: ``report.md`` (recorded vs
-simulated per-version request rate, error rate, p50/p95/p99, feedback rate, with relative
-differences, a chi-square two-sample test and the Kolmogorov distance of the latency buckets)
-and ``calibration.png``. The comparison simulates the new scenario over the recorded time span,
-through ``simkit.sim``'s public ``simulate`` (this module is CLI glue, like ``report``).
+``load-trace.txt`` when the load was not stationary, and (:mod:`simkit.report.calibration_report`)
+``report.md`` and ``calibration.png``: the new scenario simulated over the recorded time span,
+pooled over seeds, against the recording, quantity by quantity (this module is CLI glue, like
+``report``).
+
+Two choices keep the simulated series comparable scrape by scrape: the simulated Prometheus
+scrapes at the recorded instants (``scrapeOffset``), and the load starts one scrape before the
+first recorded one, so simulated series exist at that scrape as the recorded ones did.
 """
 
 from __future__ import annotations
@@ -16,35 +19,50 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from simkit.errors import DataError
-from simkit.files import atomic_path
 from simkit.prepare import prepare
 from simkit.records import rfc3339
-from simkit.replay.calibrate import (
-    CLIENT,
-    PREDICT,
-    QUANTILES,
-    Calibration,
-    VersionStats,
-    fit,
-    version_stats,
-    weight_index,
-)
+from simkit.replay.calibrate import Calibration, VersionFit, fit, weight_index
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import metric_selectors
+from simkit.report.calibration_report import (
+    TOLERANCE,
+    comparison,
+    latency_fit,
+    plot_calibration,
+    report_markdown,
+    seeds_for,
+    simulate_pooled,
+)
 from simkit.report.run import write_text
-from simkit.spec.rounding import largest_remainder
-from simkit.tsdb import TSDB, Matcher
 
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)
-TOLERANCE = 0.05
+MAX_BIRTH_LEAD = 600.0  # seconds of load before the first scrape, at most
+BIRTH_MARGIN = 4.0  # expected events of the rarest count before the first scrape (P(none) = 2 %)
+ASSUMED_CV = 0.65  # latency spread when only a mean is recorded: the default latency's (10 ms, p99 40 ms)
 
 
 def _num(x: float) -> float:
     return float(f"{x:.6g}")
+
+
+def split(shares: dict[str, float]) -> tuple[dict[str, int], float]:
+    """Integer weights (summing to 100, as Seldon admits) and the fraction of the load they can
+    carry so that no version gets more than its recorded share; the rest is sent to each version
+    directly, so the simulated split is the recorded one exactly, not rounded to whole percents."""
+    total = sum(shares.values())
+    if total <= 0:
+        first = next(iter(shares))
+        return {v: (100 if v == first else 0) for v in shares}, 1.0
+    pct = {v: 100.0 * s / total for v, s in shares.items()}
+    w = {v: int(math.floor(p + 1e-9)) for v, p in pct.items()}
+    while sum(w.values()) < 100:  # each point to where it lowers the carried fraction least
+        best = max(pct, key=lambda v: (pct[v] / (w[v] + 1), pct[v]))
+        w[best] += 1
+    carried = min([1.0, *(pct[v] / w[v] for v in w if w[v] > 0)])
+    return w, carried
 
 
 def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[dict[str, str], list[str]]:
@@ -55,9 +73,9 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
         groups.setdefault((f.identity.namespace, f.identity.deployment), []).append(f)
     weights: dict[tuple[str, str, str], int] = {}
     for key, fits in groups.items():
-        split = largest_remainder({f.version: f.share * 100 for f in fits})
+        by_version, _ = split({f.version: f.share for f in fits})
         for f in fits:
-            weights[(*key, f.identity.predictor)] = split[f.version]
+            weights[(*key, f.identity.predictor)] = by_version[f.version]
     files: dict[str, str] = {}
     names: list[str] = []
     covered: set[tuple[str, str]] = set()
@@ -100,48 +118,122 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
     return files, names
 
 
+def latency_spec(f: VersionFit) -> dict[str, Any]:
+    """The recorded bucket counts; with the recorded mean, each bucket's draws sit where they make
+    that mean (``histogram_quantile`` sees only bucket counts, so quantiles stay exact), as a
+    mixture of one uniform per bucket at a common relative position ``theta`` inside it."""
+    hist = {"distribution": "empirical",
+            "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in f.counts]}}
+    n = sum(f.counts)
+    lows = [0.0, *f.bounds[:-1]]
+    widths = [b - a for a, b in zip(lows, f.bounds, strict=True)]
+    spread = sum(c * w for c, w in zip(f.counts, widths, strict=True))
+    if not f.mean_latency or spread <= 0:
+        return hist
+    theta = (f.mean_latency * n - sum(c * a for c, a in zip(f.counts, lows, strict=True))) / spread
+    theta = min(max(theta, 0.02), 0.98)
+    comps = []
+    for c, a, w in zip(f.counts, lows, widths, strict=True):
+        if c > 0:
+            lo, hi = (a, a + 2 * theta * w) if theta <= 0.5 else (a + (2 * theta - 1) * w, a + w)
+            comps.append({"distribution": "uniform", "low": _num(lo), "high": _num(hi), "weight": _num(c)})
+    return {"distribution": "mixture", "components": comps}
+
+
+def _behaviour(f: VersionFit) -> dict[str, Any]:
+    behaviour: dict[str, Any] = {"concurrency": 4}
+    if sum(f.counts) > 0:
+        behaviour["latency"] = latency_spec(f)
+    elif f.mean_latency:
+        behaviour["latency"] = {"distribution": "lognormal", "mean": _num(f.mean_latency), "cv": ASSUMED_CV}
+    base = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
+    if base:
+        behaviour["errors"] = {"codes": base}
+    return behaviour
+
+
+def error_events(f: VersionFit, epoch: float) -> list[dict[str, Any]]:
+    """One event per error code that began mid-recording, at its onset, adding it to the table."""
+    table = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
+    out = []
+    for code, at in sorted(f.onsets.items(), key=lambda x: (x[1], x[0])):
+        table = {**table, code: _num(f.errors[code])}
+        out.append({"name": f"{f.identity.predictor}-errors-{code}-begin", "at": _num(at - epoch),
+                    "predictor": f.identity.key, "set": {"errors": {"codes": dict(table)}}})
+    return out
+
+
+def load_start(cal: Calibration) -> float:
+    """Unix time the calibrated load starts: before the first recorded scrape, long enough that
+    the simulated series of every count present at that scrape (the rarest error code included)
+    exist by then, as the recorded ones did; at least one scrape interval."""
+    rates = [r for f in cal.versions for r in f.present_rates if r > 0]
+    lead = cal.step
+    if rates and min(rates) > 0:
+        lead = max(lead, min(MAX_BIRTH_LEAD, BIRTH_MARGIN / min(rates)))
+    return min(cal.start, cal.first - lead)
+
+
 def scenario_document(recording: Recording, cal: Calibration, manifests: list[str], trace: str | None) -> dict[str, Any]:
     epoch = math.ceil(cal.start) + LEAD
-    lead = _num(epoch - cal.start)
+    lead = _num(epoch - load_start(cal))
     predictors: dict[str, Any] = {}
     loads: list[dict[str, Any]] = []
-    ingress: dict[str, float] = {}
+    groups: dict[str, list[VersionFit]] = {}
     for f in cal.versions:
-        behaviour: dict[str, Any] = {"concurrency": 4}
-        if sum(f.counts) > 0:
-            behaviour["latency"] = {"distribution": "empirical",
-                                    "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in f.counts]}}
-        if f.errors:
-            behaviour["errors"] = {"codes": {c: _num(r) for c, r in f.errors.items()}}
-        predictors[f.identity.key] = behaviour
-        sdep = f"{f.identity.namespace}/{f.identity.deployment}"
-        ingress[sdep] = ingress.get(sdep, 0.0) + f.predictions / cal.duration
-    for sdep, qps in sorted(ingress.items()):
+        predictors[f.identity.key] = _behaviour(f)
+        groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
+    for sdep, fits in sorted(groups.items()):
+        qps = sum(f.predictions for f in fits) / cal.span
+        if qps <= 0:
+            continue
+        weights, carried = split({f.version: f.share for f in fits})
         load: dict[str, Any] = {"name": f"requests-{sdep.replace('/', '-')}", "to": f"ingress:{sdep}", "start": -lead}
-        load.update({"pattern": "trace", "file": trace} if trace and len(ingress) == 1 else {"qps": _num(qps), "pattern": "poisson"})
+        load.update({"pattern": "trace", "file": trace} if trace and len(groups) == 1
+                    else {"qps": _num(qps * carried), "pattern": "poisson"})
         loads.append(load)
+        group_total = sum(f.share for f in fits)
+        for f in fits:  # what integer weights cannot carry goes to the predictor directly
+            rest = qps * (f.share / group_total - carried * weights[f.version] / 100.0)
+            if rest > qps * 1e-6:
+                loads.append({"name": f"{f.identity.predictor}-rest-of-split", "to": f"predictor:{f.identity.key}",
+                              "qps": _num(rest), "pattern": "poisson", "start": -lead})
     for f in cal.versions:
         if f.feedback_qps > 0:
+            # feedback whose recorded series appeared only after the first scrape starts there
             loads.append({"name": f"{f.identity.predictor}-feedback", "to": f"feedback:{f.identity.key}",
-                          "qps": _num(f.feedback_qps), "pattern": "poisson", "start": -lead,
+                          "qps": _num(f.feedback_qps), "pattern": "uniform" if f.feedback_regular else "poisson",
+                          "start": -lead if f.feedback_present else _num(cal.first - epoch),
                           "payload": {"reward": _num(f.reward)}})
+    events = [e for f in cal.versions for e in error_events(f, epoch)]
+    # scrape on the recorded instants: both sides' windows then hold the same scrapes
+    offset = _num((cal.first - epoch) % cal.step)
     return {
         "apiVersion": "simkit/v1alpha1", "kind": "Scenario",
         "metadata": {"name": f"{recording.header.experiment}-calibrated",
                      "description": f"calibrated by simkit calibrate from {recording.path.name} "
                                     f"({rfc3339(cal.start)} to {rfc3339(cal.end)}, source {recording.header.source})"},
         "spec": {"manifests": manifests, "experiment": recording.header.experiment, "start": rfc3339(epoch), "seed": 1,
-                 "prometheus": {"scrapeInterval": _num(cal.step), "executorOverhead": _num(cal.overhead)},
-                 "predictors": predictors, "load": loads},
+                 "prometheus": {"scrapeInterval": _num(cal.step), "scrapeOffset": offset,
+                                "executorOverhead": _num(cal.overhead)},
+                 "predictors": predictors, "load": loads,
+                 **({"events": events} if events else {})},
     }
 
 
 def trace_lines(cal: Calibration) -> str:
-    """Arrival offsets (seconds from the load's start), spread evenly inside each interval."""
+    """Arrival offsets (seconds from the load's start), spread evenly inside each interval; the
+    share the integer weights carry (the rest is routed directly), with the rounding carried over."""
+    fits = cal.versions
+    _, carried = split({f.version: f.share for f in fits})
     out = ["# recorded load shape: predictions per scrape interval, spread evenly"]
+    origin = load_start(cal)
+    owed = 0.0
     for lo, hi, n in cal.window_counts:
-        k = int(round(n))
-        out += [f"{lo - cal.start + (i + 0.5) * (hi - lo) / k:.4f}" for i in range(k)] if k else []
+        owed += n * carried
+        k = int(math.floor(owed + 0.5))
+        owed -= k
+        out += [f"{lo - origin + (i + 0.5) * (hi - lo) / k:.4f}" for i in range(k)] if k else []
     return "\n".join(out) + "\n"
 
 
@@ -166,113 +258,17 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
     lines = [f"wrote scenario {out} ({len(cal.versions)} versions, total {cal.total_qps:.3g} req/s, "
              f"{'stationary Poisson load' if cal.stationary else 'load shape kept as ' + str(trace)}, "
              f"dispersion {cal.dispersion:.2f})"]
+    gaps = [f"{f.version}: {n}" for f in cal.versions for n in f.notes]
+    lines += [f"not calibrated: {g}" for g in gaps]
     if compare:
-        from simkit.sim.world import simulate
-
-        world = simulate(str(out), cal.duration, seed)
-        rows, ok = comparison(recording.db, world.tsdb, cal)
-        gof = [latency_fit(recording.db, world.tsdb, f.identity.matchers, cal.start, cal.end) for f in cal.versions]
-        write_text(out / "report.md", report_markdown(cal, rows, gof))
-        plot_calibration(recording.db, world.tsdb, cal, out / "calibration.png")
-        lines.append(f"compared with {cal.duration:g}s simulated: {'all within' if ok else 'NOT all within'} "
-                     f"{TOLERANCE:.0%}; see {out / 'report.md'}")
+        duration = cal.end - load_start(cal)
+        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration))
+        rows, ok = comparison(recording.db, simulated, cal, n)
+        gof = [latency_fit(recording.db, simulated, f.identity.matchers, cal) for f in cal.versions]
+        write_text(out / "report.md", report_markdown(cal, rows, gof, n, seed))
+        plot_calibration(recording.db, simulated, cal, out / "calibration.png")
+        lines.append(f"compared with {n} simulated run(s) of {cal.duration:g}s: "
+                     f"{'all within' if ok else 'NOT all within'} {TOLERANCE:.0%}; see {out / 'report.md'}")
     return lines
 
 
-def _pairs(rec: VersionStats, sim: VersionStats) -> list[tuple[str, float | None, float | None]]:
-    out = [("request rate (1/s)", rec.rate, sim.rate), ("error rate", rec.error_rate, sim.error_rate)]
-    out += [(f"p{int(q * 100)} latency (s)", rec.quantiles[q], sim.quantiles[q]) for q in QUANTILES]
-    out.append(("feedback rate (1/s)", rec.feedback_rate, sim.feedback_rate))
-    return out
-
-
-def comparison(recorded: TSDB, simulated: TSDB, cal: Calibration) -> tuple[list[list[str]], bool]:
-    rows, ok = [], True
-    for f in cal.versions:
-        rec = version_stats(recorded, f.identity, cal.start, cal.end)
-        sim = version_stats(simulated, f.identity, cal.start, cal.end)
-        for what, a, b in _pairs(rec, sim):
-            rel = None if a is None or b is None or a == 0 else abs(b - a) / abs(a)
-            good = rel is not None and rel <= TOLERANCE or (a in (None, 0) and b in (None, 0))
-            ok = ok and good
-            rows.append([f.version, what, "-" if a is None else f"{a:.5g}", "-" if b is None else f"{b:.5g}",
-                         "-" if rel is None else f"{rel:.2%}", "yes" if good else "NO"])
-    return rows, ok
-
-
-def _buckets(db: TSDB, matchers: tuple[Matcher, ...], lo: float, hi: float) -> tuple[list[float], np.ndarray]:
-    from simkit.replay.calibrate import _inc
-
-    by_le: dict[float, float] = {}
-    for s in db.select([Matcher("__name__", "=", f"{CLIENT}_bucket"), *matchers]):
-        if dict(s.labels).get("service", "") in PREDICT:
-            le = dict(s.labels)["le"]
-            key = math.inf if le == "+Inf" else float(le)
-            by_le[key] = by_le.get(key, 0.0) + _inc(s, lo, hi)
-    les = sorted(by_le)
-    cum = np.array([by_le[k] for k in les])
-    return les, np.diff(np.concatenate(([0.0], cum))).clip(min=0)
-
-
-def latency_fit(recorded: TSDB, simulated: TSDB, matchers: tuple[Matcher, ...], lo: float, hi: float) -> dict[str, float]:
-    """Two-sample chi-square over non-empty buckets, and the Kolmogorov distance of bucket CDFs."""
-    from scipy.stats import chi2_contingency
-
-    _, a = _buckets(recorded, matchers, lo, hi)
-    _, b = _buckets(simulated, matchers, lo, hi)
-    n = min(len(a), len(b))
-    a, b = a[:n], b[:n]
-    keep = (a + b) > 0
-    if a.sum() <= 0 or b.sum() <= 0 or keep.sum() < 2:
-        return {"chi2": math.nan, "p": math.nan, "ks": math.nan}
-    chi2, p, _, _ = chi2_contingency(np.vstack([a[keep], b[keep]]))
-    ks = float(np.max(np.abs(np.cumsum(a) / a.sum() - np.cumsum(b) / b.sum())))
-    return {"chi2": float(chi2), "p": float(p), "ks": ks}
-
-
-def report_markdown(cal: Calibration, rows: list[list[str]], gof: list[dict[str, float]]) -> str:
-    lines = ["# Calibration report", "",
-             f"Recording {rfc3339(cal.start)} to {rfc3339(cal.end)} ({cal.duration:g}s, step {cal.step:g}s); "
-             f"load {cal.total_qps:.4g} req/s, index of dispersion {cal.dispersion:.3f} "
-             f"({'stationary: one Poisson load' if cal.stationary else 'non-stationary: trace file'}); "
-             f"executor overhead {cal.overhead * 1000:.3f} ms.", "",
-             f"Recorded vs simulated over the same span; quantiles by `histogram_quantile` on both; tolerance {TOLERANCE:.0%}.", "",
-             "| version | figure | recorded | simulated | rel. diff | within |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "Latency buckets, goodness of fit (two-sample chi-square over non-empty buckets; Kolmogorov "
-                  "distance of the bucket CDFs):", "", "| version | chi2 | p | KS |", "|---|---|---|---|"]
-    lines += [f"| {f.version} | {g['chi2']:.4g} | {g['p']:.4g} | {g['ks']:.4g} |" for f, g in zip(cal.versions, gof, strict=True)]
-    return "\n".join(lines) + "\n"
-
-
-def plot_calibration(recorded: TSDB, simulated: TSDB, cal: Calibration, path: Path) -> None:
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(cal.versions)
-    fig, axes = plt.subplots(n + 1, 1, figsize=(8, 2.4 * (n + 1)), squeeze=False)
-    for ax, f in zip([a[0] for a in axes[:n]], cal.versions, strict=True):
-        for db, label, style in ((recorded, "recorded", "-"), (simulated, "simulated", "--")):
-            les, counts = _buckets(db, f.identity.matchers, cal.start, cal.end)
-            if counts.sum() > 0:
-                xs = [x if math.isfinite(x) else (les[-2] * 2 if len(les) > 1 else 1.0) for x in les]
-                ax.step(xs, np.cumsum(counts) / counts.sum(), where="post", linestyle=style, label=label)
-        ax.set_xscale("log")
-        ax.set_ylabel(f"{f.version}\nCDF")
-        ax.legend(fontsize=8)
-    ax = axes[n][0]
-    xs = [(lo - cal.start) for lo, _, _ in cal.window_counts]
-    ax.plot(xs, [c / (hi - lo) for lo, hi, c in cal.window_counts], label="recorded")
-    ax.axhline(cal.total_qps, color="grey", linestyle=":", label="calibrated mean")
-    ax.set_xlabel("seconds since the recording start")
-    ax.set_ylabel("predictions/s")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=80, metadata={"Software": None})
-    finally:
-        plt.close(fig)

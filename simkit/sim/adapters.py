@@ -10,27 +10,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from simkit.actions import command_line, kubectl_apply_targets
 from simkit.errors import BackendError, SimkitError
 from simkit.ports import ActionOutcome, ObjectPatch, WeightRef
+from simkit.sim.distributions import Sampler, make_draw
 from simkit.sim.engine import AnyWorld
 from simkit.spec.documents import load_yaml_documents
 from simkit.spec.pointers import weight_at
+from simkit.spec.streams import child_rng
 
 
 class SimClock:
-    def __init__(self, world: AnyWorld) -> None:
+    """``delay`` (the scenario's ``spec.controller.iterationDelay``) is added to every sleep the
+    loop asks for: a real controller requeues ``intervalSeconds`` after a reconcile that itself
+    took time, so its iterations drift apart by that much. Without it sleeps are exact."""
+
+    def __init__(self, world: AnyWorld, delay: Callable[[], float] | None = None) -> None:
         self.world = world
+        self.delay = delay
 
     def now(self) -> float:
         return self.world.unix()
 
     def sleep(self, seconds: float) -> None:
-        self.world.run_until(self.world.now + seconds)
+        extra = self.delay() if self.delay is not None else 0.0
+        self.world.run_until(self.world.now + seconds + extra)
+
+
+def controller_delay(world: AnyWorld) -> Callable[[], float] | None:
+    """The per-iteration controller delay of the world's scenario, drawn from its own stream."""
+    spec = world.bundle.scenario.spec.controller.iterationDelay
+    if spec is None:
+        return None
+    sampler = Sampler(make_draw(spec), child_rng(world.seed, "controller"))
+    return sampler.next
 
 
 class SimWeightActuator:

@@ -21,7 +21,7 @@ from simkit.metrics import MetricFetcher
 from simkit.prepare import prepare
 from simkit.promql.api import PrometheusAPITransport
 from simkit.records import IterationRecord, RunResult
-from simkit.sim.adapters import SimActionRunner, SimClock, SimWeightActuator
+from simkit.sim.adapters import SimActionRunner, SimClock, SimWeightActuator, controller_delay
 from simkit.sim.engine import AnyWorld, EngineChoice, make_world
 from simkit.spec.bundle import Bundle
 from simkit.spec.streams import child_rng
@@ -76,7 +76,7 @@ def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str |
         policy = create(name, prepared.plan, strategy_params, Location("command line"), field="--strategy")
     else:
         policy = create(name, prepared.plan, strategy_params, bundle.scenario_doc.where)
-    clock = SimClock(world)
+    clock = SimClock(world, controller_delay(world))
     client = httpx.Client(transport=PrometheusAPITransport(world.tsdb, clock.now))
     fetcher = MetricFetcher(client, rng=child_rng(world.seed, "mock-metrics"))
     ports = Ports(clock, SimWeightActuator(world), SimActionRunner(world), fetcher)

@@ -261,6 +261,26 @@ class PrometheusSettings(_Strict):
     executorOverhead: Duration = Field(default=0.0005, ge=0)  # server latency = client + this
 
 
+def _delay(v: Any) -> Any:
+    """A plain duration (``3s``, ``250ms``, ``2.5``) is a constant delay; a mapping is a Distribution."""
+    if isinstance(v, int | float | str) and not isinstance(v, bool):
+        return {"distribution": "constant", "value": v}
+    return v
+
+
+class ControllerTiming(_Strict):
+    """What a real controller adds to each iteration on top of ``intervalSeconds``.
+
+    etc3 requeues ``intervalSeconds`` after it finished reconciling, and a reconcile waits for the
+    analytics service (which runs the Metric queries): so consecutive iterations of a real run are
+    ``intervalSeconds + iterationDelay`` apart, which lengthens ``elapsedTime`` and every metric
+    window. The seed's recorded run took 183 s for 14 intervals of 10 s (3.07 s per iteration).
+    Unset (the default), iterations are exactly ``intervalSeconds`` apart, as before.
+    """
+
+    iterationDelay: Annotated[Distribution, BeforeValidator(_delay)] | None = None
+
+
 class StrategySpec(_Strict):
     name: str = "iter8"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -280,6 +300,7 @@ class ScenarioSpec(_Strict):
     # which simulation engine: events (SimPy, per request), counts (per scrape), auto (counts
     # where equivalent; simkit.sim.engine)
     engine: Literal["events", "counts", "auto"] = "auto"
+    controller: ControllerTiming = Field(default_factory=ControllerTiming)
     expect: dict[str, Any] = Field(default_factory=dict)
     truth: dict[str, Any] = Field(default_factory=dict)
 

@@ -107,12 +107,22 @@ def test_declared_truth_takes_precedence_and_can_be_ignored(tmp_path: Path) -> N
     assert computed.best == ("v1",)
 
 
-def test_seed_queries_mix_feedback_calls_into_latency() -> None:
+def test_seed_queries_mix_feedback_calls_into_latency(tmp_path: Path) -> None:
     """iris-abtest's mean-latency reads the whole client histogram: fixed-rate feedback calls
-    (0.7 qps to the baseline, constant 2 ms) are mixed with 5 qps of predictions."""
+    (0.7 qps to the baseline, as slow as its predictions: the recorded means need that) are
+    mixed with 5 qps of predictions; a variant with 2 ms feedback calls shows the mixing."""
     truth = ground_truth(load_scenario(ROOT / "scenarios" / "iris-abtest"))
+    want = lognormal_mean_ms(0.012, 0.031) / 1000  # seconds: no * 1000
+    assert truth.values["iter8-seldon/mean-latency"]["iris-v1"] == pytest.approx(want, rel=1e-9)
+    variant = tmp_path / "seed"
+    shutil.copytree(ROOT / "scenarios" / "iris-abtest", variant)
+    text = (variant / "scenario.yaml").read_text()
+    line = "      feedbackLatency: {distribution: lognormal, median: 12ms, p99: 31ms}\n"
+    assert line in text
+    (variant / "scenario.yaml").write_text(text.replace(line, ""))  # the default: constant 2 ms
+    truth = ground_truth(load_scenario(variant))
     share = 0.7 / 5
-    want = (lognormal_mean_ms(0.012, 0.034) / 1000 + share * 0.002) / (1 + share)  # seconds: no * 1000
+    want = (lognormal_mean_ms(0.012, 0.031) / 1000 + share * 0.002) / (1 + share)
     assert truth.values["iter8-seldon/mean-latency"]["iris-v1"] == pytest.approx(want, rel=1e-9)
     assert truth.rewards == {"iris-v1": 0.7, "iris-v2": 1.0}  # fixed streams, per second
     assert truth.best == ("iris-v2",)

@@ -22,6 +22,7 @@ from simkit.spec.bundle import load_scenario
 
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "iris-abtest"
 EPOCH = "2021-06-15T15:20:18Z"
+DELAY = 3.08  # the seed scenario's spec.controller.iterationDelay: the recorded run's cadence
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def recording(seed_run: SimRun, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_replay_without_manifest_weights_infers_them_and_matches_the_sim(seed_run: SimRun, recording: Path) -> None:
-    run = Replayer(read_recording(recording), seed=1).run("iter8", at=seed_run.world.epoch)
+    run = Replayer(read_recording(recording), seed=1, iteration_delay=DELAY).run("iter8", at=seed_run.world.epoch)
     assert run.notes == ("initial weights inferred from the recorded traffic shares",)
     assert [(r.decision.winner, r.weights_after) for r in run.result.iterations] == [
         (r.decision.winner, r.weights_after) for r in seed_run.result.iterations]
@@ -105,12 +106,46 @@ def test_missing_metric_series_exits_2(recording: Path, tmp_path: Path, capsys: 
     assert "strategy iter8 needs metric" in line and "seldon_api_executor_server_requests_seconds_count" in line
 
 
-@pytest.mark.parametrize("at, needle", [("2020-01-01T00:00:00Z", "outside the recording"),
-                                        ("2021-06-15T15:21:00Z", "need data until")])
-def test_time_outside_the_recording_exits_2(recording: Path, at: str, needle: str,
+@pytest.mark.parametrize("extra, needle", [(["--at", "2020-01-01T00:00:00Z"], "outside the recording"),
+                                           (["--at", EPOCH, "--until", "2021-06-15T15:20:00Z"], "must lie between"),
+                                           (["--at", EPOCH, "--until", "2031-01-01T00:00:00Z"], "must lie between"),
+                                           (["--at", EPOCH, "--until", "soon"], "--until")])
+def test_time_outside_the_recording_exits_2(recording: Path, extra: list[str], needle: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(recording), "--at", at]) == 2
+    assert main(["replay", str(recording), *extra]) == 2
     assert needle in _one_error_line(capsys)
+
+
+def test_a_start_too_late_for_every_iteration_replays_up_to_the_end_and_says_so(
+        seed_run: SimRun, recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Formerly refused ("need data until"): now the iterations that have data run, the rest do not."""
+    at = seed_run.world.epoch + 60  # 15 iterations need 196 s more; the recording has ~125 s
+    run = Replayer(read_recording(recording), seed=1).run("iter8", at=at)
+    end = read_recording(recording).header.end
+    assert 0 < len(run.result.iterations) < 15
+    assert run.result.iterations[-1].time <= end < run.result.iterations[-1].time + 13.08
+    assert not run.result.completed and not run.result.failed and run.result.stage == "Running"
+    assert f"stopped after iteration {len(run.result.iterations)} of 15: the recording ends" in run.notes[-1]
+    conditions = {c["type"]: c for c in run.result.experiment_object["status"]["conditions"]}
+    assert conditions["Completed"]["reason"] == "RecordingEnded" and conditions["Failed"]["status"] == "False"
+    assert main(["replay", str(recording), "--at", str(at), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped (no more data)" in out and "the recording ends at" in out
+    assert (tmp_path / "o" / "status.yaml").is_file()
+
+
+def test_until_chooses_a_window_and_the_replay_says_where_it_stopped(
+        seed_run: SimRun, recording: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    until = seed_run.world.epoch + 50.0  # iterations at 0, 13.08, 26.16, 39.24
+    run = Replayer(read_recording(recording), seed=1, iteration_delay=DELAY).run("iter8", at=seed_run.world.epoch,
+                                                                                until=until)
+    assert len(run.result.iterations) == 4
+    assert "the --until window ends" in run.notes[-1] and "iteration 5 would run" in run.notes[-1]
+    assert [(r.decision.winner, r.weights_after) for r in run.result.iterations] == [
+        (r.decision.winner, r.weights_after) for r in seed_run.result.iterations[:4]]
+    assert main(["replay", str(recording), "--at", EPOCH, "--until", "2021-06-15T15:21:08Z",
+                 "--iteration-delay", "3.08s"]) == 0
+    assert "stopped after iteration 4 of 15: the --until window ends" in capsys.readouterr().out
 
 
 def test_counterfactual_thinning_invariants(recording: Path) -> None:

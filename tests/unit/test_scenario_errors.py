@@ -76,7 +76,7 @@ def test_malformed_yaml(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFi
     [
         ('to: "ingress:ns-production/iris"', 'to: "ingress:ns-production/iri"', "spec.load[0].to", "no SeldonDeployment 'ns-production/iri'"),
         ("ns-production/iris/candidate:\n", "ns-production/iris/canary:\n", "spec.predictors['ns-production/iris/canary']", "no such predictor"),
-        ("latency: {distribution: lognormal, median: 12ms, p99: 34ms}", "latency: {distribution: lognormal, median: 12ms}",
+        ("latency: {distribution: lognormal, median: 12ms, p99: 31ms}", "latency: {distribution: lognormal, median: 12ms}",
          "spec.predictors.ns-production/iris/baseline.latency", "lognormal needs median and p99"),
         ("start: -30s,\n       payload: {data", "start: soon,\n       payload: {data", "spec.load[0].start", "not a duration"),
     ],
