@@ -252,7 +252,9 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
         default=None,
         help="when the experiment starts (Unix seconds or RFC 3339; default: recording start)",
     )
-    p.add_argument("--until", default=None, help="replay no iteration after this time (default: the recording's end)")
+    p.add_argument(
+        "--until", default=None, help="replay no iteration after this time (default: the recording's end)"
+    )
     p.add_argument(
         "--iteration-delay",
         default=None,
