@@ -14,8 +14,6 @@ handful of vectorised numpy calls whatever ``n`` is:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
@@ -211,9 +209,6 @@ class CountsPredictor:
 
     def has_pending(self) -> bool:
         return bool(self._pending)
-
-    def next_pending(self) -> float:
-        return min((float(t[0]) for t, _ in self._pending), default=math.inf)
 
     def completed(self) -> int:
         return sum(self.truth.by_code.values())

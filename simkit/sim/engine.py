@@ -12,7 +12,7 @@ which predictor queues. The choice is reported in every output that simulates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from simkit.errors import SpecError
 from simkit.sim.counts import CountsWorld
@@ -25,7 +25,6 @@ from simkit.sim.world import World
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour
 
-EngineName = Literal["events", "counts", "auto"]
 ENGINES = ("events", "counts", "auto")
 AnyWorld = World | CountsWorld
 AnyPredictor = PredictorSim | CountsPredictor
@@ -38,10 +37,6 @@ class EngineChoice:
 
     def describe(self) -> str:
         return f"engine {self.name} ({self.reason})"
-
-
-class HasEngine(Protocol):
-    engine: str
 
 
 def _behaviours(bundle: Bundle, key: str) -> list[Behaviour]:
