@@ -82,14 +82,18 @@ def main(argv: list[str]) -> int:
             folder = Path(tmp) / f"q{qps:g}"
             folder.mkdir()
             ev, co = compare(scenario_at(qps, folder), qps, reps)
-            print(f"{qps:>6g} qps: events {ev:,.0f} requests/s, counts {co:,.0f} requests/s, ratio {co / ev:,.0f}")
+            print(
+                f"{qps:>6g} qps: events {ev:,.0f} requests/s, counts {co:,.0f} requests/s, ratio {co / ev:,.0f}"
+            )
             tag = "" if qps == 1000.0 else f"_at_{qps:g}qps"
             out[f"events_requests_per_s{tag}"] = round(ev)
             out[f"counts_requests_per_s{tag}"] = round(co)
             out[f"ratio_at_{qps:g}qps"] = round(co / ev, 1)
     cpu, engine = run_cpu(reps)
-    print(f"simkit run {HOUR_RUN.relative_to(ROOT)} (60 min, 1,000 qps, 60 iterations, engine {engine}): "
-          f"{cpu:.3f} s CPU after start-up")
+    print(
+        f"simkit run {HOUR_RUN.relative_to(ROOT)} (60 min, 1,000 qps, 60 iterations, engine {engine}): "
+        f"{cpu:.3f} s CPU after start-up"
+    )
     out["run_cpu_s"] = round(cpu, 3)
     out["run_engine"] = engine
     print(json.dumps(out))

@@ -134,6 +134,7 @@ def _first(body: dict[str, Any]) -> str:
 
 def api_side(api: PrometheusAPI) -> Side:
     """The score's simkit side: the API's request handler, form pairs in, JSON bytes out."""
+
     def run(cases: list[dict[str, str]]) -> tuple[float, list[str]]:
         out = []
         t0 = time.perf_counter()
@@ -143,6 +144,7 @@ def api_side(api: PrometheusAPI) -> Side:
                 raise RuntimeError(body.decode())
             out.append(_first(json.loads(body)))
         return time.perf_counter() - t0, out
+
     return run
 
 
@@ -159,11 +161,13 @@ def transport_side(transport: PrometheusAPITransport) -> Side:
             r.raise_for_status()
             out.append(_first(r.json()))
         return time.perf_counter() - t0, out
+
     return run
 
 
 def client_side(client: httpx.Client, url: str) -> Side:
     """A whole ``httpx.Client.get`` per query: simkit's transport, or the real Prometheus."""
+
     def run(cases: list[dict[str, str]]) -> tuple[float, list[str]]:
         out = []
         t0 = time.perf_counter()
@@ -172,6 +176,7 @@ def client_side(client: httpx.Client, url: str) -> Side:
             r.raise_for_status()
             out.append(_first(r.json()))
         return time.perf_counter() - t0, out
+
     return run
 
 
@@ -181,8 +186,9 @@ def run_once(side: Side, cases: list[dict[str, str]]) -> tuple[float, list[str]]
     return len(cases) / elapsed, values
 
 
-def measure(sides: list[Side], ds: Dataset, reps: int,
-            templates: list[str] = SEED_QUERIES) -> list[tuple[float, list[str]]]:
+def measure(
+    sides: list[Side], ds: Dataset, reps: int, templates: list[str] = SEED_QUERIES
+) -> list[tuple[float, list[str]]]:
     """Median queries/s per side; passes alternate between the sides so load noise hits all, and
     the order rotates so that no side always runs first after another's (cold caches)."""
     values = [run_once(side, workload(ds, 0, templates))[1] for side in sides]  # warm-up: connections, caches
@@ -210,8 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--source", default="sim", choices=["sim", "steady", "restart", "jitter"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of simkit's side")
-    parser.add_argument("--workload", default="seed", choices=sorted(WORKLOADS),
-                        help="seed: the seed's six Metrics (the score); subquery: subqueries and predict_linear")
+    parser.add_argument(
+        "--workload",
+        default="seed",
+        choices=sorted(WORKLOADS),
+        help="seed: the seed's six Metrics (the score); subquery: subqueries and predict_linear",
+    )
     args = parser.parse_args(argv)
     templates = WORKLOADS[args.workload]
     try:
@@ -221,33 +231,61 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ds = load_source(args.source)
     cases = workload(ds, 0, templates)
-    print(f"{args.workload} workload, {ds.name}: {len(ds.db)} series, {ds.db.sample_count()} samples; "
-          f"{len(cases)} queries per pass, {args.reps} passes each")
+    print(
+        f"{args.workload} workload, {ds.name}: {len(ds.db)} series, {ds.db.sample_count()} samples; "
+        f"{len(cases)} queries per pass, {args.reps} passes each"
+    )
     clock = lambda: ds.end  # noqa: E731
     api = PrometheusAPI(ds.db, clock)
     transport = PrometheusAPITransport(ds.db, clock)
     ours = httpx.Client(transport=transport)
     with run_prometheus(ds.db, binaries=binaries) as server, server.client() as real:
-        (api_qps, api_values), (tr_qps, tr_values), (httpx_qps, httpx_values), (prom_qps, prom_values) = measure(
-            [api_side(api), transport_side(transport), client_side(ours, SEED_URL),
-             client_side(real, "/api/v1/query")], ds, args.reps, templates)
-    agree = sum(a == b == c == d for a, b, c, d in zip(api_values, tr_values, httpx_values, prom_values, strict=True))
+        (api_qps, api_values), (tr_qps, tr_values), (httpx_qps, httpx_values), (prom_qps, prom_values) = (
+            measure(
+                [
+                    api_side(api),
+                    transport_side(transport),
+                    client_side(ours, SEED_URL),
+                    client_side(real, "/api/v1/query"),
+                ],
+                ds,
+                args.reps,
+                templates,
+            )
+        )
+    agree = sum(
+        a == b == c == d for a, b, c, d in zip(api_values, tr_values, httpx_values, prom_values, strict=True)
+    )
     print(f"simkit API handler (scored): {api_qps:10.1f} queries/s  ({api_qps / prom_qps:.2f}x Prometheus)")
-    print(f"simkit httpx transport:      {tr_qps:10.1f} queries/s  ({tr_qps / prom_qps:.2f}x)  requests prebuilt")
-    print(f"simkit via httpx.Client:     {httpx_qps:10.1f} queries/s  ({httpx_qps / prom_qps:.2f}x)  the pipeline's path")
+    print(
+        f"simkit httpx transport:      {tr_qps:10.1f} queries/s  ({tr_qps / prom_qps:.2f}x)  requests prebuilt"
+    )
+    print(
+        f"simkit via httpx.Client:     {httpx_qps:10.1f} queries/s  ({httpx_qps / prom_qps:.2f}x)  the pipeline's path"
+    )
     print(f"Prometheus via httpx.Client: {prom_qps:10.1f} queries/s  (median of {args.reps})")
     print(f"identical first values: {agree}/{len(cases)}")
-    print(f"note: the score ({api_qps / prom_qps:.1f}x) has no HTTP client on simkit's side; through "
-          f"httpx.Client, as the metric pipeline asks, simkit is {httpx_qps / prom_qps:.1f}x Prometheus")
+    print(
+        f"note: the score ({api_qps / prom_qps:.1f}x) has no HTTP client on simkit's side; through "
+        f"httpx.Client, as the metric pipeline asks, simkit is {httpx_qps / prom_qps:.1f}x Prometheus"
+    )
     if args.profile:
         print(profile(api_side(api), workload(ds, -1, templates)))
-    print(json.dumps({
-        "simkit_queries_per_s": round(api_qps, 1), "prometheus_queries_per_s": round(prom_qps, 1),
-        "ratio": round(api_qps / prom_qps, 3), "scored_path": "PrometheusAPI.handle (no HTTP client)",
-        "simkit_transport_queries_per_s": round(tr_qps, 1), "transport_ratio": round(tr_qps / prom_qps, 3),
-        "simkit_httpx_queries_per_s": round(httpx_qps, 1), "httpx_ratio": round(httpx_qps / prom_qps, 3),
-        "workload": args.workload,
-    }))
+    print(
+        json.dumps(
+            {
+                "simkit_queries_per_s": round(api_qps, 1),
+                "prometheus_queries_per_s": round(prom_qps, 1),
+                "ratio": round(api_qps / prom_qps, 3),
+                "scored_path": "PrometheusAPI.handle (no HTTP client)",
+                "simkit_transport_queries_per_s": round(tr_qps, 1),
+                "transport_ratio": round(tr_qps / prom_qps, 3),
+                "simkit_httpx_queries_per_s": round(httpx_qps, 1),
+                "httpx_ratio": round(httpx_qps / prom_qps, 3),
+                "workload": args.workload,
+            }
+        )
+    )
     return 0
 
 

@@ -46,16 +46,28 @@ STRATEGIES = [("iter8", {}), ("thompson", {}), ("flagger", {"stepWeight": 10, "m
 def make_recording(work: Path) -> tuple[Path, float]:
     src = work / "src"
     shutil.copytree(SEED, src)
-    sdep = (src / "abtest.yaml").read_text().replace("traffic: 100", "traffic: 50").replace("traffic: 0", "traffic: 50")
+    sdep = (
+        (src / "abtest.yaml")
+        .read_text()
+        .replace("traffic: 100", "traffic: 50")
+        .replace("traffic: 0", "traffic: 50")
+    )
     (src / "abtest.yaml").write_text(sdep)
     exp = (src / "experiment.yaml").read_text().replace("iterationsPerLoop: 15", "iterationsPerLoop: 360")
     (src / "experiment.yaml").write_text(exp)
     world = simulate(str(src), 3660.0, 1)
     db = world.tsdb
-    files, docs, exp_doc = load_manifests(str(src / "experiment.yaml"), [str(src / "metrics.yaml"), str(src / "abtest.yaml")])
+    files, docs, exp_doc = load_manifests(
+        str(src / "experiment.yaml"), [str(src / "metrics.yaml"), str(src / "abtest.yaml")]
+    )
     out = work / "hour.rec"
     client = httpx.Client(transport=PrometheusAPITransport(db, lambda: db.max_time or 0.0))
-    record(client, prepare(exp_doc, docs), files, RecordRequest("http://in-process", db.min_time or 0, db.max_time or 0, out))
+    record(
+        client,
+        prepare(exp_doc, docs),
+        files,
+        RecordRequest("http://in-process", db.min_time or 0, db.max_time or 0, out),
+    )
     return out, world.epoch
 
 
@@ -78,7 +90,11 @@ def main() -> None:
             iterations = len(replayer.run("iter8", at=epoch).result.iterations)
             one.append(time.process_time() - t0)
             multi.append(cpu(lambda r=replayer: [r.run(n, at=epoch, params=p) for n, p in STRATEGIES]))
-            reparse.append(cpu(lambda: [Replayer(read_recording(path)).run(n, at=epoch, params=p) for n, p in STRATEGIES]))
+            reparse.append(
+                cpu(
+                    lambda: [Replayer(read_recording(path)).run(n, at=epoch, params=p) for n, p in STRATEGIES]
+                )
+            )
         figures = {
             "replay_cpu_s": round(statistics.median(one), 3),
             "iterations": iterations,
@@ -88,10 +104,14 @@ def main() -> None:
             "strategies": [n for n, _ in STRATEGIES],
         }
         figures["ratio"] = round(statistics.median(one) / max(statistics.median(parse), 1e-9), 2)
-        print(f"one hour, 2 versions, {iterations} iterations of iter8: {figures['replay_cpu_s']} s CPU "
-              f"(target < 5 s); parsing the recording {figures['parse_cpu_s']} s")
-        print(f"{len(STRATEGIES)} strategies over one parsed recording: {figures['multi_strategy_cpu_s']} s; "
-              f"re-reading it per strategy: {figures['multi_strategy_reparsing_cpu_s']} s")
+        print(
+            f"one hour, 2 versions, {iterations} iterations of iter8: {figures['replay_cpu_s']} s CPU "
+            f"(target < 5 s); parsing the recording {figures['parse_cpu_s']} s"
+        )
+        print(
+            f"{len(STRATEGIES)} strategies over one parsed recording: {figures['multi_strategy_cpu_s']} s; "
+            f"re-reading it per strategy: {figures['multi_strategy_reparsing_cpu_s']} s"
+        )
         print(json.dumps(figures, sort_keys=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -36,7 +36,9 @@ def main() -> None:
         bare.append(time.process_time() - t0)
     f, b = statistics.median(full), statistics.median(bare)
     print(f"seed run: {f:.3f} s CPU (sim time {horizon:g} s, 15 iterations); world alone: {b:.3f} s")
-    print(json.dumps({"seed_run_cpu_s": round(f, 4), "world_only_cpu_s": round(b, 4), "ratio": round(f / b, 2)}))
+    print(
+        json.dumps({"seed_run_cpu_s": round(f, 4), "world_only_cpu_s": round(b, 4), "ratio": round(f / b, 2)})
+    )
 
 
 if __name__ == "__main__":

@@ -54,13 +54,16 @@ def run_plain_simpy(sim_seconds: float) -> tuple[int, float]:
     versions = []
     for median, p99, err in ((0.020, 0.080, 0.01), (0.025, 0.100, 0.02)):
         sigma = (np.log(p99) - np.log(median)) / 2.3263
-        versions.append({
-            "res": simpy.Resource(env, capacity=10),
-            "lat": batched(lambda n, m=median, s=sigma: rng.lognormal(np.log(m), s, n)),
-            "err": batched(lambda n, e=err: rng.random(n) < e),
-            "buckets": {"200": [0] * 15, "500": [0] * 15},
-            "sum": 0.0, "count": 0,
-        })
+        versions.append(
+            {
+                "res": simpy.Resource(env, capacity=10),
+                "lat": batched(lambda n, m=median, s=sigma: rng.lognormal(np.log(m), s, n)),
+                "err": batched(lambda n, e=err: rng.random(n) < e),
+                "buckets": {"200": [0] * 15, "500": [0] * 15},
+                "sum": 0.0,
+                "count": 0,
+            }
+        )
     done = [0]
 
     def request(v: dict) -> object:
@@ -93,10 +96,16 @@ def main() -> None:
         simkit_rates.append(n / cpu)
         m, cpu_b = run_plain_simpy(sim_seconds)
         base_rates.append(m / cpu_b)
-        print(f"rep {rep + 1}: simkit {n} requests in {cpu:.2f}s CPU ({n / cpu:,.0f}/s); "
-              f"plain SimPy {m} in {cpu_b:.2f}s ({m / cpu_b:,.0f}/s)")
+        print(
+            f"rep {rep + 1}: simkit {n} requests in {cpu:.2f}s CPU ({n / cpu:,.0f}/s); "
+            f"plain SimPy {m} in {cpu_b:.2f}s ({m / cpu_b:,.0f}/s)"
+        )
     s, b = statistics.median(simkit_rates), statistics.median(base_rates)
-    print(json.dumps({"simkit_requests_per_s": round(s), "baseline_requests_per_s": round(b), "ratio": round(s / b, 3)}))
+    print(
+        json.dumps(
+            {"simkit_requests_per_s": round(s), "baseline_requests_per_s": round(b), "ratio": round(s / b, 3)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ from pathlib import Path
 from simkit.bench.sweep import SerialExecutor, Task, execute, plan_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = [ROOT / "scenarios" / "suite" / name for name in
-             ("aa", "clearly-better", "error-regression-high-traffic", "latency-regression")]
+SCENARIOS = [
+    ROOT / "scenarios" / "suite" / name
+    for name in ("aa", "clearly-better", "error-regression-high-traffic", "latency-regression")
+]
 STRATEGIES = ["iter8", "thompson"]
 SEEDS = 6
 REPEATS = 3
@@ -58,8 +60,11 @@ def main() -> int:
                 return 1
             serial_times.append(s)
             pool_times.append(p)
-            print(f"repeat {rep + 1}: serial {s:.2f} s, pool(2) {p:.2f} s for {runs} runs "
-                  f"(speedup {s / p:.2f})", file=sys.stderr)
+            print(
+                f"repeat {rep + 1}: serial {s:.2f} s, pool(2) {p:.2f} s for {runs} runs "
+                f"(speedup {s / p:.2f})",
+                file=sys.stderr,
+            )
         prod_tasks, _, _ = plan_tasks([PRODUCTION], PROD_STRATEGIES, PROD_SEEDS, batch=1)
         prod_runs = sum(len(t.seeds) for t in prod_tasks)
         timed(prod_tasks[:4], pool)  # warm the workers' scenario cache
@@ -67,11 +72,18 @@ def main() -> int:
         print(f"production suite: {prod_runs} runs in {prod_time:.2f} s on pool(2)", file=sys.stderr)
     del reference
     serial, parallel = statistics.median(serial_times), statistics.median(pool_times)
-    print(json.dumps({"runs": runs, "runs_per_minute": round(60 * runs / parallel, 1),
-                      "serial_runs_per_minute": round(60 * runs / serial, 1),
-                      "speedup": round(serial / parallel, 3),
-                      "production_runs": prod_runs,
-                      "production_runs_per_minute": round(60 * prod_runs / prod_time, 1)}))
+    print(
+        json.dumps(
+            {
+                "runs": runs,
+                "runs_per_minute": round(60 * runs / parallel, 1),
+                "serial_runs_per_minute": round(60 * runs / serial, 1),
+                "speedup": round(serial / parallel, 3),
+                "production_runs": prod_runs,
+                "production_runs_per_minute": round(60 * prod_runs / prod_time, 1),
+            }
+        )
+    )
     return 0
 
 

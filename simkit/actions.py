@@ -50,7 +50,9 @@ def undefined_fields(text: str, variables: Mapping[str, str]) -> list[str]:
     return [m.group(1) for m in _FIELD.finditer(text) if m.group(1) not in variables]
 
 
-def render_tasks(tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
+def render_tasks(
+    tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+) -> tuple[dict[str, Any], ...]:
     """Each task with its ``with`` inputs rendered (``common/exec``: args; ``common/bash``: script)."""
     out = []
     for task in tasks:
@@ -60,7 +62,9 @@ def render_tasks(tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str
         if name == "common/exec":
             rendered["cmd"] = str(inputs.get("cmd", ""))
             args = [str(a) for a in inputs.get("args") or []]
-            rendered["args"] = args if inputs.get("disableInterpolation") else [render(a, variables) for a in args]
+            rendered["args"] = (
+                args if inputs.get("disableInterpolation") else [render(a, variables) for a in args]
+            )
         elif name == "common/bash":
             rendered["script"] = render(str(inputs.get("script", "")), variables)
         else:

@@ -83,8 +83,13 @@ class LoopHooks:
     The default does nothing. Each method runs *before* the step it announces has effects
     (``patch_intent`` before the patch is sent) or right after it is confirmed."""
 
-    def iteration_started(self, n: int, time: float, metrics: Mapping[str, Mapping[str, float | None]],
-                          weights: Sequence[tuple[str, int]] | None) -> None: ...
+    def iteration_started(
+        self,
+        n: int,
+        time: float,
+        metrics: Mapping[str, Mapping[str, float | None]],
+        weights: Sequence[tuple[str, int]] | None,
+    ) -> None: ...
 
     def decided(self, n: int, decision: Decision) -> None: ...
 
@@ -92,8 +97,15 @@ class LoopHooks:
 
     def patch_applied(self, n: int, read_back: Mapping[str, int], resent: bool) -> None: ...
 
-    def iteration_completed(self, n: int, state: Mapping[str, Any], start_time: float | None, vrfp: str,
-                            weights: Sequence[tuple[str, int]] | None, status: Mapping[str, Any]) -> None: ...
+    def iteration_completed(
+        self,
+        n: int,
+        state: Mapping[str, Any],
+        start_time: float | None,
+        vrfp: str,
+        weights: Sequence[tuple[str, int]] | None,
+        status: Mapping[str, Any],
+    ) -> None: ...
 
     def action(self, outcome: ActionOutcome) -> None: ...
 
@@ -137,7 +149,9 @@ def read_weights(actuator: WeightActuator, exp: Experiment, plan: Plan) -> tuple
     try:
         got = actuator.read(refs)
     except SimkitError as exc:
-        raise LoopFailure("InvalidExperiment", f"Specification of version weightObjectRef invalid: {exc}") from None
+        raise LoopFailure(
+            "InvalidExperiment", f"Specification of version weightObjectRef invalid: {exc}"
+        ) from None
     with_ref = {r.version for r in refs}
     out = [(v, int(got[v])) for v in plan.versions if v in with_ref]
     missing = [v for v in plan.versions if v not in with_ref]
@@ -148,15 +162,18 @@ def read_weights(actuator: WeightActuator, exp: Experiment, plan: Plan) -> tuple
     return tuple(out)
 
 
-def weight_patches(refs: Sequence[WeightRef], target: Mapping[str, int],
-                   current: Sequence[tuple[str, int]] | None) -> tuple[ObjectPatch, ...]:
+def weight_patches(
+    refs: Sequence[WeightRef], target: Mapping[str, int], current: Sequence[tuple[str, int]] | None
+) -> tuple[ObjectPatch, ...]:
     """One JSON patch per object for the versions whose weight changes (etc3 §2.5); with
     ``current`` None (weights unknown, e.g. a restore after a failure) every field is written."""
     now: dict[str, int | None] = dict(current) if current is not None else {}
     grouped: dict[Any, list[dict[str, Any]]] = {}
     for ref in refs:
         if ref.version not in target:
-            raise LoopFailure("WeightRedistributionFailed", f"No weight recommendation provided for version {ref.version}")
+            raise LoopFailure(
+                "WeightRedistributionFailed", f"No weight recommendation provided for version {ref.version}"
+            )
         value = int(target[ref.version])
         if current is not None and value == now.get(ref.version, 0):
             continue
@@ -167,10 +184,17 @@ def weight_patches(refs: Sequence[WeightRef], target: Mapping[str, int],
 class Loop:
     """One run of one experiment. Construct, then ``run()``; see the module docstring."""
 
-    def __init__(self, prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
-                 observer: Callable[[IterationRecord], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, hooks: LoopHooks | None = None,
-                 resume: Resume | None = None) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        strategy: Strategy,
+        ports: Ports,
+        rng: np.random.Generator,
+        observer: Callable[[IterationRecord], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        hooks: LoopHooks | None = None,
+        resume: Resume | None = None,
+    ) -> None:
         self.p = prepared
         self.hooks = hooks or LoopHooks()
         self.resume = resume
@@ -208,7 +232,12 @@ class Loop:
             if self.resume is not None:
                 r = self.resume
                 book.status = {**book.status, **r.status}
-                self.start, self.vrfp, self.state, first = r.start_time, r.vrfp or self.vrfp, r.state, r.completed + 1
+                self.start, self.vrfp, self.state, first = (
+                    r.start_time,
+                    r.vrfp or self.vrfp,
+                    r.state,
+                    r.completed + 1,
+                )
                 if self.start is not None:
                     book.status.setdefault("startTime", rfc3339(self.start))
             self.weights = read_weights(self.ports.actuator, self.p.experiment, self.p.plan)
@@ -230,7 +259,9 @@ class Loop:
                     return self._result()
                 if verdict == "promote":
                     break
-            clock.sleep(self.p.plan.interval_seconds)  # etc3 finishes on the reconcile after the last iteration
+            clock.sleep(
+                self.p.plan.interval_seconds
+            )  # etc3 finishes on the reconcile after the last iteration
             self._check_drift(total + 1)
             return self._finish(rollback=False)
         except LoopFailure as exc:
@@ -239,7 +270,9 @@ class Loop:
     def _wait_for_next(self, i: int) -> None:
         """Iterations are intervalSeconds apart; after a restart, only what is left of it."""
         clock = self.ports.clock
-        last = self.resume.last_update if (self.resume is not None and i == self.resume.completed + 1) else None
+        last = (
+            self.resume.last_update if (self.resume is not None and i == self.resume.completed + 1) else None
+        )
         if last is None:
             clock.sleep(self.p.plan.interval_seconds)
         else:
@@ -258,8 +291,11 @@ class Loop:
         adopted = self.ports.drift == "adopt"
         self.hooks.drift(i, expected, got, adopted)
         if not adopted:
-            raise LoopFailure("WeightDrift", f"before iteration {i} the weights are {got}, not {expected} as simkit "
-                                             "left them: another writer changed them (adopt them with --adopt-drift)")
+            raise LoopFailure(
+                "WeightDrift",
+                f"before iteration {i} the weights are {got}, not {expected} as simkit "
+                "left them: another writer changed them (adopt them with --adopt-drift)",
+            )
         self.weights = found
         self.book.status["currentWeightDistribution"] = [{"name": n, "value": w} for n, w in found]
 
@@ -275,21 +311,33 @@ class Loop:
             book.status["startTime"] = rfc3339(now)
         elapsed = max(1, math.floor(now - self.start))
         readings: dict[str, dict[str, Reading]] = {}
-        pending = self.resume.pending_decision if (self.resume is not None and i == self.resume.completed + 1) else None
-        for ref, metric in (self.p.metrics if pending is None else ()):
+        pending = (
+            self.resume.pending_decision
+            if (self.resume is not None and i == self.resume.completed + 1)
+            else None
+        )
+        for ref, metric in self.p.metrics if pending is None else ():
             readings[ref] = {}
             for version in plan.versions:
-                got = self.ports.fetcher.fetch(metric, version, self.p.metric_variables[version], elapsed, name=ref)
+                got = self.ports.fetcher.fetch(
+                    metric, version, self.p.metric_variables[version], elapsed, name=ref
+                )
                 readings[ref][version] = Reading(got.value, got.message, got.query)
-        missing = {ref: {v: r.message or "no value" for v, r in by_v.items() if r.value is None}
-                   for ref, by_v in readings.items()}
+        missing = {
+            ref: {v: r.message or "no value" for v, r in by_v.items() if r.value is None}
+            for ref, by_v in readings.items()
+        }
         if any(missing.values()):
             self.hooks.metrics_unavailable(i, {ref: why for ref, why in missing.items() if why})
         obs = Observation(
-            iteration=i, elapsed=float(elapsed),
+            iteration=i,
+            elapsed=float(elapsed),
             metrics={m: {v: r.value for v, r in by_v.items()} for m, by_v in readings.items()},
-            current_weights=self.weights, state=self.state,
-            messages={f"{m}/{v}": r.message for m, by_v in readings.items() for v, r in by_v.items() if r.message},
+            current_weights=self.weights,
+            state=self.state,
+            messages={
+                f"{m}/{v}": r.message for m, by_v in readings.items() for v, r in by_v.items() if r.message
+            },
         )
         self.hooks.iteration_started(i, now, obs.metrics, self.weights)
         if pending is not None:
@@ -298,7 +346,9 @@ class Loop:
             try:
                 decision = self.strategy.decide(obs, self.rng)
             except SimkitError as exc:
-                raise LoopFailure("AnalyticsServiceError", f"Call to analytics engine failed: {exc}") from None
+                raise LoopFailure(
+                    "AnalyticsServiceError", f"Call to analytics engine failed: {exc}"
+                ) from None
         self.hooks.decided(i, decision)
         self.state = decision.state
         if decision.analysis:
@@ -327,10 +377,14 @@ class Loop:
             book.status["completedIterations"] = i
             book.status["lastUpdateTime"] = rfc3339(now)
             book.condition("Completed", False, "IterationUpdate", f"Completed Iteration {i}", now)
-        record = IterationRecord(i, now, elapsed, readings, decision, before, self.weights, patches, error, self.vrfp)
+        record = IterationRecord(
+            i, now, elapsed, readings, decision, before, self.weights, patches, error, self.vrfp
+        )
         self.records.append(record)
         if decision.verdict != "rollback":
-            self.hooks.iteration_completed(i, self.state, self.start, self.vrfp, self.weights, book.snapshot())
+            self.hooks.iteration_completed(
+                i, self.state, self.start, self.vrfp, self.weights, book.snapshot()
+            )
         if self.observer is not None:
             self.observer(record)
         return decision.verdict
@@ -380,7 +434,9 @@ class Loop:
     def _fail(self, reason: str, message: str, ended: bool = False) -> RunResult:
         book, now = self.book, self.ports.clock.now()
         book.condition("Failed", True, reason, message, now)
-        book.condition("Completed", True, "ExperimentCompleted", "Experiment failed" if not ended else message, now)
+        book.condition(
+            "Completed", True, "ExperimentCompleted", "Experiment failed" if not ended else message, now
+        )
         book.status["stage"] = "Completed"
         return self._result()
 
@@ -398,18 +454,34 @@ class Loop:
         }
         status = obj["status"]
         return RunResult(
-            name=exp.name, namespace=exp.namespace, strategy=self.strategy.name, versions=self.p.plan.versions,
-            experiment_object=obj, iterations=tuple(self.records), actions=tuple(self.outcomes),
-            completed=self.book.is_true("Completed"), failed=self.book.is_true("Failed"),
-            rolled_back=self.rolled_back, stage=str(status.get("stage")), message=str(status.get("message", "")),
-            vrfp=self.vrfp, final_weights=dict(self.weights) if self.weights is not None else None,
-            start_time=self.start, end_time=self.ports.clock.now(),
+            name=exp.name,
+            namespace=exp.namespace,
+            strategy=self.strategy.name,
+            versions=self.p.plan.versions,
+            experiment_object=obj,
+            iterations=tuple(self.records),
+            actions=tuple(self.outcomes),
+            completed=self.book.is_true("Completed"),
+            failed=self.book.is_true("Failed"),
+            rolled_back=self.rolled_back,
+            stage=str(status.get("stage")),
+            message=str(status.get("message", "")),
+            vrfp=self.vrfp,
+            final_weights=dict(self.weights) if self.weights is not None else None,
+            start_time=self.start,
+            end_time=self.ports.clock.now(),
         )
 
 
-def run_experiment(prepared: Prepared, strategy: Strategy, ports: Ports, rng: np.random.Generator,
-                   observer: Callable[[IterationRecord], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None, hooks: LoopHooks | None = None,
-                   resume: Resume | None = None) -> RunResult:
+def run_experiment(
+    prepared: Prepared,
+    strategy: Strategy,
+    ports: Ports,
+    rng: np.random.Generator,
+    observer: Callable[[IterationRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    hooks: LoopHooks | None = None,
+    resume: Resume | None = None,
+) -> RunResult:
     """Run one experiment to its end (completed, rolled back, or failed) and return its records."""
     return Loop(prepared, strategy, ports, rng, observer, should_stop, hooks, resume).run()

@@ -50,7 +50,9 @@ class ActionOutcome:
     """What happened to one action (start/loop/finish): rendered commands and success."""
 
     action: str
-    tasks: tuple[Mapping[str, Any], ...]  # each rendered task, e.g. {"task": "common/exec", "cmd": ..., "args": [...]}
+    tasks: tuple[
+        Mapping[str, Any], ...
+    ]  # each rendered task, e.g. {"task": "common/exec", "cmd": ..., "args": [...]}
     ok: bool = True
     message: str = ""
     executed: bool = False  # False when only recorded/printed (sim, or live without --allow-exec)
@@ -74,5 +76,7 @@ class WeightActuator(Protocol):
 
 
 class ActionRunner(Protocol):
-    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+    def run(
+        self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    ) -> ActionOutcome:
         """Run (or record) the tasks of one action with the promoted version's variables."""

@@ -48,7 +48,9 @@ def check_action_variables(exp: Experiment) -> None:
                     variables = version_variables(exp, name)
                     missing = undefined_fields(text, variables)
                     if missing:
-                        raise exp.error(f"spec.strategy.actions.{action}[{i}].{field}",
-                                        f"{{{{ .{missing[0]} }}}} is not a variable of version {name} (it has "
-                                        f"{', '.join(sorted(variables))}); Iter8 would run the command with "
-                                        "'<no value>' in its place")
+                        raise exp.error(
+                            f"spec.strategy.actions.{action}[{i}].{field}",
+                            f"{{{{ .{missing[0]} }}}} is not a variable of version {name} (it has "
+                            f"{', '.join(sorted(variables))}); Iter8 would run the command with "
+                            "'<no value>' in its place",
+                        )

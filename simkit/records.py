@@ -94,7 +94,8 @@ class StatusBook:
         self.status = {
             "completedIterations": 0,
             "conditions": [
-                {"lastTransitionTime": t, "status": "False", "type": kind} for kind in ("Completed", "Failed", "TargetAcquired")
+                {"lastTransitionTime": t, "status": "False", "type": kind}
+                for kind in ("Completed", "Failed", "TargetAcquired")
             ],
             "initTime": t,
             "lastUpdateTime": t,
@@ -134,15 +135,25 @@ def to_status_analysis(analysis: Mapping[str, Any], provenance: str, timestamp: 
         data: Any = src.get("data")
         if part == "aggregatedMetrics":
             data = {
-                m: {"data": {v: ({"value": format_quantity(float(d["value"]))} if d.get("value") is not None else {})
-                             for v, d in am.get("data", {}).items()}}
+                m: {
+                    "data": {
+                        v: (
+                            {"value": format_quantity(float(d["value"]))}
+                            if d.get("value") is not None
+                            else {}
+                        )
+                        for v, d in am.get("data", {}).items()
+                    }
+                }
                 for m, am in (data or {}).items()
             }
         elif part == "winnerAssessment":
             w = data or {}
-            data = {"winner": w["winner"], "winnerFound": bool(w.get("winnerFound"))} if w.get("winner") else {
-                "winnerFound": bool(w.get("winnerFound"))
-            }
+            data = (
+                {"winner": w["winner"], "winnerFound": bool(w.get("winnerFound"))}
+                if w.get("winner")
+                else {"winnerFound": bool(w.get("winnerFound"))}
+            )
         entry: dict[str, Any] = {"data": data}
         if src.get("message") is not None:
             entry["message"] = src["message"]

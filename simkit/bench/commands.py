@@ -49,10 +49,20 @@ def truth_frame(truths: dict[str, Truth]) -> pd.DataFrame:
     rows = []
     for name, t in sorted(truths.items()):
         for v in t.versions:
-            rows.append({"scenario": name, "version": v, "predictor": t.predictors[v], "label": t.label,
-                         "best": v in t.best, "feasible": t.feasible[v], "reward": t.rewards[v],
-                         "error_rate": t.error_rates[v], "horizon": t.horizon,
-                         **{m: t.values[m][v] for m in t.values}})
+            rows.append(
+                {
+                    "scenario": name,
+                    "version": v,
+                    "predictor": t.predictors[v],
+                    "label": t.label,
+                    "best": v in t.best,
+                    "feasible": t.feasible[v],
+                    "reward": t.rewards[v],
+                    "error_rate": t.error_rates[v],
+                    "horizon": t.horizon,
+                    **{m: t.values[m][v] for m in t.values},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -84,8 +94,12 @@ def write_results(result: SweepResult, summary: pd.DataFrame, out: Path) -> list
 
 def print_table(summary: pd.DataFrame, console: Console) -> None:
     header, rows = table_rows(summary)
-    table = Table(title="simkit bench: means with bootstrap 95% intervals", title_justify="left",
-                  show_lines=False, pad_edge=False)
+    table = Table(
+        title="simkit bench: means with bootstrap 95% intervals",
+        title_justify="left",
+        show_lines=False,
+        pad_edge=False,
+    )
     for h in header:
         table.add_column(h, justify="left" if h in ("scenario", "strategy") else "right", no_wrap=True)
     last = None
@@ -111,7 +125,9 @@ def chosen_strategies(args: argparse.Namespace) -> tuple[list[str], dict[str, St
     for option in options:
         earlier = by_name.get(option.name)
         if earlier is not None and earlier.params is not None and option.params is not None:
-            raise SpecError.from_cli("--strategy", f"{option.name} is given twice; a sweep runs each strategy once")
+            raise SpecError.from_cli(
+                "--strategy", f"{option.name} is given twice; a sweep runs each strategy once"
+            )
         if earlier is None or option.params is not None:
             by_name[option.name] = option
     return list(by_name), by_name
@@ -134,17 +150,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SpecError.from_cli("--workers", "must be at least 1")
     err = Console(stderr=True, highlight=False)
     quiet = bool(getattr(args, "quiet", False))
-    with Progress(TextColumn("simkit bench"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet,
-                  transient=False) as progress:
+    with Progress(
+        TextColumn("simkit bench"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
+    ) as progress:
         task = progress.add_task("runs", total=None)
 
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = run_sweep(args.scenarios, strategies, args.seeds, workers=args.workers,
-                           dask_scheduler=args.dask_scheduler, dask_local=args.dask_local, progress=tick,
-                           engine=getattr(args, "engine", None), options=options)
+        result = run_sweep(
+            args.scenarios,
+            strategies,
+            args.seeds,
+            workers=args.workers,
+            dask_scheduler=args.dask_scheduler,
+            dask_local=args.dask_local,
+            progress=tick,
+            engine=getattr(args, "engine", None),
+            options=options,
+        )
     engines = result.runs.groupby("engine")["scenario"].unique() if len(result.runs) else {}
     for name, scenarios in dict(engines).items():
         err.print(f"engine {name}: {', '.join(sorted(map(str, scenarios)))}")

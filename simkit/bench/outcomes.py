@@ -44,9 +44,26 @@ from simkit.sim.adapters import SimWeightActuator
 from simkit.sim.experiment import SimRun
 
 OUTCOME_COLUMNS = (
-    "scenario", "strategy", "seed_index", "seed", "engine", "label", "decision", "final_version", "correct",
-    "false_promotion", "false_rollback", "decided", "time_to_decision", "iterations", "regret",
-    "bad_requests", "excess_errors", "requests", "candidate_requests", "errors",
+    "scenario",
+    "strategy",
+    "seed_index",
+    "seed",
+    "engine",
+    "label",
+    "decision",
+    "final_version",
+    "correct",
+    "false_promotion",
+    "false_rollback",
+    "decided",
+    "time_to_decision",
+    "iterations",
+    "regret",
+    "bad_requests",
+    "excess_errors",
+    "requests",
+    "candidate_requests",
+    "errors",
 )
 
 
@@ -64,8 +81,9 @@ def classify(decision: str, final: str, truth: Truth) -> tuple[bool, bool, bool]
     """(correct, false_promotion, false_rollback) of a decision, per the module docstring."""
     best = set(truth.best)
     candidates_best = any(c in best for c in truth.versions[1:])
-    false_rollback = (final == truth.baseline and truth.baseline not in best) or \
-        (decision == "rollback" and candidates_best)
+    false_rollback = (final == truth.baseline and truth.baseline not in best) or (
+        decision == "rollback" and candidates_best
+    )
     false_promotion = decision == "promote" and final not in best
     correct = final in best and not false_rollback
     return correct, false_promotion, false_rollback
@@ -131,9 +149,15 @@ def score_run(run: SimRun, truth: Truth) -> tuple[dict[str, Any], list[tuple[int
     counts = served(run, truth)
     err_b = truth.error_rates[truth.baseline]
     row = {
-        "label": truth.label, "decision": decision, "final_version": final, "correct": correct,
-        "false_promotion": false_promotion, "false_rollback": false_rollback,
-        "decided": decisive is not None, "time_to_decision": float(ttd), "iterations": len(result.iterations),
+        "label": truth.label,
+        "decision": decision,
+        "final_version": final,
+        "correct": correct,
+        "false_promotion": false_promotion,
+        "false_rollback": false_rollback,
+        "decided": decisive is not None,
+        "time_to_decision": float(ttd),
+        "iterations": len(result.iterations),
         "regret": regret(counts, truth),
         "bad_requests": float(sum(n for v, (n, _) in counts.items() if not truth.feasible[v])),
         "excess_errors": float(sum(e - n * err_b for v, (n, e) in counts.items() if v != truth.baseline)),

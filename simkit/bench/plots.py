@@ -48,10 +48,21 @@ def plot_panel(summary: pd.DataFrame, path: Path) -> None:
         for j, strategy in enumerate(strategies):
             sub = frame[frame["strategy"] == strategy].set_index("scenario").reindex(scenarios)
             mean = sub[column].to_numpy(dtype=float)
-            err = np.vstack([mean - sub[f"{column}_lo"].to_numpy(dtype=float),
-                             sub[f"{column}_hi"].to_numpy(dtype=float) - mean])
-            ax.bar(x + (j - (len(strategies) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(err),
-                   label=strategy, capsize=1.5, error_kw={"linewidth": 0.6})
+            err = np.vstack(
+                [
+                    mean - sub[f"{column}_lo"].to_numpy(dtype=float),
+                    sub[f"{column}_hi"].to_numpy(dtype=float) - mean,
+                ]
+            )
+            ax.bar(
+                x + (j - (len(strategies) - 1) / 2) * width,
+                mean,
+                width,
+                yerr=np.nan_to_num(err),
+                label=strategy,
+                capsize=1.5,
+                error_kw={"linewidth": 0.6},
+            )
         ax.set_title(title + (" (higher is better)" if column == "correct" else ""), fontsize=9)
         ax.set_xticks(x)
         ax.set_xticklabels([s.removeprefix("suite-") for s in scenarios], rotation=35, ha="right", fontsize=7)
@@ -81,8 +92,14 @@ def plot_weights(trajectories: pd.DataFrame, path: Path) -> None:
                 continue
             times, values = grid
             ax.plot(times, np.median(values, axis=0), color=colors[strategy], label=strategy, linewidth=1.2)
-            ax.fill_between(times, np.percentile(values, 10, axis=0), np.percentile(values, 90, axis=0),
-                            color=colors[strategy], alpha=0.12, linewidth=0)
+            ax.fill_between(
+                times,
+                np.percentile(values, 10, axis=0),
+                np.percentile(values, 90, axis=0),
+                color=colors[strategy],
+                alpha=0.12,
+                linewidth=0,
+            )
         ax.set_title(scenario.removeprefix("suite-"), fontsize=9)
         ax.set_ylim(-3, 103)
         ax.tick_params(labelsize=7)

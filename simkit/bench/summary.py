@@ -35,8 +35,12 @@ ALL = "ALL"
 RESAMPLES = 2000
 
 
-def bootstrap(values: npt.NDArray[np.float64], rng: np.random.Generator, resamples: int = RESAMPLES,
-              index: npt.NDArray[np.int64] | None = None) -> tuple[float, float, float]:
+def bootstrap(
+    values: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+    resamples: int = RESAMPLES,
+    index: npt.NDArray[np.int64] | None = None,
+) -> tuple[float, float, float]:
     """(mean, 2.5th, 97.5th percentile of resampled means); ``index`` reuses a resampling."""
     n = len(values)
     if n == 0:
@@ -102,6 +106,8 @@ def table_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells = [str(rec["scenario"]).removeprefix("suite-"), str(rec["strategy"]), str(rec["runs"])]
         for column, _, _ in METRICS:
             rate = column in ("correct", "false_promotion", "false_rollback")
-            cells.append(format_cell(float(rec[column]), float(rec[f"{column}_lo"]), float(rec[f"{column}_hi"]), rate))
+            cells.append(
+                format_cell(float(rec[column]), float(rec[f"{column}_lo"]), float(rec[f"{column}_hi"]), rate)
+            )
         rows.append(cells)
     return header, rows

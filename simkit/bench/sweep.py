@@ -92,7 +92,11 @@ def expand_scenarios(paths: Sequence[str | Path]) -> list[Path]:
         if p.is_dir() and not (p / SCENARIO_FILE).exists():
             subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / SCENARIO_FILE).exists())
             if not subs:
-                raise SpecError(Location(str(p)), None, f"neither a scenario folder nor a folder of scenario folders ({SCENARIO_FILE} missing)")
+                raise SpecError(
+                    Location(str(p)),
+                    None,
+                    f"neither a scenario folder nor a folder of scenario folders ({SCENARIO_FILE} missing)",
+                )
             out.extend(subs)
         else:
             out.append(p)
@@ -110,7 +114,9 @@ def strategy_params(scenario: Path) -> dict[str, Any]:
             except yaml.YAMLError as exc:
                 raise SpecError(Location(str(candidate)), None, f"malformed YAML: {exc}") from None
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-                raise SpecError(Location(str(candidate)), None, "must map each strategy name to a mapping of params")
+                raise SpecError(
+                    Location(str(candidate)), None, "must map each strategy name to a mapping of params"
+                )
             for name, params in data.items():
                 merged.setdefault(str(name), params)
     return merged
@@ -134,17 +140,32 @@ def run_task(task: Task) -> list[tuple[dict[str, Any], list[tuple[int, float, in
     for index, seed in task.seeds:
         run = simulate_experiment(bundle, seed, task.strategy, task.params, engine=task.engine)
         row, trajectory = score_run(run, truth)
-        out.append(({"scenario": bundle.name, "strategy": task.strategy, "seed_index": index, "seed": seed,
-                     "engine": run.engine.name, **row},
-                    trajectory))
+        out.append(
+            (
+                {
+                    "scenario": bundle.name,
+                    "strategy": task.strategy,
+                    "seed_index": index,
+                    "seed": seed,
+                    "engine": run.engine.name,
+                    **row,
+                },
+                trajectory,
+            )
+        )
     return out
 
 
 # --- planning and running ----------------------------------------------------------------------
-def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, batch: int = 5,
-               common_random_numbers: bool = True, engine: str | None = None,
-               options: Mapping[str, StrategyOption] | None = None,
-               ) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
+def plan_tasks(
+    scenarios: Sequence[str | Path],
+    strategies: Sequence[str],
+    seeds: int,
+    batch: int = 5,
+    common_random_numbers: bool = True,
+    engine: str | None = None,
+    options: Mapping[str, StrategyOption] | None = None,
+) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
     """Tasks for the sweep, the truth of every scenario, and the unsupported pairs. ``options``
     (``--strategy NAME:k=v``, ``--strategy-params``) override ``strategies.yaml`` per strategy."""
     tasks: list[Task] = []
@@ -160,8 +181,11 @@ def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds
             given = option is not None and option.params is not None
             params = option.params if option is not None and given else params_map.get(name)
             chosen, chosen_params = strategy_choice(bundle, name, params)
-            where, prefix = ((option.where, option.field_prefix) if option is not None and given
-                             else (bundle.scenario_doc.where, "spec.strategy.params."))
+            where, prefix = (
+                (option.where, option.field_prefix)
+                if option is not None and given
+                else (bundle.scenario_doc.where, "spec.strategy.params.")
+            )
             try:
                 create(chosen, plan, chosen_params, where, prefix)
             except SpecError as exc:
@@ -172,13 +196,14 @@ def plan_tasks(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds
                 raise
             pairs = [(i, derive_seed(bundle.name, name, i, common_random_numbers)) for i in range(seeds)]
             for start in range(0, seeds, batch):
-                tasks.append(Task(str(path), name, params, tuple(pairs[start:start + batch]), engine))
+                tasks.append(Task(str(path), name, params, tuple(pairs[start : start + batch]), engine))
     return tasks, truths, skipped
 
 
 @contextlib.contextmanager
-def make_executor(workers: int | None = None, dask_scheduler: str | None = None,
-                  dask_local: bool = False) -> Iterator[Executor]:
+def make_executor(
+    workers: int | None = None, dask_scheduler: str | None = None, dask_local: bool = False
+) -> Iterator[Executor]:
     """The executor for a sweep; Dask is imported only when asked for."""
     if dask_scheduler or dask_local:
         import dask
@@ -195,8 +220,16 @@ def make_executor(workers: int | None = None, dask_scheduler: str | None = None,
                 with remote as client:
                     yield client.get_executor()
             else:
-                with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+                with (
+                    LocalCluster(
+                        n_workers=workers or 2,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                    ) as cluster,
+                    Client(cluster) as client,
+                ):
                     yield client.get_executor()
         return
     if workers == 1:
@@ -206,8 +239,9 @@ def make_executor(workers: int | None = None, dask_scheduler: str | None = None,
         yield pool
 
 
-def execute(tasks: Sequence[Task], executor: Executor,
-            progress: Callable[[int], None] | None = None) -> list[tuple[dict[str, Any], list[tuple[int, float, int]]]]:
+def execute(
+    tasks: Sequence[Task], executor: Executor, progress: Callable[[int], None] | None = None
+) -> list[tuple[dict[str, Any], list[tuple[int, float, int]]]]:
     """Submit every task, collect as they finish (``progress(runs_done)``), return in task order."""
     futures = {executor.submit(run_task, t): i for i, t in enumerate(tasks)}
     results: list[Any] = [None] * len(tasks)
@@ -219,29 +253,47 @@ def execute(tasks: Sequence[Task], executor: Executor,
     return [item for block in results for item in block]
 
 
-def collect(items: Sequence[tuple[dict[str, Any], list[tuple[int, float, int]]]], truths: dict[str, Truth],
-            skipped: list[tuple[str, str, str]]) -> SweepResult:
+def collect(
+    items: Sequence[tuple[dict[str, Any], list[tuple[int, float, int]]]],
+    truths: dict[str, Truth],
+    skipped: list[tuple[str, str, str]],
+) -> SweepResult:
     """Tidy frames, sorted by (scenario, strategy, seed index) so the order of completion never shows."""
     rows = sorted((row for row, _ in items), key=lambda r: (r["scenario"], r["strategy"], r["seed_index"]))
     runs = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
-    traj_rows = [(row["scenario"], row["strategy"], row["seed_index"], it, t, w)
-                 for row, trajectory in items for it, t, w in trajectory]
+    traj_rows = [
+        (row["scenario"], row["strategy"], row["seed_index"], it, t, w)
+        for row, trajectory in items
+        for it, t, w in trajectory
+    ]
     traj_rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
-    trajectories = pd.DataFrame(traj_rows, columns=["scenario", "strategy", "seed_index", "iteration", "t",
-                                                    "candidate_weight"])
+    trajectories = pd.DataFrame(
+        traj_rows, columns=["scenario", "strategy", "seed_index", "iteration", "t", "candidate_weight"]
+    )
     return SweepResult(runs, trajectories, truths, skipped)
 
 
-def run_sweep(scenarios: Sequence[str | Path], strategies: Sequence[str], seeds: int, *,
-              workers: int | None = None, dask_scheduler: str | None = None, dask_local: bool = False,
-              executor: Executor | None = None, batch: int = 5, common_random_numbers: bool = True,
-              progress: Callable[[int, int], None] | None = None, engine: str | None = None,
-              options: Mapping[str, StrategyOption] | None = None) -> SweepResult:
+def run_sweep(
+    scenarios: Sequence[str | Path],
+    strategies: Sequence[str],
+    seeds: int,
+    *,
+    workers: int | None = None,
+    dask_scheduler: str | None = None,
+    dask_local: bool = False,
+    executor: Executor | None = None,
+    batch: int = 5,
+    common_random_numbers: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    engine: str | None = None,
+    options: Mapping[str, StrategyOption] | None = None,
+) -> SweepResult:
     """Run the sweep and return its tidy results (see the module docstring).
 
     ``progress(done, total)`` is called after every finished task."""
-    tasks, truths, skipped = plan_tasks(scenarios, strategies, seeds, batch, common_random_numbers, engine,
-                                        options)
+    tasks, truths, skipped = plan_tasks(
+        scenarios, strategies, seeds, batch, common_random_numbers, engine, options
+    )
     total = sum(len(t.seeds) for t in tasks)
     done = [0]
 

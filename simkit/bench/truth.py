@@ -129,11 +129,17 @@ def ground_truth(bundle: Bundle, declared: bool = True) -> Truth:
                 continue
             got = metric_truth(obj.metric, metrics[obj.metric], behaviours[v], bundle, predictors[v], plan)
             if got is None:
-                raise SpecError(where, f"spec.truth.metrics[{obj.metric!r}]",
-                                "cannot derive the true value of this objective from its name; declare it per version")
+                raise SpecError(
+                    where,
+                    f"spec.truth.metrics[{obj.metric!r}]",
+                    "cannot derive the true value of this objective from its name; declare it per version",
+                )
             values[obj.metric][v] = got
     feasible = {v: all(o.check(values[o.metric][v]) for o in plan.objectives) for v in plan.versions}
-    rewards = {v: reward_truth(behaviours[v], bundle, predictors[v], plan, metrics, reward_refs) for v in plan.versions}
+    rewards = {
+        v: reward_truth(behaviours[v], bundle, predictors[v], plan, metrics, reward_refs)
+        for v in plan.versions
+    }
     if declared:
         feasible.update({k: bool(x) for k, x in (spec_truth.get("feasible") or {}).items() if k in feasible})
         rewards.update({k: float(x) for k, x in (spec_truth.get("rewards") or {}).items() if k in rewards})
@@ -144,13 +150,18 @@ def ground_truth(bundle: Bundle, declared: bool = True) -> Truth:
         best = tuple(raw if isinstance(raw, list) else [raw])
         unknown = [b for b in best if b not in plan.versions]
         if unknown:
-            raise SpecError(where, "spec.truth.best", f"unknown version {unknown[0]!r} (versions: {', '.join(plan.versions)})")
+            raise SpecError(
+                where,
+                "spec.truth.best",
+                f"unknown version {unknown[0]!r} (versions: {', '.join(plan.versions)})",
+            )
     errors = {v: error_rate(behaviours[v]) for v in plan.versions}
     return Truth(bundle.name, plan.versions, predictors, values, feasible, rewards, errors, best, horizon)
 
 
-def best_versions(plan: Plan, feasible: Mapping[str, bool], rewards: Mapping[str, float],
-                  tolerance: float = 0.0) -> tuple[str, ...]:
+def best_versions(
+    plan: Plan, feasible: Mapping[str, bool], rewards: Mapping[str, float], tolerance: float = 0.0
+) -> tuple[str, ...]:
     """Feasible versions whose reward is within ``tolerance`` (relative) of the best; ties keep
     version order (baseline first). Without a feasible version, the baseline."""
     ok = [v for v in plan.versions if feasible[v]]
@@ -178,7 +189,9 @@ def error_rate(b: Behaviour) -> float:
 def _feedback_streams(bundle: Bundle, key: str) -> tuple[float, float]:
     """(qps of fixed-rate feedback streams sent straight to ``key``, total ingress prediction qps)."""
     fixed = sum(ld.qps for ld in bundle.scenario.spec.load if ld.to == f"feedback:{key}")
-    ingress = sum(ld.qps for ld in bundle.scenario.spec.load if ld.to.split(":")[0] in ("ingress", "virtualservice"))
+    ingress = sum(
+        ld.qps for ld in bundle.scenario.spec.load if ld.to.split(":")[0] in ("ingress", "virtualservice")
+    )
     return float(fixed), float(ingress)
 
 
@@ -194,7 +207,9 @@ def _query(metric: Metric) -> str:
     return " ".join(p.value for p in (metric.spec.params or ()))
 
 
-def metric_truth(ref: str, metric: Metric, b: Behaviour, bundle: Bundle, key: str, plan: Plan) -> float | None:
+def metric_truth(
+    ref: str, metric: Metric, b: Behaviour, bundle: Bundle, key: str, plan: Plan
+) -> float | None:
     """The true value that ``metric`` estimates for a predictor behaving as ``b``; None if unknown."""
     name = ref.split("/")[-1].lower()
     query = _query(metric)
@@ -243,8 +258,9 @@ def _mixture_quantile(predict: Distribution, feedback: Distribution, share: floa
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-9)) if f(0.0) < 0 else 0.0
 
 
-def reward_truth(b: Behaviour, bundle: Bundle, key: str, plan: Plan, metrics: Mapping[str, Metric],
-                 reward_refs: set[str]) -> float:
+def reward_truth(
+    b: Behaviour, bundle: Bundle, key: str, plan: Plan, metrics: Mapping[str, Metric], reward_refs: set[str]
+) -> float:
     """Expected reward per prediction (per second for fixed-rate streams); 0 without feedback."""
     reads_sum = any("reward_total" in _query(metrics[r]) for r in reward_refs if r in metrics)
     if b.feedback is not None:
@@ -286,8 +302,11 @@ def _predictor(bundle: Bundle, exp: Any, version: str, spec_truth: Mapping[str, 
     key = f"{variables.get('ns')}/{variables.get('sid')}/{variables.get('predictor')}"
     if key in bundle.predictor_keys():
         return key
-    raise SpecError(where, f"spec.truth.predictors.{version}",
-                    "cannot tell which predictor serves this version; declare it (ns/sdep/predictor)")
+    raise SpecError(
+        where,
+        f"spec.truth.predictors.{version}",
+        "cannot tell which predictor serves this version; declare it (ns/sdep/predictor)",
+    )
 
 
 def describe_truth(truth: Truth) -> str:
@@ -295,8 +314,10 @@ def describe_truth(truth: Truth) -> str:
     lines = [f"{truth.scenario}: {truth.label}; best {', '.join(truth.best)}; horizon {truth.horizon:g}s"]
     for v in truth.versions:
         vals = ", ".join(f"{m.split('/')[-1]}={truth.values[m][v]:.4g}" for m in truth.values)
-        lines.append(f"  {v} ({truth.predictors[v]}): {'feasible' if truth.feasible[v] else 'INFEASIBLE'}, "
-                     f"reward {truth.rewards[v]:.4g}, error rate {truth.error_rates[v]:.4g}; {vals}")
+        lines.append(
+            f"  {v} ({truth.predictors[v]}): {'feasible' if truth.feasible[v] else 'INFEASIBLE'}, "
+            f"reward {truth.rewards[v]:.4g}, error rate {truth.error_rates[v]:.4g}; {vals}"
+        )
     return "\n".join(lines)
 
 

@@ -47,19 +47,29 @@ class WallClock:
 
 
 class LiveActionRunner:
-    def __init__(self, allow_exec: bool, dry_run: bool, say: Callable[[str], None],
-                 env: Mapping[str, str] | None = None, timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        allow_exec: bool,
+        dry_run: bool,
+        say: Callable[[str], None],
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600.0,
+    ) -> None:
         self.allow_exec = allow_exec and not dry_run
         self.say = say
         self.env = dict(env or {})
         self.timeout = timeout
 
-    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+    def run(
+        self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    ) -> ActionOutcome:
         commands = [command_line(t) for t in tasks]
         if not self.allow_exec:
             for cmd in commands:
                 self.say(f"{action} action (not run; pass --allow-exec to run it): {cmd}")
-            return ActionOutcome(action, tuple(tasks), ok=True, executed=False, details={"commands": commands})
+            return ActionOutcome(
+                action, tuple(tasks), ok=True, executed=False, details={"commands": commands}
+            )
         outputs = []
         for task, cmd in zip(tasks, commands, strict=True):
             if task.get("task") != "common/exec":
@@ -68,18 +78,44 @@ class LiveActionRunner:
             argv = [str(task.get("cmd", "")), *[str(a) for a in task.get("args", [])]]
             self.say(f"{action} action: running {cmd}")
             try:
-                proc = subprocess.run(argv, shell=False, capture_output=True, text=True, timeout=self.timeout,
-                                      env={**os.environ, **self.env, "ACTION": action}, check=False)
+                proc = subprocess.run(
+                    argv,
+                    shell=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=self.timeout,
+                    env={**os.environ, **self.env, "ACTION": action},
+                    check=False,
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
-                return ActionOutcome(action, tuple(tasks), ok=False, executed=True, message=f"{cmd}: {exc}",
-                                     details={"commands": commands})
-            outputs.append({"command": cmd, "returncode": proc.returncode, "stdout": proc.stdout[-4000:],
-                            "stderr": proc.stderr[-4000:]})
+                return ActionOutcome(
+                    action,
+                    tuple(tasks),
+                    ok=False,
+                    executed=True,
+                    message=f"{cmd}: {exc}",
+                    details={"commands": commands},
+                )
+            outputs.append(
+                {
+                    "command": cmd,
+                    "returncode": proc.returncode,
+                    "stdout": proc.stdout[-4000:],
+                    "stderr": proc.stderr[-4000:],
+                }
+            )
             if proc.returncode != 0:
-                return ActionOutcome(action, tuple(tasks), ok=False, executed=True,
-                                     message=f"{cmd} exited with {proc.returncode}: {proc.stderr.strip()[-300:]}",
-                                     details={"commands": commands, "outputs": outputs})
-        return ActionOutcome(action, tuple(tasks), ok=True, executed=True, details={"commands": commands, "outputs": outputs})
+                return ActionOutcome(
+                    action,
+                    tuple(tasks),
+                    ok=False,
+                    executed=True,
+                    message=f"{cmd} exited with {proc.returncode}: {proc.stderr.strip()[-300:]}",
+                    details={"commands": commands, "outputs": outputs},
+                )
+        return ActionOutcome(
+            action, tuple(tasks), ok=True, executed=True, details={"commands": commands, "outputs": outputs}
+        )
 
 
 class DryRunActuator:
@@ -113,8 +149,13 @@ class DryRunActuator:
 class RetryTransport(httpx.BaseTransport):
     """Retries idempotent Prometheus queries on transport errors and 502/503/504."""
 
-    def __init__(self, inner: httpx.BaseTransport, attempts: int = 3, backoff: float = 0.2,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.inner = inner
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -140,8 +181,13 @@ class RetryTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def prometheus_client(timeout: float, ca_file: str | None = None, insecure: bool = False,
-                      token: str | None = None, attempts: int = 3) -> httpx.Client:
+def prometheus_client(
+    timeout: float,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    token: str | None = None,
+    attempts: int = 3,
+) -> httpx.Client:
     verify: bool | str = False if insecure else (ca_file or True)
     inner = httpx.HTTPTransport(verify=verify)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -151,7 +197,9 @@ def prometheus_client(timeout: float, ca_file: str | None = None, insecure: bool
 def decision_from_journal(data: Mapping[str, Any]) -> Decision:
     """Rebuild a journaled Decision (the journal stores dataclasses as plain JSON)."""
     return Decision(
-        weights={str(k): int(v) for k, v in data["weights"].items()} if data.get("weights") is not None else None,
+        weights={str(k): int(v) for k, v in data["weights"].items()}
+        if data.get("weights") is not None
+        else None,
         winner=data.get("winner"),
         assessments={str(k): tuple(bool(x) for x in v) for k, v in (data.get("assessments") or {}).items()},
         verdict=data.get("verdict", "continue"),
@@ -165,9 +213,15 @@ def decision_from_journal(data: Mapping[str, Any]) -> Decision:
 class JournalHooks(LoopHooks):
     """Every loop step goes to the journal (durably) before it takes effect; also prints progress."""
 
-    def __init__(self, journal: Journal | None, say: Callable[[str], None], total: int,
-                 dry: DryRunActuator | None = None, refs: Sequence[WeightRef] = (),
-                 publish: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal | None,
+        say: Callable[[str], None],
+        total: int,
+        dry: DryRunActuator | None = None,
+        refs: Sequence[WeightRef] = (),
+        publish: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
         self.journal = journal
         self.publish = publish
         self.say = say
@@ -176,12 +230,21 @@ class JournalHooks(LoopHooks):
         self.refs = list(refs)
         self.time = 0.0
 
-    def iteration_started(self, n: int, time: float, metrics: Mapping[str, Mapping[str, float | None]],
-                          weights: Sequence[tuple[str, int]] | None) -> None:
+    def iteration_started(
+        self,
+        n: int,
+        time: float,
+        metrics: Mapping[str, Mapping[str, float | None]],
+        weights: Sequence[tuple[str, int]] | None,
+    ) -> None:
         self.time = time
         if self.journal is not None:
-            self.journal.iteration_started(n, time=time, metrics={m: dict(v) for m, v in metrics.items()},
-                                           weights=dict(weights) if weights is not None else None)
+            self.journal.iteration_started(
+                n,
+                time=time,
+                metrics={m: dict(v) for m, v in metrics.items()},
+                weights=dict(weights) if weights is not None else None,
+            )
 
     def decided(self, n: int, decision: Decision) -> None:
         if self.journal is not None:
@@ -197,12 +260,24 @@ class JournalHooks(LoopHooks):
         if self.journal is not None:
             self.journal.patch_applied(n, read_back, resent=resent)
 
-    def iteration_completed(self, n: int, state: Mapping[str, Any], start_time: float | None, vrfp: str,
-                            weights: Sequence[tuple[str, int]] | None, status: Mapping[str, Any]) -> None:
+    def iteration_completed(
+        self,
+        n: int,
+        state: Mapping[str, Any],
+        start_time: float | None,
+        vrfp: str,
+        weights: Sequence[tuple[str, int]] | None,
+        status: Mapping[str, Any],
+    ) -> None:
         if self.journal is not None:
-            self.journal.iteration_completed(n, state=state, start_time=start_time, vrfp=vrfp,
-                                             weights=dict(weights) if weights is not None else None,
-                                             extra={"status": dict(status), "lastUpdate": self.time})
+            self.journal.iteration_completed(
+                n,
+                state=state,
+                start_time=start_time,
+                vrfp=vrfp,
+                weights=dict(weights) if weights is not None else None,
+                extra={"status": dict(status), "lastUpdate": self.time},
+            )
         shown = " ".join(f"{v}={w}" for v, w in (weights or ()))
         self.say(f"iteration {n:>2}/{self.total}  weights {shown}  recommended {vrfp}")
         self.publish_status(status)
@@ -211,14 +286,18 @@ class JournalHooks(LoopHooks):
         """Loud, every iteration it happens: Iter8 counts a missing value as a failed objective."""
         for metric, why in missing.items():
             first = next(iter(why.values()))
-            self.say(f"iteration {n}: metric {metric} unavailable for {', '.join(why)}: "
-                     f"{first if len(first) < 200 else first[:197] + '...'}")
+            self.say(
+                f"iteration {n}: metric {metric} unavailable for {', '.join(why)}: "
+                f"{first if len(first) < 200 else first[:197] + '...'}"
+            )
         if self.journal is not None:
             self.journal.note(n, "metrics_unavailable", missing={m: dict(w) for m, w in missing.items()})
 
     def drift(self, n: int, expected: Mapping[str, int], found: Mapping[str, int], adopted: bool) -> None:
         what = "adopting them (--adopt-drift)" if adopted else "stopping"
-        self.say(f"before iteration {n}: weights drifted to {dict(found)} (simkit left {dict(expected)}); {what}")
+        self.say(
+            f"before iteration {n}: weights drifted to {dict(found)} (simkit left {dict(expected)}); {what}"
+        )
         if self.journal is not None:
             self.journal.note(n, "drift", expected=dict(expected), found=dict(found), adopted=adopted)
 

@@ -63,7 +63,9 @@ def prometheus_token(args: argparse.Namespace) -> str | None:
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise SpecError.from_cli("--prometheus-token-file", f"cannot read {path}: {exc.strerror or exc}") from None
+            raise SpecError.from_cli(
+                "--prometheus-token-file", f"cannot read {path}: {exc.strerror or exc}"
+            ) from None
         if not token:
             raise SpecError.from_cli("--prometheus-token-file", f"{path} is empty")
         return token
@@ -82,14 +84,18 @@ def _documents_from_files(args: argparse.Namespace) -> tuple[Document, list[Docu
     docs = load_yaml_documents(args.experiment)
     exps = [d for d in docs if d.kind == "Experiment"]
     if len(exps) != 1:
-        raise SpecError(Location(args.experiment), None, f"expected exactly one Experiment document, found {len(exps)}")
+        raise SpecError(
+            Location(args.experiment), None, f"expected exactly one Experiment document, found {len(exps)}"
+        )
     others = [d for d in docs if d is not exps[0]]
     for path in args.metrics:
         others += load_yaml_documents(path)
     return exps[0], others
 
 
-def _documents_from_cluster(args: argparse.Namespace, objects: KubeObjects) -> tuple[Document, list[Document]]:
+def _documents_from_cluster(
+    args: argparse.Namespace, objects: KubeObjects
+) -> tuple[Document, list[Document]]:
     ns = args.namespace or "default"
     raw = objects.read_experiment(args.from_cluster, ns)
     where = Location(f"cluster Experiment {ns}/{args.from_cluster}", 0, "Experiment", args.from_cluster)
@@ -121,14 +127,22 @@ def _resume_from(journal: Journal) -> Resume | None:
     start = point.start_time
     if start is None and point.interrupted is not None:  # killed during iteration 1: it started the clock
         start = point.interrupted.inputs.get("time")
-    return Resume(completed=point.completed_iterations, start_time=start, vrfp=point.vrfp or "",
-                  state=point.state, status=status, last_update=point.extra.get("lastUpdate"),
-                  pending_decision=pending)
+    return Resume(
+        completed=point.completed_iterations,
+        start_time=start,
+        vrfp=point.vrfp or "",
+        state=point.state,
+        status=status,
+        last_update=point.extra.get("lastUpdate"),
+        pending_decision=pending,
+    )
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     timeout = duration_option("--timeout", args.timeout)  # options first: nothing is contacted yet
-    interval = duration_option("--interval-override", args.interval_override) if args.interval_override else None
+    interval = (
+        duration_option("--interval-override", args.interval_override) if args.interval_override else None
+    )
     option = strategy_of(args)
     token = prometheus_token(args)
     try:
@@ -136,13 +150,19 @@ def cmd_live(args: argparse.Namespace) -> int:
     except BackendError as exc:  # a missing or broken kubeconfig is the user's to fix: bad input
         raise SpecError.from_cli("--kubeconfig", str(exc)) from None
     objects = KubeObjects(api, args.namespace or "default")
-    exp_doc, metric_docs = _documents_from_cluster(args, objects) if args.from_cluster else _documents_from_files(args)
+    exp_doc, metric_docs = (
+        _documents_from_cluster(args, objects) if args.from_cluster else _documents_from_files(args)
+    )
     if args.namespace and not (exp_doc.raw.get("metadata") or {}).get("namespace"):
-        exp_doc = Document({**exp_doc.raw, "metadata": {**exp_doc.raw.get("metadata", {}), "namespace": args.namespace}},
-                           exp_doc.where)
+        exp_doc = Document(
+            {**exp_doc.raw, "metadata": {**exp_doc.raw.get("metadata", {}), "namespace": args.namespace}},
+            exp_doc.where,
+        )
     prepared = prepare(exp_doc, metric_docs)
     if interval is not None:
-        prepared = dataclasses.replace(prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=interval))
+        prepared = dataclasses.replace(
+            prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=interval)
+        )
     exp = prepared.experiment
     real = KubeWeightActuator(api, exp.namespace)
     # a weightObjRef pointing at a missing object or field stops the run here, before anything moves
@@ -167,7 +187,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         if Path(args.journal).exists() and Path(args.journal).stat().st_size > 0:
             journal = Journal.open(args.journal, identity)
             if journal.resume.finished is not None:
-                say(f"journal {args.journal}: this run already finished ({journal.resume.finished.get('reason')})")
+                say(
+                    f"journal {args.journal}: this run already finished ({journal.resume.finished.get('reason')})"
+                )
                 return 0
             resume = _resume_from(journal)
             if resume is not None:
@@ -181,11 +203,26 @@ def cmd_live(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    fetcher = MetricFetcher(client, secrets=objects.read_secret, url_override=args.prometheus_url,
-                            rng=np.random.default_rng(0), timeout=timeout)
-    ports = Ports(WallClock(stop), actuator, LiveActionRunner(args.allow_exec, args.dry_run, say,
-                  env={"EXPERIMENT_NAME": exp.name, "EXPERIMENT_NAMESPACE": exp.namespace}),
-                  fetcher, strict_patches=True, drift="adopt" if args.adopt_drift else "stop")
+    fetcher = MetricFetcher(
+        client,
+        secrets=objects.read_secret,
+        url_override=args.prometheus_url,
+        rng=np.random.default_rng(0),
+        timeout=timeout,
+    )
+    ports = Ports(
+        WallClock(stop),
+        actuator,
+        LiveActionRunner(
+            args.allow_exec,
+            args.dry_run,
+            say,
+            env={"EXPERIMENT_NAME": exp.name, "EXPERIMENT_NAMESPACE": exp.namespace},
+        ),
+        fetcher,
+        strict_patches=True,
+        drift="adopt" if args.adopt_drift else "stop",
+    )
     publish = None
     if args.from_cluster and not args.dry_run:
         # the Experiment lives in the cluster: keep its status current, as etc3 would
@@ -194,10 +231,19 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     hooks = JournalHooks(journal, say, prepared.plan.iterations, dry, prepared.refs, publish)
     try:
-        say(f"simkit live: {identity} with strategy {option.label} every {prepared.plan.interval_seconds:g}s"
-            + (" (dry run: no patch, no action)" if args.dry_run else ""))
-        result = run_experiment(prepared, strategy, ports, np.random.default_rng(), hooks=hooks,
-                                resume=resume, should_stop=stop.is_set)
+        say(
+            f"simkit live: {identity} with strategy {option.label} every {prepared.plan.interval_seconds:g}s"
+            + (" (dry run: no patch, no action)" if args.dry_run else "")
+        )
+        result = run_experiment(
+            prepared,
+            strategy,
+            ports,
+            np.random.default_rng(),
+            hooks=hooks,
+            resume=resume,
+            should_stop=stop.is_set,
+        )
     except Exception as exc:  # whatever failed: restore if asked, record how the run ended, then report
         outcome = _restore(args, real, prepared, f"{type(exc).__name__}: {exc}")
         if journal is not None:
@@ -213,19 +259,33 @@ def cmd_live(args: argparse.Namespace) -> int:
     return _finish(args, result, real, prepared, journal, stop.is_set())
 
 
-def _finish(args: argparse.Namespace, result: RunResult, real: KubeWeightActuator, prepared: Prepared,
-            journal: Journal | None, stopped: bool) -> int:
+def _finish(
+    args: argparse.Namespace,
+    result: RunResult,
+    real: KubeWeightActuator,
+    prepared: Prepared,
+    journal: Journal | None,
+    stopped: bool,
+) -> int:
     from simkit.report.describe import describe
 
     if stopped:
         done = result.status.get("completedIterations", 0)
-        say(f"stopped between steps after iteration {done}; weights {dict(result.final_weights or {})}"
-            + (f"; run again with --journal {args.journal} to resume" if args.journal else ""))
+        say(
+            f"stopped between steps after iteration {done}; weights {dict(result.final_weights or {})}"
+            + (f"; run again with --journal {args.journal} to resume" if args.journal else "")
+        )
         if journal is not None:
             journal.close()
         return 130
-    outcome: dict[str, Any] = {"completed": result.completed, "failed": result.failed, "rolledBack": result.rolled_back,
-                               "winner": result.winner, "vrfp": result.vrfp, "weights": dict(result.final_weights or {})}
+    outcome: dict[str, Any] = {
+        "completed": result.completed,
+        "failed": result.failed,
+        "rolledBack": result.rolled_back,
+        "winner": result.winner,
+        "vrfp": result.vrfp,
+        "weights": dict(result.final_weights or {}),
+    }
     why = failure_reason(result)
     if result.failed:
         outcome.update(_restore(args, real, prepared, why))
@@ -255,7 +315,9 @@ def failure_reason(result: RunResult) -> str:
     return result.message
 
 
-def _restore(args: argparse.Namespace, real: KubeWeightActuator, prepared: Prepared, why: str) -> dict[str, Any]:
+def _restore(
+    args: argparse.Namespace, real: KubeWeightActuator, prepared: Prepared, why: str
+) -> dict[str, Any]:
     """--rollback-on-error: every weight field written (baseline 100, others 0), whatever failed;
     what happened goes into the journal's finished record."""
     if not args.rollback_on_error or args.dry_run:

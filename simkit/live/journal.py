@@ -149,8 +149,15 @@ class Journal:
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path: str | Path, identity: ExperimentIdentity, strategy: str, start_time: float | None,
-               *, extra: Mapping[str, Any] | None = None) -> Journal:
+    def create(
+        cls,
+        path: str | Path,
+        identity: ExperimentIdentity,
+        strategy: str,
+        start_time: float | None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Journal:
         """Start a new journal; an existing non-empty file is an error (resume it with :meth:`open`)."""
         p = Path(path)
         if p.exists() and p.stat().st_size > 0:
@@ -160,9 +167,16 @@ class Journal:
         except OSError as exc:
             raise DataError(f"journal {p}: cannot create: {exc.strerror}") from None
         journal = cls(p, fh, [])
-        journal._write({"type": "header", "format": FORMAT,
-                        "experiment": {"namespace": identity.namespace, "name": identity.name, "uid": identity.uid},
-                        "strategy": strategy, "startTime": start_time, "extra": dict(extra or {})})
+        journal._write(
+            {
+                "type": "header",
+                "format": FORMAT,
+                "experiment": {"namespace": identity.namespace, "name": identity.name, "uid": identity.uid},
+                "strategy": strategy,
+                "startTime": start_time,
+                "extra": dict(extra or {}),
+            }
+        )
         try:  # make the new directory entry durable too
             dir_fd = os.open(p.parent, os.O_RDONLY)
             try:
@@ -187,23 +201,35 @@ class Journal:
             raise DataError(f"journal {p} is not a simkit journal (no header record)")
         header = records[0]
         if header.get("format") != FORMAT:
-            raise DataError(f"journal {p} has format {header.get('format')!r}; this simkit reads format {FORMAT}")
+            raise DataError(
+                f"journal {p} has format {header.get('format')!r}; this simkit reads format {FORMAT}"
+            )
         if identity is not None:
             exp = header.get("experiment") or {}
             theirs = ExperimentIdentity(str(exp.get("namespace")), str(exp.get("name")), exp.get("uid"))
             if (theirs.namespace, theirs.name) != (identity.namespace, identity.name) or (
-                    theirs.uid and identity.uid and theirs.uid != identity.uid):
+                theirs.uid and identity.uid and theirs.uid != identity.uid
+            ):
                 which = f"{theirs} (uid {theirs.uid})" if theirs.uid and identity.uid else str(theirs)
-                raise DataError(f"journal {p} belongs to experiment {which}, not {identity}; "
-                                "use another journal file for this experiment")
+                raise DataError(
+                    f"journal {p} belongs to experiment {which}, not {identity}; "
+                    "use another journal file for this experiment"
+                )
         fh = p.open("r+b")
         fh.truncate(good)
         fh.seek(good)
         return cls(p, fh, records)
 
     @classmethod
-    def open_or_create(cls, path: str | Path, identity: ExperimentIdentity, strategy: str,
-                       start_time: float | None, *, extra: Mapping[str, Any] | None = None) -> Journal:
+    def open_or_create(
+        cls,
+        path: str | Path,
+        identity: ExperimentIdentity,
+        strategy: str,
+        start_time: float | None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Journal:
         p = Path(path)
         if p.exists() and p.stat().st_size > 0:
             if _read_records(p)[0]:
@@ -217,8 +243,9 @@ class Journal:
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ------------------------------------------------------------ reading
@@ -257,8 +284,13 @@ class Journal:
         return ResumePoint(
             completed_iterations=int(last.get("n", 0)),
             start_time=last.get("startTime", header.get("startTime")),
-            state=dict(last.get("state") or {}), vrfp=last.get("vrfp"), weights=last.get("weights"),
-            extra=dict(last.get("extra") or {}), interrupted=interrupted, finished=finished)
+            state=dict(last.get("state") or {}),
+            vrfp=last.get("vrfp"),
+            weights=last.get("weights"),
+            extra=dict(last.get("extra") or {}),
+            interrupted=interrupted,
+            finished=finished,
+        )
 
     @staticmethod
     def _intent(rec: Mapping[str, Any] | None) -> PatchIntent | None:
@@ -267,8 +299,12 @@ class Journal:
         patches, expected = [], []
         for p in rec.get("patches", []):
             o = p["object"]
-            patches.append(ObjectPatch(ObjectRef(o["apiVersion"], o["kind"], o["namespace"], o["name"]),
-                                       tuple(dict(op) for op in p["ops"])))
+            patches.append(
+                ObjectPatch(
+                    ObjectRef(o["apiVersion"], o["kind"], o["namespace"], o["name"]),
+                    tuple(dict(op) for op in p["ops"]),
+                )
+            )
             expected.append(dict(p.get("expected") or {}))
         return PatchIntent(int(rec["n"]), tuple(patches), tuple(expected), dict(rec.get("weights") or {}))
 
@@ -280,31 +316,56 @@ class Journal:
         os.fsync(self._fh.fileno())
         self._records.append(json.loads(line))
 
-    def iteration_started(self, n: int, *, time: float, metrics: Mapping[str, Any],
-                          weights: Mapping[str, int] | None) -> None:
+    def iteration_started(
+        self, n: int, *, time: float, metrics: Mapping[str, Any], weights: Mapping[str, int] | None
+    ) -> None:
         done = self.resume.completed_iterations
         if n != done + 1:
             raise ValueError(f"iteration {n} cannot start after {done} completed iterations")
-        self._write({"type": "iteration_started", "n": n, "time": time, "metrics": metrics, "weights": weights})
+        self._write(
+            {"type": "iteration_started", "n": n, "time": time, "metrics": metrics, "weights": weights}
+        )
 
     def decision(self, n: int, decision: Any) -> None:
         """Record a :class:`simkit.strategies.base.Decision` (or an equivalent mapping)."""
         self._write({"type": "decision", "n": n, "decision": _jsonable(decision)})
 
     def patch_intent(self, n: int, patches: Sequence[ObjectPatch], weights: Mapping[str, int]) -> None:
-        entries = [{"object": _ref_dict(p.obj), "ops": [dict(op) for op in p.ops],
-                    "expected": {str(op["path"]): op["value"] for op in p.ops if "value" in op}} for p in patches]
+        entries = [
+            {
+                "object": _ref_dict(p.obj),
+                "ops": [dict(op) for op in p.ops],
+                "expected": {str(op["path"]): op["value"] for op in p.ops if "value" in op},
+            }
+            for p in patches
+        ]
         self._write({"type": "patch_intent", "n": n, "patches": entries, "weights": dict(weights)})
 
     def patch_applied(self, n: int, read_back: Mapping[str, int], *, resent: bool = True) -> None:
         """``resent=False`` when the weights were found already in place after a crash."""
         self._write({"type": "patch_applied", "n": n, "readBack": dict(read_back), "resent": resent})
 
-    def iteration_completed(self, n: int, *, state: Mapping[str, Any], start_time: float | None,
-                            vrfp: str | None, weights: Mapping[str, int] | None,
-                            extra: Mapping[str, Any] | None = None) -> None:
-        self._write({"type": "iteration_completed", "n": n, "state": state, "startTime": start_time,
-                     "vrfp": vrfp, "weights": weights, "extra": dict(extra or {})})
+    def iteration_completed(
+        self,
+        n: int,
+        *,
+        state: Mapping[str, Any],
+        start_time: float | None,
+        vrfp: str | None,
+        weights: Mapping[str, int] | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._write(
+            {
+                "type": "iteration_completed",
+                "n": n,
+                "state": state,
+                "startTime": start_time,
+                "vrfp": vrfp,
+                "weights": weights,
+                "extra": dict(extra or {}),
+            }
+        )
 
     def note(self, n: int, kind: str, **fields: Any) -> None:
         """An observation that changes nothing on resume (drift, unavailable metrics)."""

@@ -33,6 +33,7 @@ from simkit.spec.pointers import PointerError, field_of, join_pointer, resolve, 
 
 __all__ = ["KubeObjects", "KubeWeightActuator", "NotFound", "load_kube_client", "weight_at"]
 
+
 def _who(versions: Sequence[str]) -> str:
     if not versions:
         return ""
@@ -43,9 +44,17 @@ def _who(versions: Sequence[str]) -> str:
 class KubeWeightActuator:
     """WeightActuator over the Kubernetes API (official client, JSON patches)."""
 
-    def __init__(self, api_client: ApiClient, default_namespace: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 max_attempts: int = 5, backoff: float = 0.2, max_backoff: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        api_client: ApiClient,
+        default_namespace: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = 5,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.objects = KubeObjects(api_client, default_namespace, timeout)
@@ -55,7 +64,11 @@ class KubeWeightActuator:
         self._sleep = sleep
 
     def _ns(self, obj: ObjectRef) -> ObjectRef:
-        return obj if obj.namespace else ObjectRef(obj.api_version, obj.kind, self.objects.default_namespace, obj.name)
+        return (
+            obj
+            if obj.namespace
+            else ObjectRef(obj.api_version, obj.kind, self.objects.default_namespace, obj.name)
+        )
 
     # ------------------------------------------------------------ read
     def read(self, refs: Sequence[WeightRef]) -> dict[str, int]:
@@ -70,8 +83,10 @@ class KubeWeightActuator:
                 try:
                     weights[ref.version] = weight_at(doc, ref.pointer)
                 except ValueError as exc:
-                    raise BackendError(f"{obj}: cannot read {ref.field_path or field_of(ref.pointer)}: {exc} "
-                                       f"({_who([ref.version])})") from None
+                    raise BackendError(
+                        f"{obj}: cannot read {ref.field_path or field_of(ref.pointer)}: {exc} "
+                        f"({_who([ref.version])})"
+                    ) from None
         return weights
 
     # ------------------------------------------------------------ apply
@@ -81,8 +96,14 @@ class KubeWeightActuator:
         for op in patch.ops:
             value = op.get("value")
             path = op.get("path")
-            if op.get("op") not in ("add", "replace") or not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"{patch.obj}: weight patches are 'add'/'replace' ops with a JSON pointer, got {op!r}")
+            if (
+                op.get("op") not in ("add", "replace")
+                or not isinstance(path, str)
+                or not path.startswith("/")
+            ):
+                raise ValueError(
+                    f"{patch.obj}: weight patches are 'add'/'replace' ops with a JSON pointer, got {op!r}"
+                )
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{patch.obj}: weight for {path} must be an int, got {value!r}")
             targets[path] = value
@@ -126,9 +147,14 @@ class KubeWeightActuator:
                     if attempt >= self.max_attempts:
                         raise ConflictError(
                             f"{obj}: the weight patch kept conflicting (HTTP 409) after {attempt} attempts; "
-                            "another client is writing this object") from None
+                            "another client is writing this object"
+                        ) from None
                     self._sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
             after = self._current(obj, self.objects.get(obj, "reading back the weight patch"), targets)
-            wrong = [f"{field_of(p)} is {after[p]}, expected {v}" for p, v in targets.items() if after[p] != v]
+            wrong = [
+                f"{field_of(p)} is {after[p]}, expected {v}" for p, v in targets.items() if after[p] != v
+            ]
             if wrong:
-                raise BackendError(f"{obj}: after patching, {'; '.join(wrong)} (changed by another writer or a webhook?)")
+                raise BackendError(
+                    f"{obj}: after patching, {'; '.join(wrong)} (changed by another writer or a webhook?)"
+                )

@@ -35,7 +35,9 @@ class ResourceType:
 
     def discovery_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
-            "name": self.plural, "singularName": self.kind.lower(), "namespaced": self.namespaced,
+            "name": self.plural,
+            "singularName": self.kind.lower(),
+            "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
         }
@@ -49,12 +51,27 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "secrets", "Secret", custom=False),
     ResourceType("", ("v1",), "configmaps", "ConfigMap", short_names=("cm",), custom=False),
     ResourceType("batch", ("v1",), "jobs", "Job", custom=False),
-    ResourceType("machinelearning.seldon.io", ("v1", "v1alpha2", "v1alpha3"), "seldondeployments",
-                 "SeldonDeployment", short_names=("sdep",)),
-    ResourceType("networking.istio.io", ("v1beta1", "v1alpha3"), "virtualservices", "VirtualService",
-                 short_names=("vs",)),
-    ResourceType("networking.istio.io", ("v1beta1", "v1alpha3"), "destinationrules", "DestinationRule",
-                 short_names=("dr",)),
+    ResourceType(
+        "machinelearning.seldon.io",
+        ("v1", "v1alpha2", "v1alpha3"),
+        "seldondeployments",
+        "SeldonDeployment",
+        short_names=("sdep",),
+    ),
+    ResourceType(
+        "networking.istio.io",
+        ("v1beta1", "v1alpha3"),
+        "virtualservices",
+        "VirtualService",
+        short_names=("vs",),
+    ),
+    ResourceType(
+        "networking.istio.io",
+        ("v1beta1", "v1alpha3"),
+        "destinationrules",
+        "DestinationRule",
+        short_names=("dr",),
+    ),
     ResourceType("iter8.tools", ("v2alpha2",), "experiments", "Experiment"),
     ResourceType("iter8.tools", ("v2alpha2",), "metrics", "Metric"),
 )
@@ -78,7 +95,9 @@ class RequestRecord:
 class FakeApiError(Exception):
     """An API failure, rendered as a Kubernetes ``Status`` body with the same HTTP code."""
 
-    def __init__(self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -87,8 +106,13 @@ class FakeApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
         }
         if self.details:
             body["details"] = self.details
@@ -104,31 +128,50 @@ def not_found(rtype: ResourceType, name: str) -> FakeApiError:
 
 
 def already_exists(rtype: ResourceType, name: str) -> FakeApiError:
-    return FakeApiError(409, "AlreadyExists", f'{rtype.group_resource} "{name}" already exists',
-                        _details(rtype, name))
+    return FakeApiError(
+        409, "AlreadyExists", f'{rtype.group_resource} "{name}" already exists', _details(rtype, name)
+    )
 
 
 def conflict(rtype: ResourceType, name: str) -> FakeApiError:
     return FakeApiError(
-        409, "Conflict",
+        409,
+        "Conflict",
         f'Operation cannot be fulfilled on {rtype.group_resource} "{name}": the object has been modified; '
-        "please apply your changes to the latest version and try again", _details(rtype, name))
+        "please apply your changes to the latest version and try again",
+        _details(rtype, name),
+    )
 
 
 def bad_request(message: str) -> FakeApiError:
     return FakeApiError(400, "BadRequest", message)
 
 
-def invalid(rtype: ResourceType, name: str, field: str, message: str, *, group_label: str | None = None,
-            webhook: str | None = None) -> FakeApiError:
+def invalid(
+    rtype: ResourceType,
+    name: str,
+    field: str,
+    message: str,
+    *,
+    group_label: str | None = None,
+    webhook: str | None = None,
+) -> FakeApiError:
     """422 Invalid as a validating webhook returns it (``group_label`` keeps Seldon's typo)."""
     group = group_label if group_label is not None else rtype.group
     text = f'{rtype.kind}.{group} "{name}" is invalid: {field}: Invalid value: {message}'
     if webhook:
         text = f'admission webhook "{webhook}" denied the request: {text}'
-    return FakeApiError(422, "Invalid", text,
-                        {"name": name, "group": group, "kind": rtype.kind,
-                         "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]})
+    return FakeApiError(
+        422,
+        "Invalid",
+        text,
+        {
+            "name": name,
+            "group": group,
+            "kind": rtype.kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}],
+        },
+    )
 
 
 def _gv_path(t: ResourceType, version: str) -> str:
@@ -157,14 +200,24 @@ def openapi_v3(types: list[ResourceType], path: list[str]) -> dict[str, Any] | N
                 continue
             gvk = {"group": t.group, "version": v, "kind": t.kind}
             prefix = ".".join(reversed(t.group.split("."))) if t.group else "io.k8s.api.core"
-            schemas[f"{prefix}.{v}.{t.kind}"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                                                 "x-kubernetes-group-version-kind": [gvk]}
+            schemas[f"{prefix}.{v}.{t.kind}"] = {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "x-kubernetes-group-version-kind": [gvk],
+            }
             scope = "/namespaces/{namespace}" if t.namespaced else ""
-            paths[f"/{gv}{scope}/{t.plural}/{{name}}"] = {"patch": {
-                "x-kubernetes-group-version-kind": gvk,
-                "parameters": [{"name": "dryRun", "in": "query", "schema": {"type": "string"}}]}}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (simkit fake)", "version": "v1.31.0"},
-            "paths": paths, "components": {"schemas": schemas}}
+            paths[f"/{gv}{scope}/{t.plural}/{{name}}"] = {
+                "patch": {
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": [{"name": "dryRun", "in": "query", "schema": {"type": "string"}}],
+                }
+            }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (simkit fake)", "version": "v1.31.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
 
 
 def _protobuf_string(field: int, text: str) -> bytes:
@@ -193,7 +246,9 @@ def _parse_requirements(selector: str, what: str) -> list[tuple[str, str, str | 
         elif part.startswith("!"):
             out.append((part[1:].strip(), "!exists", None))
         elif " in " in part or " notin " in part or "(" in part:
-            raise bad_request(f"unsupported {what} {part!r} (the simkit fake supports =, ==, != and existence)")
+            raise bad_request(
+                f"unsupported {what} {part!r} (the simkit fake supports =, ==, != and existence)"
+            )
         else:
             out.append((part, "exists", None))
     return out
@@ -222,5 +277,8 @@ class Selector:
     def matches(self, obj: Mapping[str, Any]) -> bool:
         meta = obj.get("metadata") or {}
         labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-        fields = {"metadata.name": str(meta.get("name", "")), "metadata.namespace": str(meta.get("namespace", ""))}
+        fields = {
+            "metadata.name": str(meta.get("name", "")),
+            "metadata.namespace": str(meta.get("namespace", "")),
+        }
         return _matches(labels, self._labels) and _matches(fields, self._fields)

@@ -113,19 +113,26 @@ class FakeCluster:
             out["apiVersion"] = rtype.api_version(version)
         return out
 
-    def get(self, rtype: ResourceType, namespace: str, name: str, version: str | None = None) -> dict[str, Any]:
+    def get(
+        self, rtype: ResourceType, namespace: str, name: str, version: str | None = None
+    ) -> dict[str, Any]:
         with self._cond:
             obj = self._objects.get(self._key(rtype, namespace, name))
             if obj is None:
                 raise not_found(rtype, name)
             return self._at_version(obj, rtype, version)
 
-    def list_objects(self, rtype: ResourceType, namespace: str | None, selector: Selector,
-             version: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list_objects(
+        self, rtype: ResourceType, namespace: str | None, selector: Selector, version: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
         with self._cond:
-            items = [self._at_version(obj, rtype, version) for key, obj in sorted(self._objects.items())
-                     if key[:2] == (rtype.group, rtype.plural) and (namespace is None or key[2] == namespace)
-                     and selector.matches(obj)]
+            items = [
+                self._at_version(obj, rtype, version)
+                for key, obj in sorted(self._objects.items())
+                if key[:2] == (rtype.group, rtype.plural)
+                and (namespace is None or key[2] == namespace)
+                and selector.matches(obj)
+            ]
             return items, self._rv
 
     def object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -136,7 +143,9 @@ class FakeCluster:
             return copy.deepcopy(obj) if obj is not None else None
 
     # ---------------------------------------------------------------- writes
-    def _commit(self, rtype: ResourceType, key: Key, new: dict[str, Any] | None, dry_run: bool) -> dict[str, Any]:
+    def _commit(
+        self, rtype: ResourceType, key: Key, new: dict[str, Any] | None, dry_run: bool
+    ) -> dict[str, Any]:
         """Stamp and store ``new`` (None deletes); returns what the API answers. Caller holds the lock."""
         old = self._objects.get(key)
         if new is None:
@@ -152,8 +161,14 @@ class FakeCluster:
             return copy.deepcopy(old)
         problem = admission_problem(new)  # the same rule the sim's object store applies
         if problem is not None and rtype.kind == "SeldonDeployment":
-            raise invalid(rtype, key[3], "spec.predictors", problem, group_label="machinelearing.seldon.io",
-                          webhook="v1.vseldondeployment.kb.io")
+            raise invalid(
+                rtype,
+                key[3],
+                "spec.predictors",
+                problem,
+                group_label="machinelearing.seldon.io",
+                webhook="v1.vseldondeployment.kb.io",
+            )
         if problem is not None:
             raise invalid(rtype, key[3], "spec.http[0].route", problem, webhook="validation.istio.io")
         if rtype.kind == "Secret" and isinstance(new.get("stringData"), Mapping):
@@ -202,7 +217,9 @@ class FakeCluster:
             fault[0] -= 1
             if fault[1] == 409:
                 raise conflict(rtype, key[3])
-            raise FakeApiError(fault[1], "InternalError", f"injected failure for {rtype.group_resource} \"{key[3]}\"")
+            raise FakeApiError(
+                fault[1], "InternalError", f'injected failure for {rtype.group_resource} "{key[3]}"'
+            )
 
     def _existing(self, rtype: ResourceType, namespace: str, name: str) -> tuple[Key, dict[str, Any]]:
         key = self._key(rtype, namespace, name)
@@ -217,30 +234,47 @@ class FakeCluster:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict) or not meta.get("name"):
-            raise FakeApiError(422, "Invalid", f"{rtype.kind} is invalid: metadata.name: Required value: name is required")
+            raise FakeApiError(
+                422, "Invalid", f"{rtype.kind} is invalid: metadata.name: Required value: name is required"
+            )
         if rtype.namespaced:
             if meta.get("namespace") not in (None, namespace):
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
         for field in ("resourceVersion", "uid", "generation", "creationTimestamp"):
             meta.pop(field, None)
         with self._cond:
-            if rtype.namespaced and self._key(self._types[("", "namespaces")], "", namespace) not in self._objects:
+            if (
+                rtype.namespaced
+                and self._key(self._types[("", "namespaces")], "", namespace) not in self._objects
+            ):
                 raise not_found(self._types[("", "namespaces")], namespace)
             key = self._key(rtype, namespace, str(meta["name"]))
             if key in self._objects:
                 raise already_exists(rtype, key[3])
             return self._commit(rtype, key, obj, dry_run)
 
-    def replace(self, rtype: ResourceType, namespace: str, name: str, body: Any, *,
-                status_only: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    def replace(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        status_only: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         meta = body.get("metadata") or {}
         if meta.get("name") not in (None, name):
-            raise bad_request(f'the name of the object ({meta.get("name")}) does not match the name on the URL ({name})')
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         with self._cond:
             key, current = self._existing(rtype, namespace, name)
             self._take_fault(key, rtype)
@@ -256,30 +290,53 @@ class FakeCluster:
                     new["status"] = copy.deepcopy(current["status"])
             return self._commit(rtype, key, new, dry_run)
 
-    def patch(self, rtype: ResourceType, namespace: str, name: str, content_type: str, body: Any, *,
-              status_only: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        *,
+        status_only: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         ctype = content_type.split(";")[0].strip().lower()
         if ctype == JSON_PATCH and not isinstance(body, list):
             raise bad_request(f"the body of a {JSON_PATCH} patch must be a JSON array of operations")
         if ctype in (MERGE_PATCH, STRATEGIC_PATCH) and not isinstance(body, dict):
-            raise bad_request(f"the body of a {ctype} patch must be a JSON object, not a "
-                              f"{'JSON patch list' if isinstance(body, list) else type(body).__name__}")
+            raise bad_request(
+                f"the body of a {ctype} patch must be a JSON object, not a "
+                f"{'JSON patch list' if isinstance(body, list) else type(body).__name__}"
+            )
         if ctype == STRATEGIC_PATCH and rtype.custom:
-            raise FakeApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format - accepted media types include: "
-                               f"{JSON_PATCH}, {MERGE_PATCH}")  # no apply-patch: the fake has no server-side apply
+            raise FakeApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{JSON_PATCH}, {MERGE_PATCH}",
+            )  # no apply-patch: the fake has no server-side apply
         if ctype not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH):
-            raise FakeApiError(415, "UnsupportedMediaType",
-                               f"the simkit fake does not support patch type {ctype or '(none)'!r}; "
-                               f"use {JSON_PATCH} or {MERGE_PATCH}")
+            raise FakeApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the simkit fake does not support patch type {ctype or '(none)'!r}; "
+                f"use {JSON_PATCH} or {MERGE_PATCH}",
+            )
         with self._cond:
             key, current = self._existing(rtype, namespace, name)
             self._take_fault(key, rtype)
             try:
                 # strategic merge on a core type is approximated by a merge patch (lists replace)
-                new = apply_json_patch(current, body) if ctype == JSON_PATCH else apply_merge_patch(current, body)
+                new = (
+                    apply_json_patch(current, body)
+                    if ctype == JSON_PATCH
+                    else apply_merge_patch(current, body)
+                )
             except PatchError as exc:
-                raise FakeApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from None
+                raise FakeApiError(
+                    422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+                ) from None
             if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
                 raise FakeApiError(422, "Invalid", "the patched object is not a Kubernetes object")
             if str(new["metadata"].get("resourceVersion")) != current["metadata"]["resourceVersion"]:
@@ -299,16 +356,30 @@ class FakeCluster:
             return self._commit(rtype, key, None, dry_run)
 
     # ---------------------------------------------------------------- watch
-    def watch(self, rtype: ResourceType, namespace: str | None, selector: Selector, resource_version: str | None,
-              timeout: float, version: str | None = None) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        selector: Selector,
+        resource_version: str | None,
+        timeout: float,
+        version: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Events as ``{"type", "object"}``: ADDED for what exists (no resourceVersion given) or a
         replay of the log after the given one, then live events until ``timeout`` or shutdown.
         A bad resourceVersion raises here, before the caller starts streaming."""
         with self._cond:
             if resource_version in (None, "", "0"):
                 items = self.list_objects(rtype, namespace, selector, version)[0]
-                return self._stream([{"type": "ADDED", "object": o} for o in items], self._rv, rtype, namespace,
-                                    selector, timeout, version)
+                return self._stream(
+                    [{"type": "ADDED", "object": o} for o in items],
+                    self._rv,
+                    rtype,
+                    namespace,
+                    selector,
+                    timeout,
+                    version,
+                )
             try:
                 cursor = int(str(resource_version))
             except ValueError:
@@ -319,8 +390,16 @@ class FakeCluster:
                 return iter([{"type": "ERROR", "object": gone.status()}])
             return self._stream([], cursor, rtype, namespace, selector, timeout, version)
 
-    def _stream(self, initial: list[dict[str, Any]], cursor: int, rtype: ResourceType, namespace: str | None,
-                selector: Selector, timeout: float, version: str | None) -> Iterator[dict[str, Any]]:
+    def _stream(
+        self,
+        initial: list[dict[str, Any]],
+        cursor: int,
+        rtype: ResourceType,
+        namespace: str | None,
+        selector: Selector,
+        timeout: float,
+        version: str | None,
+    ) -> Iterator[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         yield from initial
         while True:
@@ -329,8 +408,14 @@ class FakeCluster:
                     self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
                 if self.closed or self._rv <= cursor:
                     return
-                batch = [ev for ev in self._events if ev.rv > cursor and ev.key[:2] == (rtype.group, rtype.plural)
-                         and (namespace is None or ev.key[2] == namespace) and selector.matches(ev.obj)]
+                batch = [
+                    ev
+                    for ev in self._events
+                    if ev.rv > cursor
+                    and ev.key[:2] == (rtype.group, rtype.plural)
+                    and (namespace is None or ev.key[2] == namespace)
+                    and selector.matches(ev.obj)
+                ]
                 cursor = self._rv
             for ev in batch:
                 yield {"type": ev.type, "object": self._at_version(ev.obj, rtype, version)}
@@ -352,14 +437,22 @@ class FakeCluster:
             namespace = str(meta.get("namespace") or "default") if rtype.namespaced else ""
             with self._cond:
                 if rtype.namespaced and self._key(ns_type, "", namespace) not in self._objects:
-                    self.create(ns_type, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+                    self.create(
+                        ns_type,
+                        "",
+                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                    )
                 try:
                     self.create(rtype, namespace, dict(doc))
                 except FakeApiError as exc:
                     if exc.reason != "AlreadyExists":
                         raise
                     self.replace(rtype, namespace, str(meta.get("name")), dict(doc))
-            done.append(f"{rtype.kind} {namespace}/{meta.get('name')}" if namespace else f"{rtype.kind} {meta.get('name')}")
+            done.append(
+                f"{rtype.kind} {namespace}/{meta.get('name')}"
+                if namespace
+                else f"{rtype.kind} {meta.get('name')}"
+            )
         return done
 
     def fail_next(self, kind: str, namespace: str, name: str, count: int = 1, status: int = 409) -> None:
@@ -368,8 +461,15 @@ class FakeCluster:
         with self._cond:
             self._faults[self._key(rtype, namespace, name)] = [count, status]
 
-    def mutate(self, kind: str, namespace: str, name: str, *, json_patch: list[Any] | None = None,
-               merge: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def mutate(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        json_patch: list[Any] | None = None,
+        merge: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Change an object out of band (as another controller would): new resourceVersion and a
         MODIFIED event, admission included, no request recorded and no injected fault consumed."""
         rtype = self._type_named(kind)
@@ -392,8 +492,11 @@ class FakeCluster:
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many requests had this method and/or exactly this path (query string excluded)."""
         with self._cond:
-            return sum(1 for r in self._requests
-                       if (method is None or r.method == method.upper()) and (path is None or r.path == path))
+            return sum(
+                1
+                for r in self._requests
+                if (method is None or r.method == method.upper()) and (path is None or r.path == path)
+            )
 
     def clear_requests(self) -> None:
         with self._cond:

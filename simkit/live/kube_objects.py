@@ -58,8 +58,12 @@ def load_kube_client(kubeconfig: str | None = None, context: str | None = None) 
 
     cfg = kubernetes.client.Configuration()
     default_path = os.path.expanduser("~/.kube/config")
-    if (kubeconfig is None and not os.environ.get("KUBECONFIG") and not os.path.exists(default_path)
-            and os.environ.get("KUBERNETES_SERVICE_HOST")):
+    if (
+        kubeconfig is None
+        and not os.environ.get("KUBECONFIG")
+        and not os.path.exists(default_path)
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+    ):
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException as exc:
@@ -71,8 +75,12 @@ def load_kube_client(kubeconfig: str | None = None, context: str | None = None) 
         hint = "" if kubeconfig else " (pass --kubeconfig or set KUBECONFIG)"
         raise BackendError(f"kubeconfig {where} not found{hint}")
     try:
-        config.load_kube_config(config_file=os.path.expanduser(where) if kubeconfig else where, context=context,
-                                client_configuration=cfg, persist_config=False)
+        config.load_kube_config(
+            config_file=os.path.expanduser(where) if kubeconfig else where,
+            context=context,
+            client_configuration=cfg,
+            persist_config=False,
+        )
     except config.ConfigException as exc:
         raise BackendError(f"kubeconfig {where}: {_one_line(str(exc))}") from None
     except Exception as exc:  # malformed YAML or structure: the loader raises whatever it meets
@@ -107,7 +115,9 @@ def _transport_reason(exc: Exception) -> str:
 class KubeObjects:
     """Objects as plain dicts, addressed by :class:`ObjectRef`; errors are BackendError lines."""
 
-    def __init__(self, api_client: ApiClient, default_namespace: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, api_client: ApiClient, default_namespace: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.api_client = api_client
         self.default_namespace = default_namespace
         self.timeout = timeout
@@ -123,7 +133,9 @@ class KubeObjects:
         return ObjectRef(api_version, kind, namespace or self.default_namespace, name)
 
     def _with_namespace(self, obj: ObjectRef) -> ObjectRef:
-        return obj if obj.namespace else ObjectRef(obj.api_version, obj.kind, self.default_namespace, obj.name)
+        return (
+            obj if obj.namespace else ObjectRef(obj.api_version, obj.kind, self.default_namespace, obj.name)
+        )
 
     # ------------------------------------------------------------ addressing
     def plural(self, obj: ObjectRef, purpose: str = "") -> tuple[str, str, str]:
@@ -141,7 +153,9 @@ class KubeObjects:
                     listing = self._core.get_api_resources(_request_timeout=self.timeout)
             except ApiException as exc:
                 if exc.status == 404:
-                    raise NotFound(f"the cluster serves no apiVersion {obj.api_version}{_for(purpose)}") from None
+                    raise NotFound(
+                        f"the cluster serves no apiVersion {obj.api_version}{_for(purpose)}"
+                    ) from None
                 raise self._error(exc, obj, purpose, "discover") from None
             except urllib3.exceptions.HTTPError as exc:
                 raise self._unreachable(exc) from None
@@ -173,8 +187,9 @@ class KubeObjects:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        request = self.api_client.param_serialize(method, path, header_params=headers, body=body,
-                                                  auth_settings=["BearerToken"])
+        request = self.api_client.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
         response = self.api_client.call_api(*request, _request_timeout=self.timeout)
         response.read()
         return self.api_client.response_deserialize(response, {"200": "object", "201": "object"}).data
@@ -185,8 +200,9 @@ class KubeObjects:
         group, version, plural = self.plural(obj, purpose)
         try:
             if group:
-                out = self._custom.get_namespaced_custom_object(group, version, obj.namespace, plural, obj.name,
-                                                                _request_timeout=self.timeout)
+                out = self._custom.get_namespaced_custom_object(
+                    group, version, obj.namespace, plural, obj.name, _request_timeout=self.timeout
+                )
             else:
                 out = self._raw("GET", f"/api/{version}/namespaces/{obj.namespace}/{plural}/{obj.name}")
         except ApiException as exc:
@@ -194,10 +210,14 @@ class KubeObjects:
         except urllib3.exceptions.HTTPError as exc:
             raise self._unreachable(exc) from None
         if not isinstance(out, dict):
-            raise BackendError(f"{obj}: the Kubernetes API answered with a {type(out).__name__}, not an object")
+            raise BackendError(
+                f"{obj}: the Kubernetes API answered with a {type(out).__name__}, not an object"
+            )
         return out
 
-    def json_patch(self, obj: ObjectRef, ops: Sequence[Mapping[str, Any]], purpose: str = "") -> dict[str, Any]:
+    def json_patch(
+        self, obj: ObjectRef, ops: Sequence[Mapping[str, Any]], purpose: str = ""
+    ) -> dict[str, Any]:
         """Send one RFC 6902 patch. A 409 raises ConflictError (the caller retries)."""
         obj = self._with_namespace(obj)
         group, version, plural = self.plural(obj, purpose)
@@ -205,11 +225,22 @@ class KubeObjects:
         try:
             if group:
                 out = self._custom.patch_namespaced_custom_object(
-                    group, version, obj.namespace, plural, obj.name, body,
-                    _content_type=JSON_PATCH, _request_timeout=self.timeout)
+                    group,
+                    version,
+                    obj.namespace,
+                    plural,
+                    obj.name,
+                    body,
+                    _content_type=JSON_PATCH,
+                    _request_timeout=self.timeout,
+                )
             else:
-                out = self._raw("PATCH", f"/api/{version}/namespaces/{obj.namespace}/{plural}/{obj.name}",
-                                body, JSON_PATCH)
+                out = self._raw(
+                    "PATCH",
+                    f"/api/{version}/namespaces/{obj.namespace}/{plural}/{obj.name}",
+                    body,
+                    JSON_PATCH,
+                )
         except ApiException as exc:
             raise self._error(exc, obj, purpose, "patch") from None
         except urllib3.exceptions.HTTPError as exc:
@@ -218,10 +249,14 @@ class KubeObjects:
 
     # ------------------------------------------------------------ helpers for `simkit live`
     def read_experiment(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return self.get(self.ref("iter8.tools/v2alpha2", "Experiment", name, namespace), "the experiment to run")
+        return self.get(
+            self.ref("iter8.tools/v2alpha2", "Experiment", name, namespace), "the experiment to run"
+        )
 
     def read_metric(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return self.get(self.ref("iter8.tools/v2alpha2", "Metric", name, namespace), "a metric of the experiment")
+        return self.get(
+            self.ref("iter8.tools/v2alpha2", "Metric", name, namespace), "a metric of the experiment"
+        )
 
     def write_experiment_status(self, name: str, namespace: str, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the Experiment's status subresource, as etc3 does, so that
@@ -229,8 +264,15 @@ class KubeObjects:
         obj = self.ref("iter8.tools/v2alpha2", "Experiment", name, namespace)
         group, version, plural = self.plural(obj, "the experiment's status")
         try:
-            self._custom.patch_namespaced_custom_object_status(group, version, obj.namespace, plural, obj.name,
-                                                               {"status": dict(status)}, _request_timeout=self.timeout)
+            self._custom.patch_namespaced_custom_object_status(
+                group,
+                version,
+                obj.namespace,
+                plural,
+                obj.name,
+                {"status": dict(status)},
+                _request_timeout=self.timeout,
+            )
         except ApiException as exc:
             raise self._error(exc, obj, "the experiment's status", "patch") from None
         except urllib3.exceptions.HTTPError as exc:

@@ -51,9 +51,17 @@ from simkit.live.kube_fakerules import (
 )
 from simkit.live.kube_fakestore import FakeCluster
 
-SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0+simkit-fake", "gitCommit": "simkit",
-                  "gitTreeState": "clean", "buildDate": "2024-01-01T00:00:00Z", "goVersion": "go1.22",
-                  "compiler": "gc", "platform": "linux/amd64"}
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0+simkit-fake",
+    "gitCommit": "simkit",
+    "gitTreeState": "clean",
+    "buildDate": "2024-01-01T00:00:00Z",
+    "goVersion": "go1.22",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 DEFAULT_WATCH_TIMEOUT = 1800.0
 
 
@@ -89,7 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         cluster = self.server.cluster
-        cluster.record(RequestRecord(self.command, split.path, split.query, self.headers.get("Content-Type", "")))
+        cluster.record(
+            RequestRecord(self.command, split.path, split.query, self.headers.get("Content-Type", ""))
+        )
         try:
             if split.path.startswith("/_fake/"):
                 self._admin(split.path, query)
@@ -100,7 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # a bug in the fake: answer like an apiserver would, keep serving
-            self._send(500, FakeApiError(500, "InternalError", f"simkit fake: {type(exc).__name__}: {exc}").status())
+            self._send(
+                500, FakeApiError(500, "InternalError", f"simkit fake: {type(exc).__name__}: {exc}").status()
+            )
 
     def setup(self) -> None:
         super().setup()
@@ -123,17 +135,34 @@ class _Handler(BaseHTTPRequestHandler):
 
         def group_doc(name: str) -> dict[str, Any]:
             vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in groups[name]]
-            return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": vs, "preferredVersion": vs[0]}
+            return {
+                "kind": "APIGroup",
+                "apiVersion": "v1",
+                "name": name,
+                "versions": vs,
+                "preferredVersion": vs[0],
+            }
 
         def resources(group: str, version: str) -> dict[str, Any]:
             entries = []
             for t in types:
                 if t.group == group and version in t.versions:
                     entries.append(t.discovery_entry())
-                    entries.append({"name": f"{t.plural}/status", "singularName": "", "namespaced": t.namespaced,
-                                    "kind": t.kind, "verbs": ["get", "patch", "update"]})
-            return {"kind": "APIResourceList", "apiVersion": "v1",
-                    "groupVersion": f"{group}/{version}" if group else version, "resources": entries}
+                    entries.append(
+                        {
+                            "name": f"{t.plural}/status",
+                            "singularName": "",
+                            "namespaced": t.namespaced,
+                            "kind": t.kind,
+                            "verbs": ["get", "patch", "update"],
+                        }
+                    )
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version,
+                "resources": entries,
+            }
 
         parts = path.strip("/").split("/") if path.strip("/") else []
         if self.command != "GET":
@@ -145,12 +174,25 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts == ["openapi", "v2"]:
             self._send_bytes(200, OPENAPI_V2_PROTOBUF, OPENAPI_V2_MIME)
         elif parts == ["api"]:
-            self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_address[1]}"}]})
+            self._send(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {
+                            "clientCIDR": "0.0.0.0/0",
+                            "serverAddress": f"127.0.0.1:{self.server.server_address[1]}",
+                        }
+                    ],
+                },
+            )
         elif parts == ["api", "v1"]:
             self._send(200, resources("", "v1"))
         elif parts == ["apis"]:
-            self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group_doc(g) for g in groups]})
+            self._send(
+                200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group_doc(g) for g in groups]}
+            )
         elif len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
             self._send(200, group_doc(parts[1]))
         elif len(parts) == 3 and parts[0] == "apis" and parts[1] in groups and parts[2] in groups[parts[1]]:
@@ -188,35 +230,55 @@ class _Handler(BaseHTTPRequestHandler):
                     self._watch(rtype, namespace, selector, query, version)
                     return
                 items, rv = cluster.list_objects(rtype, namespace, selector, version)
-                self._send(200, {"apiVersion": rtype.api_version(version), "kind": f"{rtype.kind}List",
-                                 "metadata": {"resourceVersion": str(rv)}, "items": items})
+                self._send(
+                    200,
+                    {
+                        "apiVersion": rtype.api_version(version),
+                        "kind": f"{rtype.kind}List",
+                        "metadata": {"resourceVersion": str(rv)},
+                        "items": items,
+                    },
+                )
             elif method == "POST":
                 self._send(201, cluster.create(rtype, ns, self._body(), dry_run=dry_run))
             else:
-                raise FakeApiError(405, "MethodNotAllowed", f"the server does not allow {method} on a collection")
+                raise FakeApiError(
+                    405, "MethodNotAllowed", f"the server does not allow {method} on a collection"
+                )
             return
         if method == "GET":
             self._send(200, cluster.get(rtype, ns, name, version))
         elif method == "PUT":
-            self._send(200, cluster.replace(rtype, ns, name, self._body(), status_only=status_only, dry_run=dry_run))
+            self._send(
+                200, cluster.replace(rtype, ns, name, self._body(), status_only=status_only, dry_run=dry_run)
+            )
         elif method == "PATCH":
             ctype = self.headers.get("Content-Type", "")
-            self._send(200, cluster.patch(rtype, ns, name, ctype, self._body(), status_only=status_only,
-                                          dry_run=dry_run))
+            self._send(
+                200,
+                cluster.patch(rtype, ns, name, ctype, self._body(), status_only=status_only, dry_run=dry_run),
+            )
         elif method == "DELETE":
             self._body()  # DeleteOptions are accepted and ignored
             self._send(200, cluster.delete(rtype, ns, name, dry_run=dry_run))
         else:
             raise FakeApiError(405, "MethodNotAllowed", f"the server does not allow {method} on an object")
 
-    def _watch(self, rtype: ResourceType, namespace: str | None, selector: Selector, query: Mapping[str, str],
-               version: str) -> None:
+    def _watch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        selector: Selector,
+        query: Mapping[str, str],
+        version: str,
+    ) -> None:
         try:
             timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
         except ValueError:
             raise bad_request(f"invalid timeoutSeconds {query.get('timeoutSeconds')!r}") from None
         events: Iterator[dict[str, Any]] = self.server.cluster.watch(
-            rtype, namespace, selector, query.get("resourceVersion"), timeout, version)
+            rtype, namespace, selector, query.get("resourceVersion"), timeout, version
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json;stream=watch")
         self.send_header("Transfer-Encoding", "chunked")
@@ -247,8 +309,13 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict) or not {"kind", "namespace", "name"} <= body.keys():
                 raise bad_request("POST /_fake/faults wants {kind, namespace, name, count, status}")
             try:
-                cluster.fail_next(str(body["kind"]), str(body["namespace"]), str(body["name"]),
-                                  int(body.get("count", 1)), int(body.get("status", 409)))
+                cluster.fail_next(
+                    str(body["kind"]),
+                    str(body["namespace"]),
+                    str(body["name"]),
+                    int(body.get("count", 1)),
+                    int(body.get("status", 409)),
+                )
             except KeyError as exc:
                 raise bad_request(str(exc)) from None
             self._send(200, {"armed": True})
@@ -296,8 +363,12 @@ class KubeFake:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> KubeFake:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"kubefake:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"kubefake:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -317,16 +388,19 @@ class KubeFake:
     def __enter__(self) -> KubeFake:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
 def kubeconfig_text(url: str, namespace: str = "default") -> str:
     """A kubeconfig pointing at the fake (token auth; the fake accepts anything)."""
-    return (f"apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{url}\"}}\n"
-            f"users:\n- name: fake\n  user: {{token: simkit-fake}}\ncontexts:\n- name: fake\n"
-            f"  context: {{cluster: fake, user: fake, namespace: {namespace}}}\ncurrent-context: fake\n")
+    return (
+        f'apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: "{url}"}}\n'
+        f"users:\n- name: fake\n  user: {{token: simkit-fake}}\ncontexts:\n- name: fake\n"
+        f"  context: {{cluster: fake, user: fake, namespace: {namespace}}}\ncurrent-context: fake\n"
+    )
 
 
 def load_manifest_files(cluster: FakeCluster, paths: Iterable[str]) -> list[str]:
@@ -346,10 +420,10 @@ def load_manifest_files(cluster: FakeCluster, paths: Iterable[str]) -> list[str]
     return loaded
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simkit.live.kubefake", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m simkit.live.kubefake", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--port-file", default=None, help="write the chosen port here once listening")
     parser.add_argument("--kubeconfig-file", default=None, help="write a kubeconfig for the fake here")

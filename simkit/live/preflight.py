@@ -44,11 +44,14 @@ def preflight_prometheus(client: httpx.Client, prepared: Prepared, override: str
         try:
             response = client.get(f"{root}/api/v1/query", params={"query": "vector(1)"})
         except httpx.HTTPError as exc:
-            raise BackendError(f"Prometheus at {base} is unreachable ({type(exc).__name__}: {exc}); "
-                               "check --prometheus-url") from None
+            raise BackendError(
+                f"Prometheus at {base} is unreachable ({type(exc).__name__}: {exc}); check --prometheus-url"
+            ) from None
         if not _answers_like_prometheus(response):
-            raise BackendError(f"{base} is not a Prometheus: the query vector(1) at {root}/api/v1/query answered "
-                               f"HTTP {response.status_code} {_snippet(response)}; check --prometheus-url")
+            raise BackendError(
+                f"{base} is not a Prometheus: the query vector(1) at {root}/api/v1/query answered "
+                f"HTTP {response.status_code} {_snippet(response)}; check --prometheus-url"
+            )
         intervals += scrape_intervals(client, root)
     return min(intervals) if intervals else None
 
@@ -59,8 +62,12 @@ def _answers_like_prometheus(response: httpx.Response) -> bool:
     except ValueError:
         return False
     data = body.get("data") if isinstance(body, dict) else None
-    return (response.status_code == 200 and body.get("status") == "success" and isinstance(data, dict)
-            and data.get("resultType") in ("vector", "scalar"))
+    return (
+        response.status_code == 200
+        and body.get("status") == "success"
+        and isinstance(data, dict)
+        and data.get("resultType") in ("vector", "scalar")
+    )
 
 
 def _snippet(response: httpx.Response) -> str:
@@ -114,13 +121,24 @@ def check_windows(prepared: Prepared, scrape: float | None, say: Callable[[str],
     never = sorted(ref for ref, w in last.items() if w < scrape)
     if never:
         raise SpecError.from_cli(
-            "--interval-override / spec.duration", f"metric {never[0]} queries a window of at most {last[never[0]]:g}s "
+            "--interval-override / spec.duration",
+            f"metric {never[0]} queries a window of at most {last[never[0]]:g}s "
             f"in this run ({plan.iterations} iterations every {plan.interval_seconds:g}s), shorter than the "
             f"Prometheus scrape interval ({scrape:g}s): every value would be unavailable; use a longer interval "
-            "or more iterations")
-    short = [i for i, e in enumerate(elapsed, 1) if any(w < 2 * scrape for w in windows(prepared, e).values())]
+            "or more iterations",
+        )
+    short = [
+        i for i, e in enumerate(elapsed, 1) if any(w < 2 * scrape for w in windows(prepared, e).values())
+    ]
     if short:
-        which = f"{short[0]}" if len(short) == 1 else f"{short[0]}-{short[-1]}" if short == list(
-            range(short[0], short[-1] + 1)) else ", ".join(map(str, short))
-        say(f"warning: in iteration{'s' if len(short) > 1 else ''} {which} some metric windows are shorter than two "
-            f"scrape intervals ({2 * scrape:g}s); rates there may be unavailable")
+        which = (
+            f"{short[0]}"
+            if len(short) == 1
+            else f"{short[0]}-{short[-1]}"
+            if short == list(range(short[0], short[-1] + 1))
+            else ", ".join(map(str, short))
+        )
+        say(
+            f"warning: in iteration{'s' if len(short) > 1 else ''} {which} some metric windows are shorter than two "
+            f"scrape intervals ({2 * scrape:g}s); rates there may be unavailable"
+        )

@@ -132,7 +132,9 @@ class MetricFetcher:
             value, reason = mock_value(spec, version, elapsed_seconds, self.rng)
             return self._result(label, version, value, reason, "", None, None)
         if spec.is_builtin:
-            reason = "builtin metrics (provider: iter8) come from Fortio histograms, which simkit does not produce"
+            reason = (
+                "builtin metrics (provider: iter8) come from Fortio histograms, which simkit does not produce"
+            )
             return self._result(label, version, None, reason, "", None, None)
 
         args = version_arguments(version, variables, elapsed_seconds)
@@ -224,7 +226,13 @@ class MetricFetcher:
 
     @staticmethod
     def _result(
-        label: str, version: str, value: float | None, reason: str | None, url: str, query: str | None, raw: Any
+        label: str,
+        version: str,
+        value: float | None,
+        reason: str | None,
+        url: str,
+        query: str | None,
+        raw: Any,
     ) -> MetricValue:
         message = None if reason is None else f"{iter8_error_text(label, version)}: {reason}"
         return MetricValue(value=value, message=message, url=url, query=query, raw=raw)

@@ -40,7 +40,9 @@ def index_metrics(metrics: Sequence[Metric], default_namespace: str) -> dict[str
     for metric in metrics:
         key = metric.key(default_namespace)
         if key in index:
-            raise metric.error("metadata.name", f"duplicate Metric {key} (also defined in {index[key].where.describe()})")
+            raise metric.error(
+                "metadata.name", f"duplicate Metric {key} (also defined in {index[key].where.describe()})"
+            )
         index[key] = metric
     return index
 

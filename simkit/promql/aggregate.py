@@ -54,6 +54,7 @@ def quantile(q: float, values: list[float]) -> float:
 
 # -- Go's container/heap, so topk/bottomk keep the same series on ties ----------------------------
 
+
 def _up(h: list[Sample], j: int, less: Callable[[float, float], bool]) -> None:
     while j > 0:
         i = (j - 1) // 2
@@ -111,8 +112,9 @@ class _Group:
         self.values: list[float] = []
 
 
-def aggregate(op: str, vec: Vector, grouping: tuple[str, ...], without: bool,
-              param: float | str | None) -> Vector:
+def aggregate(
+    op: str, vec: Vector, grouping: tuple[str, ...], without: bool, param: float | str | None
+) -> Vector:
     """Apply aggregation ``op`` to one step's vector."""
     k = 0
     if op in ("topk", "bottomk"):

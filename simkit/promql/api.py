@@ -29,8 +29,15 @@ from simkit.promql.parser import parse_cached
 from simkit.promql.values import QueryResult
 from simkit.tsdb import TSDB, Series, round_ms
 
-_STATUS = {"bad_data": 400, "execution": 422, "canceled": 503, "timeout": 503, "internal": 500,
-           "not_found": 404, "unavailable": 503}
+_STATUS = {
+    "bad_data": 400,
+    "execution": 422,
+    "canceled": 503,
+    "timeout": 503,
+    "internal": 500,
+    "not_found": 404,
+    "unavailable": 503,
+}
 _LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
 
 Response = tuple[int, str, bytes]  # status, content type, body
@@ -45,7 +52,9 @@ def _jstr(s: str) -> str:
     """A JSON string as Go's encoder writes it: HTML-escaped, other control chars as \\u00XX."""
     if _SAFE.match(s):
         return f'"{s}"'
-    out = [_SHORT_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c in "<>&\u2028\u2029" or c < " " else c) for c in s]
+    out = [
+        _SHORT_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c in "<>&\u2028\u2029" or c < " " else c) for c in s
+    ]
     return '"' + "".join(out) + '"'
 
 
@@ -80,7 +89,7 @@ def format_value(v: float, exp_sep: bool = True) -> str:
     if e >= len(digits) - 1:
         return sign + digits + "0" * (e - len(digits) + 1)
     if e >= 0:
-        return f"{sign}{digits[: e + 1]}.{digits[e + 1:]}"
+        return f"{sign}{digits[: e + 1]}.{digits[e + 1 :]}"
     return f"{sign}0.{'0' * (-e - 1)}{digits}"
 
 
@@ -97,19 +106,28 @@ def _metric(labels: dict[str, str]) -> str:
 
 
 def _points(ts: Any, vs: Any) -> str:
-    return ",".join(f'[{_point_time(t)},"{format_value(v)}"]' for t, v in zip(ts.tolist(), vs.tolist(), strict=True))
+    return ",".join(
+        f'[{_point_time(t)},"{format_value(v)}"]' for t, v in zip(ts.tolist(), vs.tolist(), strict=True)
+    )
 
 
 def render_result(r: QueryResult) -> bytes:
     """The success body of /api/v1/query or /api/v1/query_range."""
     if r.result_type == "vector":
         ts = _point_time(r.time)
-        body = ",".join(f'{{"metric":{_metric(s.metric)},"value":[{ts},"{format_value(s.value)}"]}}'
-                        for s in r.vector)
+        body = ",".join(
+            f'{{"metric":{_metric(s.metric)},"value":[{ts},"{format_value(s.value)}"]}}' for s in r.vector
+        )
         result = f"[{body}]"
     elif r.result_type == "matrix":
-        result = "[" + ",".join(f'{{"metric":{_metric(s.metric)},"values":[{_points(s.timestamps, s.values)}]}}'
-                                for s in r.matrix) + "]"
+        result = (
+            "["
+            + ",".join(
+                f'{{"metric":{_metric(s.metric)},"values":[{_points(s.timestamps, s.values)}]}}'
+                for s in r.matrix
+            )
+            + "]"
+        )
     else:  # scalar and string: json.Marshal([float64(T)/1000, "v"])
         ts = format_value(round(r.time * 1000.0) / 1000.0, exp_sep=False)
         scalar = r.scalar if r.scalar is not None else float("nan")
@@ -182,14 +200,19 @@ def parse_duration_param(text: str, name: str) -> float:
     if _FLOAT.match(text):
         ns = float(text) * 1e9
         if abs(ns) > 2**63 - 1:
-            raise APIError("bad_data", f"invalid parameter {_goquote(name)}: cannot parse {_goquote(text)} "
-                                       "to a valid duration. It overflows int64")
+            raise APIError(
+                "bad_data",
+                f"invalid parameter {_goquote(name)}: cannot parse {_goquote(text)} "
+                "to a valid duration. It overflows int64",
+            )
         ms = int(ns) // 1_000_000 if ns >= 0 else -(int(-ns) // 1_000_000)
     elif text and (m := _DURATION.match(text)):
         ms = sum(int(g) * unit for g, unit in zip(m.groups(), _DURATION_MS, strict=True) if g)
     if ms is None:
-        raise APIError("bad_data", f"invalid parameter {_goquote(name)}: cannot parse {_goquote(text)} "
-                                   "to a valid duration")
+        raise APIError(
+            "bad_data",
+            f"invalid parameter {_goquote(name)}: cannot parse {_goquote(text)} to a valid duration",
+        )
     return ms / 1000.0
 
 
@@ -199,7 +222,6 @@ def first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
     for k, v in pairs:
         form.setdefault(k, v)
     return form
-
 
 
 class APIError(Exception):
@@ -249,8 +271,9 @@ def execute_instant(db: TSDB, query: str, time: float, lookback: float = 300.0) 
     return _evaluate(query, True, lambda expr: instant_query(db, expr, time, lookback=lookback))
 
 
-def execute_range(db: TSDB, query: str, start: float, end: float, step: float,
-                  lookback: float = 300.0) -> QueryResult:
+def execute_range(
+    db: TSDB, query: str, start: float, end: float, step: float, lookback: float = 300.0
+) -> QueryResult:
     """Evaluate a range query after Prometheus' own parameter checks; raises :class:`APIError`."""
     try:
         problem = range_problem(start, end, step)
@@ -289,11 +312,21 @@ class PrometheusAPI:
         try:
             return 200, "application/json", handler(path, pairs)
         except APIError as err:
-            return _STATUS.get(err.error_type, 500), "application/json", render_error(err.error_type, err.message)
+            return (
+                _STATUS.get(err.error_type, 500),
+                "application/json",
+                render_error(err.error_type, err.message),
+            )
 
-    def _route(self, path: str) -> tuple[Callable[[str, Sequence[tuple[str, str]]], bytes], tuple[str, ...]] | None:
-        table = {"/api/v1/query": self._query, "/api/v1/query_range": self._query_range,
-                 "/api/v1/series": self._series, "/api/v1/labels": self._labels}
+    def _route(
+        self, path: str
+    ) -> tuple[Callable[[str, Sequence[tuple[str, str]]], bytes], tuple[str, ...]] | None:
+        table = {
+            "/api/v1/query": self._query,
+            "/api/v1/query_range": self._query_range,
+            "/api/v1/series": self._series,
+            "/api/v1/labels": self._labels,
+        }
         if path in table:
             return table[path], ("GET", "POST")
         return (self._label_values, ("GET",)) if _LABEL_VALUES.match(path) else None
@@ -341,8 +374,11 @@ class PrometheusAPI:
         except QueryError as err:
             raise APIError("bad_data", f'invalid parameter "match[]": {parse_error_text(err)}', err) from err
         if not isinstance(expr, VectorSelector):
-            raise APIError("bad_data", f'invalid parameter "match[]": 1:1: parse error: '
-                                       f"expected vector selector, got {_goquote(text)}")
+            raise APIError(
+                "bad_data",
+                f'invalid parameter "match[]": 1:1: parse error: '
+                f"expected vector selector, got {_goquote(text)}",
+            )
         return self.db.select(list(expr.matchers))
 
     def _series(self, path: str, pairs: Sequence[tuple[str, str]]) -> bytes:
@@ -431,7 +467,9 @@ class PrometheusAPITransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
-        return _response(request, self.api.handle(request.method, request.url.path, request_pairs(request, body)))
+        return _response(
+            request, self.api.handle(request.method, request.url.path, request_pairs(request, body))
+        )
 
 
 class AsyncPrometheusAPITransport(httpx.AsyncBaseTransport):
@@ -442,4 +480,6 @@ class AsyncPrometheusAPITransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        return _response(request, self.api.handle(request.method, request.url.path, request_pairs(request, body)))
+        return _response(
+            request, self.api.handle(request.method, request.url.path, request_pairs(request, body))
+        )

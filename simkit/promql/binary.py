@@ -29,12 +29,21 @@ if TYPE_CHECKING:
 
 F64 = npt.NDArray[np.float64]
 _ARITH: dict[str, Callable[[F64, F64], F64]] = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "%": np.fmod, "^": np.power,
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "%": np.fmod,
+    "^": np.power,
     "atan2": np.arctan2,
 }
 _CMP: dict[str, Callable[[F64, F64], npt.NDArray[np.bool_]]] = {
-    "==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less,
-    ">=": np.greater_equal, "<=": np.less_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    "<": np.less,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
 }
 
 
@@ -58,10 +67,18 @@ def _ieee_div(a: float, b: float) -> float:
 # Python's float + - * / and comparisons are IEEE 754 double operations, like numpy's, except
 # that x/0 raises (hence _ieee_div); % and ^ differ (floored modulo, exceptions) and stay numpy.
 _PY_ARITH: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": _ieee_div,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": _ieee_div,
 }
 _PY_CMP: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
 }
 _SMALL = 32  # below this many elements a Python loop beats numpy's per-call overhead
 
@@ -148,7 +165,8 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, matching: VectorMatching, r
                 f"found duplicate series for the match group {format_labels_short(key)} on the {side} "
                 f"hand-side of the operation: [{format_labels_short(labels)}, "
                 f"{format_labels_short(right[key][0])}];many-to-many matching not allowed: matching labels "
-                "must be unique on one side")
+                "must be unique on one side"
+            )
         right[key] = (labels, value)
     pairs: list[tuple[Labels, Labels, Labels, float, float]] = []
     for labels, value in lhs:
@@ -174,8 +192,10 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, matching: VectorMatching, r
             metric = drop_name(metric)
         if matching.card == "one-to-one":
             if key in matched:
-                raise QueryError("multiple matches for labels: many-to-one matching must be explicit "
-                                 "(group_left/group_right)")
+                raise QueryError(
+                    "multiple matches for labels: many-to-one matching must be explicit "
+                    "(group_left/group_right)"
+                )
             matched[key] = None
         else:
             seen = matched.setdefault(key, set())

@@ -38,7 +38,9 @@ def _arg_step(value: str) -> float:
     try:
         step = parse_duration_param(value, "step")
     except APIError:
-        raise SpecError(_WHERE, "--step", f"cannot parse {value!r} as seconds or a duration like 15s") from None
+        raise SpecError(
+            _WHERE, "--step", f"cannot parse {value!r} as seconds or a duration like 15s"
+        ) from None
     if step <= 0:
         raise SpecError(_WHERE, "--step", f"must be positive, got {value!r}")
     return step
@@ -53,13 +55,21 @@ def _unwrap(err: APIError) -> Exception:
     return SpecError(_WHERE, None, err.message)
 
 
-def evaluate(db: TSDB, query: str, time: str | None = None, start: str | None = None,
-             end: str | None = None, step: str | None = None) -> QueryResult:
+def evaluate(
+    db: TSDB,
+    query: str,
+    time: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    step: str | None = None,
+) -> QueryResult:
     """The query result for the CLI's arguments; instant at the newest sample if no time is given."""
     ranged = [x is not None for x in (start, end, step)]
     if any(ranged):
         if not all(ranged):
-            missing = [f for f, given in zip(("--start", "--end", "--step"), ranged, strict=True) if not given]
+            missing = [
+                f for f, given in zip(("--start", "--end", "--step"), ranged, strict=True) if not given
+            ]
             raise SpecError(_WHERE, missing[0], "a range query needs --start, --end and --step")
         if time is not None:
             raise SpecError(_WHERE, "--time", "give either --time or --start/--end/--step, not both")

@@ -13,8 +13,9 @@ import math
 
 from simkit.promql.types import Vector, check_unique, drop_name
 
-DATE_FUNCTIONS = frozenset(["day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute",
-                            "month", "year"])
+DATE_FUNCTIONS = frozenset(
+    ["day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year"]
+)
 _INT64_MIN = -(2**63)
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 

@@ -105,10 +105,15 @@ def range_problem(start: float, end: float, step: float) -> tuple[str, str] | No
     if end_ms < start_ms:
         return "end", "end timestamp must not be before start time"
     if step_ms <= 0:
-        return "step", "zero or negative query resolution step widths are not accepted. Try a positive integer"
+        return (
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        )
     if (end_ms - start_ms) // step_ms > MAX_POINTS:  # Prometheus: end.Sub(start)/step > 11000
-        return "", ("exceeded maximum resolution of 11,000 points per timeseries. "
-                    "Try decreasing the query resolution (?step=XX)")
+        return "", (
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)"
+        )
     return None
 
 
@@ -221,8 +226,11 @@ class Evaluator:
         first = -(-(int(refs.min()) - sq.range_ms) // step) * step  # first multiple of step in the window
         count = (int(refs.max()) - first) // step + 1
         if count > MAX_SUBQUERY_STEPS:  # Prometheus would grind on (up to its 50M-sample limit)
-            raise QueryError(f"subquery would be evaluated at {count} steps, more than simkit's limit of "
-                             f"{MAX_SUBQUERY_STEPS:,}: use a coarser step or a shorter range", sq.pos)
+            raise QueryError(
+                f"subquery would be evaluated at {count} steps, more than simkit's limit of "
+                f"{MAX_SUBQUERY_STEPS:,}: use a coarser step or a shorter range",
+                sq.pos,
+            )
         inner = np.arange(first, int(refs.max()) + 1, step, dtype=np.int64)
         child = Evaluator(self.db, inner, self.start_ms, self.end_ms, self.lookback_ms)
         points: dict[Labels, tuple[list[int], list[float]]] = {}
@@ -235,8 +243,10 @@ class Evaluator:
                     entry = points[lb] = ([], [])
                 entry[0].append(t)
                 entry[1].append(v)
-        series: list[MatrixSeries] = [(lb, np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64))
-                                      for lb, (ts, vs) in points.items()]
+        series: list[MatrixSeries] = [
+            (lb, np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64))
+            for lb, (ts, vs) in points.items()
+        ]
         lo = np.zeros((len(series), len(refs)), dtype=np.int64)
         hi = np.zeros((len(series), len(refs)), dtype=np.int64)
         for i, (_, tms, _) in enumerate(series):
@@ -340,8 +350,9 @@ def instant_query(db: TSDB, query: str | Expr, time: float, lookback: float = 30
     return QueryResult("vector", when, vector=[InstantSample(dict(lb), v) for lb, v in val])  # type: ignore[misc]
 
 
-def range_query(db: TSDB, query: str | Expr, start: float, end: float, step: float,
-                lookback: float = 300.0) -> QueryResult:
+def range_query(
+    db: TSDB, query: str | Expr, start: float, end: float, step: float, lookback: float = 300.0
+) -> QueryResult:
     """Evaluate ``query`` at ``start, start+step, ... <= end`` like ``/api/v1/query_range``."""
     expr, text = _prepare(query)
     problem = range_problem(start, end, step)
@@ -350,8 +361,9 @@ def range_query(db: TSDB, query: str | Expr, start: float, end: float, step: flo
     start_ms, end_ms, step_ms = _to_ms(start), _to_ms(end), _to_ms(step)
     if expr.type not in ("scalar", "vector"):
         kind = "range vector" if expr.type == "matrix" else expr.type
-        raise QueryError(f"invalid expression type {kind!r} for range query, must be scalar or instant vector",
-                         0, text)
+        raise QueryError(
+            f"invalid expression type {kind!r} for range query, must be scalar or instant vector", 0, text
+        )
     steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
     ev = Evaluator(db, steps, start_ms, end_ms, _to_ms(lookback))
     points: dict[Labels, tuple[list[int], list[float]]] = {}
@@ -364,8 +376,10 @@ def range_query(db: TSDB, query: str | Expr, start: float, end: float, step: flo
                 entry = points[lb] = ([], [])
             entry[0].append(ts)
             entry[1].append(v)
-    matrix = [RangeSeries(dict(lb), np.array(ts_list, dtype=np.float64) / 1000.0, np.array(vs, dtype=np.float64))
-              for lb, (ts_list, vs) in sorted(points.items())]
+    matrix = [
+        RangeSeries(dict(lb), np.array(ts_list, dtype=np.float64) / 1000.0, np.array(vs, dtype=np.float64))
+        for lb, (ts_list, vs) in sorted(points.items())
+    ]
     return QueryResult("matrix", end_ms / 1000.0, matrix=matrix)
 
 

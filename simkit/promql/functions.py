@@ -30,13 +30,30 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 
 _MATH: dict[str, Callable[[F64], F64]] = {
-    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "exp": np.exp, "ln": np.log,
-    "log2": np.log2, "log10": np.log10, "sqrt": np.sqrt, "sgn": np.sign,
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
-    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "floor": np.floor,
+    "exp": np.exp,
+    "ln": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "sqrt": np.sqrt,
+    "sgn": np.sign,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
     "atanh": np.arctanh,
     # Go computes v*Pi/180 and v*180/Pi in that order; so does numpy here
-    "rad": lambda a: a * math.pi / 180, "deg": lambda a: a * 180 / math.pi,
+    "rad": lambda a: a * math.pi / 180,
+    "deg": lambda a: a * 180 / math.pi,
 }
 
 
@@ -56,8 +73,9 @@ def _timestamp(ev: Evaluator, node: Call, k: int) -> Vector:
     arg = unwrap_parens(node.args[0])
     if isinstance(arg, VectorSelector):
         labels, _values, present, times = ev.instant_table(arg)
-        return check_unique([(drop_name(labels[i]), int(times[i, k]) / 1000)
-                             for i in np.flatnonzero(present[:, k])])
+        return check_unique(
+            [(drop_name(labels[i]), int(times[i, k]) / 1000) for i in np.flatnonzero(present[:, k])]
+        )
     ts = int(ev.steps[k]) / 1000
     return check_unique([(drop_name(lb), ts) for lb, _ in _vector_arg(ev, arg, k)])
 

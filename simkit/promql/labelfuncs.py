@@ -22,6 +22,7 @@ class _Match(Protocol):
 
     def group(self, index: int | str, /) -> str | None: ...
 
+
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _TEMPLATE_NAME_RE = re.compile(r"[a-zA-Z0-9_]+")
 
@@ -116,8 +117,10 @@ def label_join(vec: Vector, args: list[str], pos: int) -> Vector:
             raise QueryError(f"invalid source label name in label_join(): {name}", pos)
     if not _LABEL_NAME_RE.fullmatch(dst):
         raise QueryError(f"invalid destination label name in label_join(): {dst}", pos)
-    return [(with_label(labels, dst, sep.join(get_label(labels, s) for s in srcs)), value)
-            for labels, value in vec]
+    return [
+        (with_label(labels, dst, sep.join(get_label(labels, s) for s in srcs)), value)
+        for labels, value in vec
+    ]
 
 
 def sort_vector(vec: Vector, descending: bool) -> Vector:
@@ -129,11 +132,14 @@ def sort_vector(vec: Vector, descending: bool) -> Vector:
     differently from Prometheus, values never are).
     """
     if descending:
+
         def less(a: float, b: float) -> bool:  # sort.Reverse(vectorByValueHeap)
             return math.isnan(b) or b < a
     else:
+
         def less(a: float, b: float) -> bool:  # sort.Reverse(vectorByReverseValueHeap)
             return math.isnan(b) or b > a
+
     out = list(vec)
     if len(out) <= 12:
         for i in range(1, len(out)):

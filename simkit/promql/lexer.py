@@ -15,16 +15,52 @@ from typing import Final
 from simkit.errors import QueryError
 
 AGGREGATORS = frozenset(
-    ["sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group"]
+    [
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "group",
+    ]
 )
-KEYWORDS = frozenset(
-    ["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless", "atan2"]
-) | AGGREGATORS
+KEYWORDS = (
+    frozenset(
+        [
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+            "bool",
+            "offset",
+            "and",
+            "or",
+            "unless",
+            "atan2",
+        ]
+    )
+    | AGGREGATORS
+)
 
 _DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|[smhdwy]))+")
 _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|[smhdwy])")
-_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
-                "w": 7 * 86_400_000, "y": 365 * 86_400_000}
+_DURATION_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 7 * 86_400_000,
+    "y": 365 * 86_400_000,
+}
 _UNIT_ORDER = ["y", "w", "d", "h", "m", "s", "ms"]
 _ONE_LETTER_UNITS = frozenset("ywdhms")
 _PLAIN_DECIMAL_START = frozenset("123456789.")
@@ -33,8 +69,18 @@ _NUMBER_RE = re.compile(
     r"0[xX][0-9a-fA-F]+"
     r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 )
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-            "\\": "\\", "'": "'", '"': '"'}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+}
 
 
 Token = tuple[str, str, int, object]
@@ -133,7 +179,8 @@ _DURATION = r"(?:[0-9]+(?:ms|[smhdwy]))+(?![\w.])"
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(?![\w.])"
 _COMMENT = r"\#(?:[^\n]*\S)?"  # up to the line's end, less whitespace (see tokenize)
 _LEXEMES_RE = re.compile(  # (whitespace before, lexeme)
-    r"(\s*)(" + "|".join([_IDENT, _OP, _STRING, _DURATION, _NUMBER, _COMMENT]) + ")", re.DOTALL)
+    r"(\s*)(" + "|".join([_IDENT, _OP, _STRING, _DURATION, _NUMBER, _COMMENT]) + ")", re.DOTALL
+)
 _LEXEME_RE = re.compile(  # the same, one at a time with its kind and the whitespace after it
     f"(?:(?P<IDENT>{_IDENT})|(?P<OP>{_OP})|(?P<STRING>{_STRING})|(?P<DURATION>{_DURATION})"
     rf"|(?P<NUMBER>{_NUMBER})|(?P<comment>{_COMMENT}))\s*",
@@ -158,7 +205,7 @@ def _error(query: str, i: int) -> QueryError:
         m = _NUMBER_RE.match(query, i)
         assert m is not None
         end = d.end() if d and d.end() >= m.end() else m.end()
-        return QueryError(f"bad number or duration syntax {query[i:end + 1]!r}", i, query)
+        return QueryError(f"bad number or duration syntax {query[i : end + 1]!r}", i, query)
     return QueryError(f"unexpected character {c!r}", i, query)
 
 
@@ -220,8 +267,15 @@ def _tokenize_all_at_once(query: str) -> list[Token]:
         elif c == ":":
             raise _Skipped
         elif c != "#":
-            kind = ("STRING" if c in "\"'`" else "IDENT" if c in _WORD_START else
-                    "DURATION" if text[-1] in "smhdwy" and text[1:2] not in ("x", "X") else "NUMBER")
+            kind = (
+                "STRING"
+                if c in "\"'`"
+                else "IDENT"
+                if c in _WORD_START
+                else "DURATION"
+                if text[-1] in "smhdwy" and text[1:2] not in ("x", "X")
+                else "NUMBER"
+            )
             append(_token(kind, text, pos, query))
     n = len(query)
     if i != n and not query[i:].isspace():

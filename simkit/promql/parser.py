@@ -36,19 +36,38 @@ from simkit.promql.lexer import AGGREGATORS, KIND, POS, TEXT, VALUE, Token, toke
 from simkit.promql.signatures import FUNCTIONS, UNSUPPORTED_FUNCTIONS
 from simkit.tsdb import Matcher, RegexError, compile_regex
 
-_PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3, "<=": 3,
-               "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "unless": 2,
+    "==": 3,
+    "!=": 3,
+    ">": 3,
+    "<": 3,
+    ">=": 3,
+    "<=": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+    "atan2": 5,
+    "^": 6,
+}
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _POSTFIX = frozenset(["[", "offset", "@"])  # texts of the tokens parse_postfix acts on
 _TYPE_NAMES = {"scalar": "scalar", "vector": "instant vector", "matrix": "range vector", "string": "string"}
+
 
 def parse(query: str) -> Expr:
     """Parse a PromQL expression; raises QueryError(message, position, query) on any problem."""
     try:
         return _Parser(query).parse()
     except RecursionError:  # the parser recurses per nesting level; bound it here, not in every rule
-        raise QueryError("the expression is nested too deeply to parse (parentheses, unary operators "
-                         "or function calls thousands of levels deep)") from None
+        raise QueryError(
+            "the expression is nested too deeply to parse (parentheses, unary operators "
+            "or function calls thousands of levels deep)"
+        ) from None
 
 
 @lru_cache(maxsize=4096)
@@ -155,7 +174,9 @@ class _Parser:
                 include = self.parse_label_list()
             for name in include:
                 if on and name in labels:
-                    raise self.error(f"label {name!r} must not occur in ON and GROUP clause at once", tok[POS])
+                    raise self.error(
+                        f"label {name!r} must not occur in ON and GROUP clause at once", tok[POS]
+                    )
         return VectorMatching(card=card, on=on, labels=labels, include=include)
 
     def parse_label_list(self) -> tuple[str, ...]:
@@ -171,13 +192,17 @@ class _Parser:
         self.next()
         return tuple(names)
 
-    def check_binary(self, op_tok: Token, lhs: Expr, rhs: Expr, return_bool: bool,
-                     matching: VectorMatching | None) -> BinaryExpr:
+    def check_binary(
+        self, op_tok: Token, lhs: Expr, rhs: Expr, return_bool: bool, matching: VectorMatching | None
+    ) -> BinaryExpr:
         op = op_tok[TEXT]
         for side in (lhs, rhs):
             if side.type not in ("scalar", "vector"):
-                raise self.error("binary expression must contain only scalar and instant vector types, "
-                                 f"got {_TYPE_NAMES[side.type]}", side.pos)
+                raise self.error(
+                    "binary expression must contain only scalar and instant vector types, "
+                    f"got {_TYPE_NAMES[side.type]}",
+                    side.pos,
+                )
         both_vectors = lhs.type == "vector" and rhs.type == "vector"
         if return_bool and op not in COMPARISON_OPS:
             raise self.error("bool modifier can only be used on comparison operators", op_tok[POS])
@@ -200,8 +225,11 @@ class _Parser:
             self.next()
             operand = self.parse_expr(_PRECEDENCE["^"])
             if operand.type not in ("scalar", "vector"):
-                raise self.error("unary expression only allowed on expressions of type scalar or "
-                                 f"instant vector, got {_TYPE_NAMES[operand.type]}", tok[POS])
+                raise self.error(
+                    "unary expression only allowed on expressions of type scalar or "
+                    f"instant vector, got {_TYPE_NAMES[operand.type]}",
+                    tok[POS],
+                )
             if isinstance(operand, NumberLiteral):
                 value = -operand.value if tok[TEXT] == "-" else operand.value
                 return NumberLiteral(tok[POS], value)
@@ -306,8 +334,9 @@ class _Parser:
                     self.next()
                     self.expect_op(")")
                     expr = self._modify(expr, tok, at_edge=arg[TEXT])
-                elif arg[KIND] == "NUMBER" or (arg[KIND] == "OP" and arg[TEXT] == "-"
-                                              and self.peek()[KIND] == "NUMBER"):
+                elif arg[KIND] == "NUMBER" or (
+                    arg[KIND] == "OP" and arg[TEXT] == "-" and self.peek()[KIND] == "NUMBER"
+                ):
                     value = float(self.next()[VALUE]) * -1 if arg[KIND] == "OP" else float(arg[VALUE])  # type: ignore[arg-type]
                     if value != value or value in (float("inf"), float("-inf")):
                         raise self.error("timestamp out of bounds for @ modifier", arg[POS])
@@ -329,20 +358,30 @@ class _Parser:
                 raise self.error("step must be greater than 0", step_tok[POS])
         self.expect_op("]", ", expected ']' after the subquery's step")
         if expr.type != "vector":
-            raise self.error(f"subquery is only allowed on instant vector, got {_TYPE_NAMES[expr.type]}",
-                             bracket[POS])
+            raise self.error(
+                f"subquery is only allowed on instant vector, got {_TYPE_NAMES[expr.type]}", bracket[POS]
+            )
         assert isinstance(dur[VALUE], int)
         if dur[VALUE] <= 0:
             raise self.error("range must be greater than 0", dur[POS])
         return SubqueryExpr(expr.pos, expr, dur[VALUE], step)
 
-    def _modify(self, expr: Expr, tok: Token, offset_ms: int | None = None, at_ms: int | None = None,
-                at_edge: str | None = None) -> Expr:
+    def _modify(
+        self,
+        expr: Expr,
+        tok: Token,
+        offset_ms: int | None = None,
+        at_ms: int | None = None,
+        at_edge: str | None = None,
+    ) -> Expr:
         what = "offset" if offset_ms is not None else "@"
         sel = expr.selector if isinstance(expr, MatrixSelector) else expr
         if not isinstance(sel, VectorSelector | SubqueryExpr):
-            raise self.error(f"{what} modifier must be preceded by an instant vector selector or range "
-                             "vector selector or a subquery", tok[POS])
+            raise self.error(
+                f"{what} modifier must be preceded by an instant vector selector or range "
+                "vector selector or a subquery",
+                tok[POS],
+            )
         if offset_ms is not None:
             if sel.offset_ms:
                 raise self.error("offset may not be set multiple times", tok[POS])
@@ -380,14 +419,20 @@ class _Parser:
             ok = len(args) >= len(arg_types) - 1
         if not ok:
             least = len(arg_types) - (1 if optional < 0 else 0)
-            raise self.error(f"wrong number of arguments in call to {name!r}: got {len(args)}, "
-                             f"expected {least}{' or fewer' if optional > 0 else ''}"
-                             f"{' or more' if optional < 0 else ''}", tok[POS])
+            raise self.error(
+                f"wrong number of arguments in call to {name!r}: got {len(args)}, "
+                f"expected {least}{' or fewer' if optional > 0 else ''}"
+                f"{' or more' if optional < 0 else ''}",
+                tok[POS],
+            )
         for i, arg in enumerate(args):
             want = arg_types[min(i, len(arg_types) - 1)]
             if arg.type != want:
-                raise self.error(f"expected type {_TYPE_NAMES[want]} in call to function {name!r}, "
-                                 f"got {_TYPE_NAMES[arg.type]}", arg.pos)
+                raise self.error(
+                    f"expected type {_TYPE_NAMES[want]} in call to function {name!r}, "
+                    f"got {_TYPE_NAMES[arg.type]}",
+                    arg.pos,
+                )
         return Call(tok[POS], name, tuple(args), ret)
 
     def parse_aggregate(self, tok: Token) -> AggregateExpr:
@@ -408,17 +453,24 @@ class _Parser:
             grouping = self.parse_label_list()
         needs_param = op in ("topk", "bottomk", "quantile", "count_values")
         if len(args) != (2 if needs_param else 1):
-            raise self.error(f"wrong number of arguments for aggregate expression provided, expected "
-                             f"{2 if needs_param else 1}, got {len(args)}", args_pos)
+            raise self.error(
+                f"wrong number of arguments for aggregate expression provided, expected "
+                f"{2 if needs_param else 1}, got {len(args)}",
+                args_pos,
+            )
         param = args[0] if needs_param else None
         expr = args[-1]
         if param is not None:
             want = "string" if op == "count_values" else "scalar"
             if param.type != want:
-                raise self.error(f"expected type {_TYPE_NAMES[want]} in aggregation parameter, "
-                                 f"got {_TYPE_NAMES[param.type]}", param.pos)
+                raise self.error(
+                    f"expected type {_TYPE_NAMES[want]} in aggregation parameter, "
+                    f"got {_TYPE_NAMES[param.type]}",
+                    param.pos,
+                )
         if expr.type != "vector":
-            raise self.error(f"expected type instant vector in aggregation expression, got "
-                             f"{_TYPE_NAMES[expr.type]}", expr.pos)
+            raise self.error(
+                f"expected type instant vector in aggregation expression, got {_TYPE_NAMES[expr.type]}",
+                expr.pos,
+            )
         return AggregateExpr(tok[POS], op, expr, param, grouping, without)
-

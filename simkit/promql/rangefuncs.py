@@ -57,8 +57,6 @@ def kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
     return t, c
 
 
-
-
 def extrapolated_rate(tms: I64, v: F64, w: Window, is_counter: bool, is_rate: bool) -> float | None:
     """rate/increase/delta: 2.42's extrapolatedRate, zero-point clamp before the threshold test."""
     n = len(v)
@@ -72,12 +70,32 @@ def extrapolated_rate(tms: I64, v: F64, w: Window, is_counter: bool, is_rate: bo
             if cur < prev:
                 result += prev
             prev = cur
-    return _extrapolate(int(tms[0]), int(tms[-1]), first_v, result, n, w.end_ms - w.range_ms, w.end_ms,
-                        w.range_ms, is_counter, is_rate)
+    return _extrapolate(
+        int(tms[0]),
+        int(tms[-1]),
+        first_v,
+        result,
+        n,
+        w.end_ms - w.range_ms,
+        w.end_ms,
+        w.range_ms,
+        is_counter,
+        is_rate,
+    )
 
 
-def _extrapolate(first_t: int, last_t: int, first_v: float, result: float, n: int, range_start: int,
-                 range_end: int, range_ms: int, is_counter: bool, is_rate: bool) -> float:
+def _extrapolate(
+    first_t: int,
+    last_t: int,
+    first_v: float,
+    result: float,
+    n: int,
+    range_start: int,
+    range_end: int,
+    range_ms: int,
+    is_counter: bool,
+    is_rate: bool,
+) -> float:
     """The extrapolation step of extrapolatedRate: ``result`` (last - first + resets) scaled up
     to the whole window ``[range_start, range_end]`` (ms) from the ``n`` samples' time span."""
     duration_to_start = (first_t - range_start) / 1000
@@ -101,8 +119,9 @@ def _extrapolate(first_t: int, last_t: int, first_v: float, result: float, n: in
 _EXTRAPOLATED = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
 
 
-def extrapolated_from_buffers(ev: Evaluator, ms: MatrixSelector, k: int, is_counter: bool,
-                              is_rate: bool) -> Vector | None:
+def extrapolated_from_buffers(
+    ev: Evaluator, ms: MatrixSelector, k: int, is_counter: bool, is_rate: bool
+) -> Vector | None:
     """rate/increase/delta read straight from the series' sample buffers: a binary search for the
     window and a few samples per series, no arrays. The metric pipeline's queries are mostly this.
 
@@ -134,8 +153,18 @@ def extrapolated_from_buffers(ev: Evaluator, ms: MatrixSelector, k: int, is_coun
         if is_counter and drops and drops[-1] > a:
             for r in drops[bisect_right(drops, a) : bisect_left(drops, b)]:
                 result += v[r - 1]
-        value = _extrapolate(round(t[a] * 1000.0), round(t[b - 1] * 1000.0), first_v, result, n,
-                             range_start, range_end, range_ms, is_counter, is_rate)
+        value = _extrapolate(
+            round(t[a] * 1000.0),
+            round(t[b - 1] * 1000.0),
+            first_v,
+            result,
+            n,
+            range_start,
+            range_end,
+            range_ms,
+            is_counter,
+            is_rate,
+        )
         out.append((drop_name(s.labels), value))
     # one metric name (the selector's) means dropping it cannot make two label sets equal
     return out if sel.name is not None else check_unique(out)
@@ -312,7 +341,9 @@ def eval_range_func(ev: Evaluator, node: Call, k: int) -> Vector:
         else:
             params.append(_scalar(ev, a, k))
     if not isinstance(arg, MatrixSelector | SubqueryExpr):
-        raise QueryError(f"unsupported argument to {name!r}: a range selector or subquery is needed", node.pos)
+        raise QueryError(
+            f"unsupported argument to {name!r}: a range selector or subquery is needed", node.pos
+        )
     sel = arg.selector if isinstance(arg, MatrixSelector) else arg
     matrix: list[MatrixSeries] = ev.eval_range_arg(arg, k)
     if name == "absent_over_time":

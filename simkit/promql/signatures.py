@@ -8,11 +8,51 @@ from __future__ import annotations
 
 from simkit.promql.datefuncs import DATE_FUNCTIONS
 
-_MATH_FUNCTIONS = ["abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "acos", "acosh", "asin",
-                   "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad"]
-_RANGE_FUNCTIONS = ["rate", "increase", "delta", "irate", "idelta", "changes", "resets", "deriv", "absent_over_time",
-                    "present_over_time", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time",
-                    "count_over_time", "last_over_time", "stddev_over_time", "stdvar_over_time"]
+_MATH_FUNCTIONS = [
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "ln",
+    "log2",
+    "log10",
+    "sqrt",
+    "sgn",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "cos",
+    "cosh",
+    "sin",
+    "sinh",
+    "tan",
+    "tanh",
+    "deg",
+    "rad",
+]
+_RANGE_FUNCTIONS = [
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "changes",
+    "resets",
+    "deriv",
+    "absent_over_time",
+    "present_over_time",
+    "avg_over_time",
+    "sum_over_time",
+    "min_over_time",
+    "max_over_time",
+    "count_over_time",
+    "last_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+]
 # name -> (argument types, number of optional trailing args (-1: the last one repeats, and may be
 # absent), return type): Prometheus 2.42's parser/functions.go
 FUNCTIONS: dict[str, tuple[tuple[str, ...], int, str]] = {

@@ -43,8 +43,11 @@ from simkit.tsdb import TSDB, Matcher, Series
 
 FEEDBACK_TOTAL = "seldon_api_model_feedback_total"
 REWARD_TOTAL = "seldon_api_model_feedback_reward_total"
-IDENTITY_LABELS = (("kubernetes_namespace", "namespace"), ("seldon_deployment_id", "deployment_name"),
-                   ("predictor_name",))
+IDENTITY_LABELS = (
+    ("kubernetes_namespace", "namespace"),
+    ("seldon_deployment_id", "deployment_name"),
+    ("predictor_name",),
+)
 DEFAULT_OVERHEAD = 0.0005
 ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
 NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
@@ -120,8 +123,9 @@ def _identity(best: tuple[tuple[str, str], ...]) -> Identity:
     return Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
 
 
-def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str],
-             source: str = "calibrate") -> dict[str, Identity]:
+def identify(
+    db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str], source: str = "calibrate"
+) -> dict[str, Identity]:
     """Each version's predictor, from the labels of the series its Metric selectors match, else
     (a version without any series) from the selectors' own equality matchers."""
     out: dict[str, Identity] = {}
@@ -146,8 +150,10 @@ def identify(db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str]
             continue
         ident = [(n, fallback[n]) for names in IDENTITY_LABELS for n in names[:1] if n in fallback]
         if len(ident) != len(IDENTITY_LABELS):
-            raise DataError(f"{source}: version {version} has no Seldon executor series in the recording and its "
-                            "Metric queries do not name its namespace, deployment and predictor_name")
+            raise DataError(
+                f"{source}: version {version} has no Seldon executor series in the recording and its "
+                "Metric queries do not name its namespace, deployment and predictor_name"
+            )
         out[version] = _identity(tuple(ident))
     return out
 
@@ -217,14 +223,21 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         s_sum = cnt.total(cnt.select(f"{CLIENT}_sum", ident, PREDICT), lo, hi)
         mean = s_sum / n if n > 0 else None
     if fam.requests is None:
-        notes.append("requests: no executor _count series of predictions recorded (its Metrics do not read them); "
-                     "its traffic share is taken as 0")
+        notes.append(
+            "requests: no executor _count series of predictions recorded (its Metrics do not read them); "
+            "its traffic share is taken as 0"
+        )
     elif total <= 0:
         notes.append(NEVER_SERVED)
     if total > 0 and not (fam.buckets and sum(counts) > 0):
-        notes.append("latency quantiles (p50/p95/p99): no client _bucket series recorded; "
-                     + ("a lognormal with the recorded mean latency, its spread assumed" if mean
-                        else "no _sum either, default latency"))
+        notes.append(
+            "latency quantiles (p50/p95/p99): no client _bucket series recorded; "
+            + (
+                "a lognormal with the recorded mean latency, its spread assumed"
+                if mean
+                else "no _sum either, default latency"
+            )
+        )
     span = max(hi - lo, 1e-9)
     present: list[float] = []
     feedback = 0.0
@@ -257,9 +270,22 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
             errors[c] = n / exposed if exposed > 0 else n / total
     # predictions by code there at the first scrape
     present += [n / span for c, n in by_code.items() if n > 0 and born.get(c, lo) <= lo + 0.5 * cnt.step]
-    return VersionFit(version, ident, fam, total, bounds, counts, mean, errors, feedback / span,
-                      rw_total / fb_total if fb_total > 0 else 1.0, notes=notes, onsets=onsets,
-                      present_rates=present, feedback_present=fb_present)
+    return VersionFit(
+        version,
+        ident,
+        fam,
+        total,
+        bounds,
+        counts,
+        mean,
+        errors,
+        feedback / span,
+        rw_total / fb_total if fb_total > 0 else 1.0,
+        notes=notes,
+        onsets=onsets,
+        present_rates=present,
+        feedback_present=fb_present,
+    )
 
 
 def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:
@@ -309,8 +335,10 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
     step = h.step or 15.0
     first, last = scrape_span(db, h.start, h.end)
     if last - first < step * 0.999:
-        raise DataError(f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
-                        f"interval ({step:g}s); nothing to calibrate")
+        raise DataError(
+            f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
+            f"interval ({step:g}s); nothing to calibrate"
+        )
     cnt = Counter(db, first, step)
     ids = identify(db, found, versions, str(recording.path))
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
@@ -320,21 +348,39 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
             f.families = dataclasses.replace(f.families, requests=family)
             f.notes = [NEVER_SERVED, *(n for n in f.notes if not n.startswith("requests:"))]
     total = sum(f.predictions for f in fits)
-    edges = scrape_grid([s for f in fits if f.families.requests is not None
-                         for s in cnt.select(f"{f.families.requests}_count", f.identity, PREDICT)], first, last, step)
+    edges = scrape_grid(
+        [
+            s
+            for f in fits
+            if f.families.requests is not None
+            for s in cnt.select(f"{f.families.requests}_count", f.identity, PREDICT)
+        ],
+        first,
+        last,
+        step,
+    )
     if total <= 0:
-        raise DataError(f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f} "
-                        "(or the Metrics read no executor _count series); nothing to calibrate")
+        raise DataError(
+            f"{recording.path}: no predictions recorded between {h.start:.3f} and {h.end:.3f} "
+            "(or the Metrics read no executor _count series); nothing to calibrate"
+        )
     for f in fits:
         f.share = f.predictions / total
         if f.families.feedback is not None and f.feedback_qps > 0:
             series = cnt.select(f"{f.families.feedback}_count", f.identity, FEEDBACK)
-            per = [cnt.total(series, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= step * 0.75]
+            per = [
+                cnt.total(series, a, b)
+                for a, b in zip(edges[:-1], edges[1:], strict=True)
+                if b - a >= step * 0.75
+            ]
             f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
     windows = []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        n = sum(cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
-                for f in fits if f.families.requests is not None)
+        n = sum(
+            cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
+            for f in fits
+            if f.families.requests is not None
+        )
         windows.append((a, b, n))
     full = [n for a, b, n in windows if b - a >= step * 0.75]
     counts = np.array(full) if len(full) > 1 else np.zeros(1)
@@ -342,8 +388,19 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
     dispersion = float(counts.var(ddof=1) / mean) if counts.size > 1 and mean > 0 else 0.0
     k = max(len(full) - 1, 1)
     stationary = dispersion <= 1.0 + 4.0 * math.sqrt(2.0 / k)
-    return Calibration(h.start, h.end, step, first, last, fits, total / (last - first), dispersion, stationary,
-                       windows, _overhead(cnt, fits, first, last))
+    return Calibration(
+        h.start,
+        h.end,
+        step,
+        first,
+        last,
+        fits,
+        total / (last - first),
+        dispersion,
+        stationary,
+        windows,
+        _overhead(cnt, fits, first, last),
+    )
 
 
 def _overhead(cnt: Counter, fits: Sequence[VersionFit], lo: float, hi: float) -> float:
@@ -361,6 +418,11 @@ def _overhead(cnt: Counter, fits: Sequence[VersionFit], lo: float, hi: float) ->
 def weight_index(pointer: str) -> int | None:
     """The predictor index of a SeldonDeployment weight pointer (``/spec/predictors/1/traffic``)."""
     tokens = split_pointer(pointer)
-    if len(tokens) == 4 and tokens[:2] == ["spec", "predictors"] and tokens[3] == "traffic" and tokens[2].isdigit():
+    if (
+        len(tokens) == 4
+        and tokens[:2] == ["spec", "predictors"]
+        and tokens[3] == "traffic"
+        and tokens[2].isdigit()
+    ):
         return int(tokens[2])
     return None

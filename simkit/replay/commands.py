@@ -28,9 +28,11 @@ from simkit.report.run import write_text
 from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.quantity import duration_option
 
-STATEMENT = ("A replay shows what each policy would have DECIDED on the observed traffic. Iterations marked "
-             "'beyond-record' are where the policy gave a version more traffic than the recording did: "
-             "there its observations differ from what it would have CAUSED.")
+STATEMENT = (
+    "A replay shows what each policy would have DECIDED on the observed traffic. Iterations marked "
+    "'beyond-record' are where the policy gave a version more traffic than the recording did: "
+    "there its observations differ from what it would have CAUSED."
+)
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -39,7 +41,10 @@ def _duration(text: str | None, option: str) -> float | None:
 
 # --- record ---------------------------------------------------------------------------------------
 
-def load_manifests(experiment: str, others: Sequence[str]) -> tuple[list[ManifestFile], list[Document], Document]:
+
+def load_manifests(
+    experiment: str, others: Sequence[str]
+) -> tuple[list[ManifestFile], list[Document], Document]:
     """The files as given (kept byte for byte), their documents, and the one Experiment."""
     files: list[ManifestFile] = []
     docs: list[Document] = []
@@ -50,7 +55,9 @@ def load_manifests(experiment: str, others: Sequence[str]) -> tuple[list[Manifes
         files.append(ManifestFile(name, p.read_text(encoding="utf-8")))
     exps = [d for d in load_yaml_documents(experiment) if d.kind == "Experiment"]
     if len(exps) != 1:
-        raise SpecError.from_cli("--experiment", f"{experiment} must hold exactly one Experiment (found {len(exps)})")
+        raise SpecError.from_cli(
+            "--experiment", f"{experiment} must hold exactly one Experiment (found {len(exps)})"
+        )
     return files, docs, exps[0]
 
 
@@ -64,8 +71,11 @@ def cmd_record(args: argparse.Namespace) -> int:
     files, docs, exp_doc = load_manifests(args.experiment, args.metrics or [])
     prepared = prepare(exp_doc, docs)
     req = RecordRequest(
-        url=args.prometheus_url, start=parse_time(args.start, "--start"), end=parse_time(args.end, "--end"),
-        out=Path(args.out), step=_duration(args.step, "--step"),
+        url=args.prometheus_url,
+        start=parse_time(args.start, "--start"),
+        end=parse_time(args.end, "--end"),
+        out=Path(args.out),
+        step=_duration(args.step, "--step"),
         chunk=_duration(getattr(args, "chunk", None), "--chunk") or DEFAULT_CHUNK,
     )
     timeout = _duration(getattr(args, "timeout", None), "--timeout") or 30.0
@@ -73,25 +83,38 @@ def cmd_record(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True, highlight=False)
-    log.info(f"recording Experiment {prepared.experiment.name} from {req.url}, {rfc3339(req.start)} to "
-             f"{rfc3339(req.end)}, into {req.out}")
-    with httpx.Client(timeout=timeout) as client, Progress(
-        TextColumn("recording"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=True,
-    ) as bar:
+    log.info(
+        f"recording Experiment {prepared.experiment.name} from {req.url}, {rfc3339(req.start)} to "
+        f"{rfc3339(req.end)}, into {req.out}"
+    )
+    with (
+        httpx.Client(timeout=timeout) as client,
+        Progress(
+            TextColumn("recording"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        ) as bar,
+    ):
         task = bar.add_task("record", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total)
 
         header, db = record(client, prepared, files, req, progress)
-    print(f"recorded {len(db)} series, {db.sample_count()} samples of Experiment {header.experiment} "
-          f"from {rfc3339(header.start)} to {rfc3339(header.end)} (step {header.step or 0:g}s, {header.mode}) "
-          f"to {req.out}")
+    print(
+        f"recorded {len(db)} series, {db.sample_count()} samples of Experiment {header.experiment} "
+        f"from {rfc3339(header.start)} to {rfc3339(header.end)} (step {header.step or 0:g}s, {header.mode}) "
+        f"to {req.out}"
+    )
     return 0
 
 
 # --- replay ---------------------------------------------------------------------------------------
+
 
 def _weights(w: object) -> str:
     return " ".join(f"{v}={n}" for v, n in dict(w or {}).items())  # type: ignore[call-overload]
@@ -101,8 +124,13 @@ def comparison_rows(runs: Sequence[ReplayRun]) -> list[list[str]]:
     """Side by side, per iteration: each strategy's winner, weights, verdict and basis."""
     head = ["iteration", "time"]
     for r in runs:
-        head += [f"{r.strategy}.winner", f"{r.strategy}.weights", f"{r.strategy}.verdict", f"{r.strategy}.basis",
-                 f"{r.strategy}.note"]
+        head += [
+            f"{r.strategy}.winner",
+            f"{r.strategy}.weights",
+            f"{r.strategy}.verdict",
+            f"{r.strategy}.basis",
+            f"{r.strategy}.note",
+        ]
     rows = [head]
     longest = max(runs, key=lambda r: len(r.result.iterations))
     for i, ref in enumerate(longest.result.iterations):
@@ -110,8 +138,13 @@ def comparison_rows(runs: Sequence[ReplayRun]) -> list[list[str]]:
         for r in runs:
             if i < len(r.result.iterations):
                 rec, basis = r.result.iterations[i], r.basis[i]
-                row += [rec.decision.winner or "", _weights(rec.weights_after), rec.decision.verdict,
-                        basis.basis, basis.note]
+                row += [
+                    rec.decision.winner or "",
+                    _weights(rec.weights_after),
+                    rec.decision.verdict,
+                    basis.basis,
+                    basis.note,
+                ]
             else:
                 row += ["", "", "", "", ""]
         rows.append(row)
@@ -126,13 +159,22 @@ def _csv(rows: list[list[str]]) -> str:
 
 def _summary(run: ReplayRun) -> str:
     r = run.result
-    state = ("failed" if r.failed else "rolled back" if r.rolled_back else "completed" if r.completed
-             else "stopped (no more data)")
+    state = (
+        "failed"
+        if r.failed
+        else "rolled back"
+        if r.rolled_back
+        else "completed"
+        if r.completed
+        else "stopped (no more data)"
+    )
     beyond = sum(1 for b in run.basis if b.basis == "beyond-record")
     thinned = sum(1 for b in run.basis if b.basis == "thinned")
-    return (f"{run.strategy}: {state} after {len(r.iterations)} iterations; winner {r.winner or 'none'}; "
-            f"final weights {_weights(r.final_weights)}; beyond-record iterations {beyond}"
-            + (f"; thinned (model-based) iterations {thinned}" if run.counterfactual else ""))
+    return (
+        f"{run.strategy}: {state} after {len(r.iterations)} iterations; winner {r.winner or 'none'}; "
+        f"final weights {_weights(r.final_weights)}; beyond-record iterations {beyond}"
+        + (f"; thinned (model-based) iterations {thinned}" if run.counterfactual else "")
+    )
 
 
 def _folder(label: str) -> str:
@@ -170,8 +212,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         create(option.name, replayer.prepared.plan, option.params, option.where, option.field_prefix)
     runs = []
     for option in options:
-        runs.append(replayer.run(option.name, at, counterfactual, params=option.params, label=option.label,
-                                 until=until))
+        runs.append(
+            replayer.run(
+                option.name, at, counterfactual, params=option.params, label=option.label, until=until
+            )
+        )
     fmt = getattr(args, "output", "table")
     if fmt != "table":
         from simkit.formats import render
@@ -181,12 +226,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             _write_all(runs, Path(args.out), bool(getattr(args, "quiet", False)))
         return 0
     h = recording.header
-    print(f"replay of {args.file}: recorded {rfc3339(h.start)} to {rfc3339(h.end)} from {h.source or '?'}; "
-          f"{runs[0].notes[0] if runs and runs[0].notes else ''}")
+    print(
+        f"replay of {args.file}: recorded {rfc3339(h.start)} to {rfc3339(h.end)} from {h.source or '?'}; "
+        f"{runs[0].notes[0] if runs and runs[0].notes else ''}"
+    )
     print(STATEMENT)
     if counterfactual:
-        print("Counterfactual: where a policy's weight stayed under the recorded share, the version's counters "
-              "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact).")
+        print(
+            "Counterfactual: where a policy's weight stayed under the recorded share, the version's counters "
+            "were thinned binomially (basis 'thinned' = model-based; 'recorded' = exact)."
+        )
     for run in runs:
         print(_summary(run))
         for note in run.notes[1:]:  # where a replay stopped early, and why
@@ -210,10 +259,17 @@ def _write_all(runs: Sequence[ReplayRun], out: Path, quiet: bool) -> None:
 def replay_document(runs: Sequence[ReplayRun]) -> list[dict[str, object]]:
     """The ``-o json|yaml`` shape: per strategy (as given), the Experiment object it would have
     left (as ``simkit run -o json``) and each iteration's basis (recorded, thinned, beyond-record)."""
-    return [{"strategy": run.strategy, "experiment": dict(run.result.experiment_object),
-             "iterations": [{"iteration": b.iteration, "time": rfc3339(b.time), "basis": b.basis, "note": b.note}
-                            for b in run.basis]}
-            for run in runs]
+    return [
+        {
+            "strategy": run.strategy,
+            "experiment": dict(run.result.experiment_object),
+            "iterations": [
+                {"iteration": b.iteration, "time": rfc3339(b.time), "basis": b.basis, "note": b.note}
+                for b in run.basis
+            ],
+        }
+        for run in runs
+    ]
 
 
 def render_table(runs: Sequence[ReplayRun]) -> str:
@@ -225,22 +281,29 @@ def render_table(runs: Sequence[ReplayRun]) -> str:
     for row in rows:
         cells = [row[0], row[1][11:19]]
         for k in range(len(runs)):
-            winner, weights, verdict, basis = row[2 + 5 * k: 6 + 5 * k]
+            winner, weights, verdict, basis = row[2 + 5 * k : 6 + 5 * k]
             mark = {"beyond-record": " !", "thinned": " ~"}.get(basis, "")
             cells.append(f"{winner or '-'} [{weights}] {verdict}{mark}" if weights or verdict else "")
         body.append(cells)
     widths = [max(len(str(c[i])) for c in [head, *body]) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in [head, *body])
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [head, *body]
+    )
 
 
 # --- calibrate --------------------------------------------------------------------------------------
+
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from simkit.report.calibration import calibrate_folder
 
     recording = read_recording(args.file)
-    lines = calibrate_folder(recording, Path(args.out), seed=args.seed if args.seed is not None else 1,
-                             compare=not getattr(args, "no_compare", False))
+    lines = calibrate_folder(
+        recording,
+        Path(args.out),
+        seed=args.seed if args.seed is not None else 1,
+        compare=not getattr(args, "no_compare", False),
+    )
     print("\n".join(lines))
     return 0

@@ -49,8 +49,12 @@ class _Group:
     derived: dict[int, Series] = field(default_factory=dict)
 
     def members(self) -> list[Series]:
-        return [*self.buckets, *([self.count] if self.count else []), *([self.total] if self.total else []),
-                *self.counters]
+        return [
+            *self.buckets,
+            *([self.count] if self.count else []),
+            *([self.total] if self.total else []),
+            *self.counters,
+        ]
 
 
 def _le(s: Series) -> float:
@@ -69,8 +73,14 @@ def _histogram_key(s: Series) -> tuple[str, Labels] | None:
 class Thinner:
     """Builds ``derived``: the recording as a policy's weights would have thinned it."""
 
-    def __init__(self, db: TSDB, found: Sequence[MetricSelectors], traffic: Traffic, versions: Sequence[str],
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        db: TSDB,
+        found: Sequence[MetricSelectors],
+        traffic: Traffic,
+        versions: Sequence[str],
+        rng: np.random.Generator,
+    ) -> None:
         self.rng = rng
         self.traffic = traffic
         self.derived = TSDB()

@@ -42,15 +42,21 @@ class Families:
 
 
 def _has(db: TSDB, name: str, matchers: tuple[Matcher, ...], services: set[str]) -> bool:
-    return any(s.label_map.get("service", "") in services
-               for s in db.select([Matcher("__name__", "=", name), *matchers]))
+    return any(
+        s.label_map.get("service", "") in services
+        for s in db.select([Matcher("__name__", "=", name), *matchers])
+    )
 
 
 def families(db: TSDB, matchers: tuple[Matcher, ...]) -> Families:
     requests = next((h for h in (CLIENT, SERVER) if _has(db, f"{h}_count", matchers, PREDICT)), None)
     feedback = next((h for h in (SERVER, CLIENT) if _has(db, f"{h}_count", matchers, FEEDBACK)), None)
-    return Families(requests, _has(db, f"{CLIENT}_bucket", matchers, PREDICT),
-                    _has(db, f"{CLIENT}_sum", matchers, PREDICT), feedback)
+    return Families(
+        requests,
+        _has(db, f"{CLIENT}_bucket", matchers, PREDICT),
+        _has(db, f"{CLIENT}_sum", matchers, PREDICT),
+        feedback,
+    )
 
 
 def _values(db: TSDB, query: str, t: float) -> list[tuple[dict[str, str], float]]:
@@ -65,8 +71,9 @@ def _one(db: TSDB, query: str, t: float) -> float | None:
     return got[0][1] if got else None
 
 
-def measure(db: TSDB, matchers: tuple[Matcher, ...], fam: Families, lo: float, hi: float,
-            seeds: int = 1) -> dict[str, float | None]:
+def measure(
+    db: TSDB, matchers: tuple[Matcher, ...], fam: Families, lo: float, hi: float, seeds: int = 1
+) -> dict[str, float | None]:
     """Figure name -> value over (lo, hi]; ``seeds`` > 1 when ``db`` pools that many runs."""
     sel = ",".join(f'{m.name}="{m.value}"' for m in matchers)
     w = f"{max(1, int(round((hi - lo) * 1000.0)))}ms"  # to the ms: a window rounded to whole seconds can miss
@@ -88,8 +95,11 @@ def measure(db: TSDB, matchers: tuple[Matcher, ...], fam: Families, lo: float, h
     if fam.buckets:
         for q in QUANTILES:
             out[f"p{int(q * 100)} latency (s)"] = _one(
-                db, f'histogram_quantile({q}, sum by (le) (increase({CLIENT}_bucket{{{sel},'
-                    f'service=~"{_PREDICT_RE}"}}[{w}])))', hi)
+                db,
+                f"histogram_quantile({q}, sum by (le) (increase({CLIENT}_bucket{{{sel},"
+                f'service=~"{_PREDICT_RE}"}}[{w}])))',
+                hi,
+            )
     if fam.feedback is not None:
         fb = _one(db, f'sum(increase({fam.feedback}_count{{{sel},service=~"{_FEEDBACK_RE}"}}[{w}]))', hi)
         out["feedback rate (1/s)"] = None if fb is None else fb / span

@@ -53,7 +53,9 @@ def parse_time(text: str, option: str) -> float:
     """Unix seconds or RFC 3339, as Prometheus' API parses them; bad input names the option."""
     t = parse_timestamp(str(text).strip())
     if t is None:
-        raise SpecError.from_cli(option, f"not a time: {text!r} (give Unix seconds or RFC 3339, e.g. 2021-06-15T15:20:18Z)")
+        raise SpecError.from_cli(
+            option, f"not a time: {text!r} (give Unix seconds or RFC 3339, e.g. 2021-06-15T15:20:18Z)"
+        )
     problem = unix_time_problem(t)
     if problem:
         raise SpecError.from_cli(option, problem)
@@ -86,7 +88,9 @@ class PrometheusReader:
         return body.get("data")
 
     def series(self, selector: str, start: float, end: float) -> list[dict[str, str]]:
-        data = self._get("/api/v1/series", [("match[]", selector), ("start", _fmt(start)), ("end", _fmt(end))])
+        data = self._get(
+            "/api/v1/series", [("match[]", selector), ("start", _fmt(start)), ("end", _fmt(end))]
+        )
         return list(data or [])
 
     def raw(self, selector: str, lo: float, hi: float) -> list[tuple[dict[str, str], list[Any]]]:
@@ -97,9 +101,13 @@ class PrometheusReader:
         data = self._get("/api/v1/query", [("query", f"{selector}[{ms}ms]"), ("time", _fmt(hi))])
         return [(r["metric"], r["values"]) for r in data["result"]]
 
-    def stepped(self, selector: str, lo: float, hi: float, step: float) -> list[tuple[dict[str, str], list[Any]]]:
-        data = self._get("/api/v1/query_range", [("query", selector), ("start", _fmt(lo)), ("end", _fmt(hi)),
-                                                  ("step", f"{step:g}")])
+    def stepped(
+        self, selector: str, lo: float, hi: float, step: float
+    ) -> list[tuple[dict[str, str], list[Any]]]:
+        data = self._get(
+            "/api/v1/query_range",
+            [("query", selector), ("start", _fmt(lo)), ("end", _fmt(hi)), ("step", f"{step:g}")],
+        )
         return [(r["metric"], r["values"]) for r in data["result"]]
 
 
@@ -112,8 +120,14 @@ def chunk_edges(start: float, end: float, chunk: float) -> list[float]:
 
 
 def _meta(req: RecordRequest, selectors: list[str]) -> dict[str, Any]:
-    return {"url": req.url, "start": req.start, "end": req.end, "step": req.step, "chunk": req.chunk,
-            "selectors": selectors}
+    return {
+        "url": req.url,
+        "start": req.start,
+        "end": req.end,
+        "step": req.step,
+        "chunk": req.chunk,
+        "selectors": selectors,
+    }
 
 
 def _sidecar(req: RecordRequest, selectors: list[str]) -> Path:
@@ -126,8 +140,10 @@ def _sidecar(req: RecordRequest, selectors: list[str]) -> Path:
         except ValueError:
             old = None
         if old != meta:
-            raise DataError(f"{parts}: a partial recording made with other arguments is in the way; "
-                            "run the same command as before to resume it, or delete the folder")
+            raise DataError(
+                f"{parts}: a partial recording made with other arguments is in the way; "
+                "run the same command as before to resume it, or delete the folder"
+            )
     else:
         parts.mkdir(parents=True, exist_ok=True)
         tmp = meta_file.with_suffix(".tmp")
@@ -136,8 +152,15 @@ def _sidecar(req: RecordRequest, selectors: list[str]) -> Path:
     return parts
 
 
-def _pull_chunk(reader: PrometheusReader, selectors: list[str], lo: float, hi: float, first: bool,
-                step: float | None, tick: Callable[[str], None]) -> TSDB:
+def _pull_chunk(
+    reader: PrometheusReader,
+    selectors: list[str],
+    lo: float,
+    hi: float,
+    first: bool,
+    step: float | None,
+    tick: Callable[[str], None],
+) -> TSDB:
     """One chunk's samples for every selector; a series matched by two selectors is kept once."""
     got: dict[Labels, list[tuple[float, float]]] = {}
     for sel in selectors:
@@ -146,7 +169,9 @@ def _pull_chunk(reader: PrometheusReader, selectors: list[str], lo: float, hi: f
             key = canonical_labels(metric)
             if key in got:
                 continue
-            got[key] = [(float(t), float(v)) for t, v in values if float(t) > lo or (first and float(t) >= lo)]
+            got[key] = [
+                (float(t), float(v)) for t, v in values if float(t) > lo or (first and float(t) >= lo)
+            ]
         tick(sel)
     db = TSDB()
     for key in sorted(got):
@@ -169,8 +194,13 @@ def infer_step(db: TSDB) -> float | None:
     return round(float(np.median(gaps)), 3) if gaps else None
 
 
-def record(client: httpx.Client, prepared: Prepared, manifests: Sequence[ManifestFile], req: RecordRequest,
-           progress: Progress | None = None) -> tuple[RecordingHeader, TSDB]:
+def record(
+    client: httpx.Client,
+    prepared: Prepared,
+    manifests: Sequence[ManifestFile],
+    req: RecordRequest,
+    progress: Progress | None = None,
+) -> tuple[RecordingHeader, TSDB]:
     """Pull, assemble and write the recording at ``req.out``; returns what was written."""
     if req.end <= req.start:
         raise SpecError.from_cli("--end", "must be after --start")
@@ -178,7 +208,9 @@ def record(client: httpx.Client, prepared: Prepared, manifests: Sequence[Manifes
         raise SpecError.from_cli("--step", "must be positive")
     selectors = unique_selectors(metric_selectors(prepared))
     if not selectors:
-        raise SpecError(prepared.experiment.where, "spec.criteria", "no metric of this Experiment reads Prometheus series")
+        raise SpecError(
+            prepared.experiment.where, "spec.criteria", "no metric of this Experiment reads Prometheus series"
+        )
     reader = PrometheusReader(client, req.url)
     edges = chunk_edges(req.start, req.end, req.chunk)
     total = len(selectors) * len(edges)  # one enumeration pass plus one pass per chunk
@@ -195,8 +227,10 @@ def record(client: httpx.Client, prepared: Prepared, manifests: Sequence[Manifes
         found += len(reader.series(sel, req.start, req.end))
         tick(f"series {sel}")
     if found == 0:
-        raise DataError(f"no data: none of the {len(selectors)} selectors of Experiment {prepared.experiment.name} "
-                        f"has series at {req.url} between {_fmt(req.start)} and {_fmt(req.end)}")
+        raise DataError(
+            f"no data: none of the {len(selectors)} selectors of Experiment {prepared.experiment.name} "
+            f"has series at {req.url} between {_fmt(req.start)} and {_fmt(req.end)}"
+        )
     parts = _sidecar(req, selectors)
     for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
         path = parts / f"chunk-{i:05d}.om"
@@ -211,12 +245,19 @@ def record(client: httpx.Client, prepared: Prepared, manifests: Sequence[Manifes
         with (parts / f"chunk-{i:05d}.om").open(encoding="utf-8") as fh:
             read_openmetrics(fh, str(parts / f"chunk-{i:05d}.om"), db=db)
     if db.sample_count() == 0:
-        raise DataError(f"no data: the series of Experiment {prepared.experiment.name} have no samples "
-                        f"between {_fmt(req.start)} and {_fmt(req.end)} at {req.url}")
+        raise DataError(
+            f"no data: the series of Experiment {prepared.experiment.name} have no samples "
+            f"between {_fmt(req.start)} and {_fmt(req.end)} at {req.url}"
+        )
     header = RecordingHeader(
-        start=req.start, end=req.end, step=req.step if req.step else infer_step(db),
-        mode="step" if req.step else "raw", source=req.url, experiment=prepared.experiment.name,
-        manifests=tuple(manifests), selectors=tuple(selectors),
+        start=req.start,
+        end=req.end,
+        step=req.step if req.step else infer_step(db),
+        mode="step" if req.step else "raw",
+        source=req.url,
+        experiment=prepared.experiment.name,
+        manifests=tuple(manifests),
+        selectors=tuple(selectors),
     )
     write_recording(req.out, header, db)
     shutil.rmtree(parts, ignore_errors=True)

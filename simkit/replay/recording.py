@@ -86,17 +86,22 @@ class RecordingHeader:
             raise DataError(f"{source}: the {FORMAT_NAME} header is not a JSON object")
         version = data.get("formatVersion")
         if version != FORMAT_VERSION:
-            raise DataError(f"{source}: recording format version {version!r}; this simkit reads version "
-                            f"{FORMAT_VERSION} (record it again with this simkit)")
+            raise DataError(
+                f"{source}: recording format version {version!r}; this simkit reads version "
+                f"{FORMAT_VERSION} (record it again with this simkit)"
+            )
         try:
             header = cls(
-                start=float(data["start"]), end=float(data["end"]),
+                start=float(data["start"]),
+                end=float(data["end"]),
                 step=None if data.get("step") is None else float(data["step"]),
-                mode=str(data["mode"]), source=str(data.get("source", "")),
+                mode=str(data["mode"]),
+                source=str(data.get("source", "")),
                 experiment=str(data["experiment"]),
                 manifests=tuple(ManifestFile(str(m["name"]), str(m["text"])) for m in data["manifests"]),
                 selectors=tuple(str(s) for s in data.get("selectors", [])),
-                format_version=int(version), extra=dict(data.get("extra") or {}),
+                format_version=int(version),
+                extra=dict(data.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: the {FORMAT_NAME} header lacks or mistypes {exc}") from None
@@ -172,9 +177,11 @@ def read_recording(path: str | Path) -> Recording:
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a text file (expected a {FORMAT_NAME})") from None
         if not first.startswith(HEADER_PREFIX):
-            raise DataError(f"{path}: not a {FORMAT_NAME} file (its first line should start with "
-                            f"{HEADER_PREFIX.strip()!r}; was it written by simkit record?)")
-        header = RecordingHeader.from_json(first[len(HEADER_PREFIX):], str(p))
+            raise DataError(
+                f"{path}: not a {FORMAT_NAME} file (its first line should start with "
+                f"{HEADER_PREFIX.strip()!r}; was it written by simkit record?)"
+            )
+        header = RecordingHeader.from_json(first[len(HEADER_PREFIX) :], str(p))
         try:
             db = read_openmetrics(_lines(fh), str(p))
         except UnicodeDecodeError:

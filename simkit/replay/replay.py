@@ -112,7 +112,9 @@ class ReplayActuator:
 class RecordedActions:
     """Records each action's rendered commands; nothing is executed during a replay."""
 
-    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+    def run(
+        self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    ) -> ActionOutcome:
         details = {"commands": [command_line(t) for t in tasks], "applied": [], "not_applied": []}
         return ActionOutcome(action, tuple(tasks), ok=True, message="", executed=False, details=details)
 
@@ -161,30 +163,42 @@ class Replayer:
         for ms in self.selectors:
             missing = sorted(ms.names() - present)
             if missing:
-                raise DataError(f"{self.recording.path}: strategy {strategy} needs metric {ms.metric}, but the "
-                                f"recording has no series named {missing[0]} (record it again with that Metric)")
+                raise DataError(
+                    f"{self.recording.path}: strategy {strategy} needs metric {ms.metric}, but the "
+                    f"recording has no series named {missing[0]} (record it again with that Metric)"
+                )
 
     def check_time(self, at: float, until: float | None = None) -> float:
         """The window's end: ``until`` (inside the recording, after ``at``) or the recording's end."""
         h = self.recording.header
         if not h.start <= at <= h.end:
-            raise DataError(f"{self.recording.path}: --at {at:.3f} is outside the recording "
-                            f"({h.start:.3f} to {h.end:.3f})")
+            raise DataError(
+                f"{self.recording.path}: --at {at:.3f} is outside the recording "
+                f"({h.start:.3f} to {h.end:.3f})"
+            )
         if until is None:
             return h.end
         if not at <= until <= h.end:
-            raise DataError(f"{self.recording.path}: --until {until:.3f} must lie between --at {at:.3f} and the "
-                            f"recording's end {h.end:.3f}")
+            raise DataError(
+                f"{self.recording.path}: --until {until:.3f} must lie between --at {at:.3f} and the "
+                f"recording's end {h.end:.3f}"
+            )
         return until
 
     def stop_note(self, result: RunResult, until: float, by_user: bool) -> str:
         plan = self.prepared.plan
         done = len(result.iterations)
-        nxt = (result.iterations[-1].time if result.iterations else until) + plan.interval_seconds + self.iteration_delay
+        nxt = (
+            (result.iterations[-1].time if result.iterations else until)
+            + plan.interval_seconds
+            + self.iteration_delay
+        )
         why = "the --until window ends" if by_user else "the recording ends"
-        return (f"stopped after iteration {done} of {plan.iterations}: {why} at {rfc3339(until)} and iteration "
-                f"{done + 1} would run at {rfc3339(nxt)}, with no data to observe"
-                + ("" if by_user else " (record a longer range to replay further)"))
+        return (
+            f"stopped after iteration {done} of {plan.iterations}: {why} at {rfc3339(until)} and iteration "
+            f"{done + 1} would run at {rfc3339(nxt)}, with no data to observe"
+            + ("" if by_user else " (record a longer range to replay further)")
+        )
 
     # -- weights ---------------------------------------------------------------------------------
     def initial_weights(self, at: float) -> tuple[dict[str, int], str]:
@@ -193,15 +207,20 @@ class Replayer:
         found: dict[str, int] = {}
         for ref in refs:
             for d in self.documents:
-                if (d.kind == ref.obj.kind and d.name == ref.obj.name
-                        and (d.namespace or self.prepared.experiment.namespace) == ref.obj.namespace):
+                if (
+                    d.kind == ref.obj.kind
+                    and d.name == ref.obj.name
+                    and (d.namespace or self.prepared.experiment.namespace) == ref.obj.namespace
+                ):
                     with contextlib.suppress(ValueError):  # unreadable: fall back to the recorded shares
                         found[ref.version] = weight_at(d.raw, ref.pointer)
         if refs and len(found) == len(refs):
             return found, "initial weights from the recorded manifests"
         if not self.traffic.known:
-            raise DataError(f"{self.recording.path}: cannot tell the initial weights: the recording holds neither "
-                            "the weightObjRef objects nor request counters")
+            raise DataError(
+                f"{self.recording.path}: cannot tell the initial weights: the recording holds neither "
+                "the weightObjRef objects nor request counters"
+            )
         lo, hi = self.traffic.bracket(at - max(INITIAL_WINDOW, 4 * self.step), at)
         shares = self.traffic.shares(lo, hi)
         pct = {v: (s.percent or 0.0) for v, s in shares.items()}
@@ -210,10 +229,17 @@ class Replayer:
         return largest_remainder(pct), "initial weights inferred from the recorded traffic shares"
 
     # -- one strategy ----------------------------------------------------------------------------
-    def run(self, strategy: str, at: float | None = None, counterfactual: bool = False,
-            params: Mapping[str, Any] | None = None,
-            observer: Callable[[IterationRecord], None] | None = None, label: str | None = None,
-            until: float | None = None, times: Sequence[float] = ()) -> ReplayRun:
+    def run(
+        self,
+        strategy: str,
+        at: float | None = None,
+        counterfactual: bool = False,
+        params: Mapping[str, Any] | None = None,
+        observer: Callable[[IterationRecord], None] | None = None,
+        label: str | None = None,
+        until: float | None = None,
+        times: Sequence[float] = (),
+    ) -> ReplayRun:
         """Replay one strategy from ``at`` while there is data (to ``until`` or the recording's end;
         a rollout whose recording ends early is replayed up to there and says so in its notes);
         ``label`` names it in tables (default: its name). ``times``: the instants of the iterations
@@ -231,7 +257,9 @@ class Replayer:
         thinner: Thinner | None = None
         db = self.recording.db
         if counterfactual:
-            thinner = Thinner(db, self.selectors, self.traffic, plan.versions, child_rng(self.seed, "thinning", strategy))
+            thinner = Thinner(
+                db, self.selectors, self.traffic, plan.versions, child_rng(self.seed, "thinning", strategy)
+            )
             thinner.advance(at, actuator.average)
             clock.listeners.append(lambda t: thinner.advance(t, actuator.average) if thinner else None)
             db = thinner.derived
@@ -254,19 +282,31 @@ class Replayer:
             return stopped[0]
 
         with client:
-            result = run_experiment(self.prepared, policy, ports, child_rng(self.seed, "strategy", strategy), observe,
-                                    should_stop=beyond_data)
+            result = run_experiment(
+                self.prepared,
+                policy,
+                ports,
+                child_rng(self.seed, "strategy", strategy),
+                observe,
+                should_stop=beyond_data,
+            )
         notes: tuple[str, ...] = (how,)
         if stopped[0]:
             note = self.stop_note(result, end, until is not None)
             result = stopped_result(result, note)
             notes += (note,)
-        return ReplayRun(label or strategy, result, self.prepared, tuple(basis), counterfactual, self.seed, notes)
+        return ReplayRun(
+            label or strategy, result, self.prepared, tuple(basis), counterfactual, self.seed, notes
+        )
 
-    def _basis(self, rec: IterationRecord, since: float, actuator: ReplayActuator, thinner: Any) -> IterationBasis:
+    def _basis(
+        self, rec: IterationRecord, since: float, actuator: ReplayActuator, thinner: Any
+    ) -> IterationBasis:
         policy = actuator.at(rec.time)
         if rec.iteration == 1 or not self.traffic.known:
-            return IterationBasis(rec.iteration, rec.time, policy, {}, "recorded" if self.traffic.known else "unknown")
+            return IterationBasis(
+                rec.iteration, rec.time, policy, {}, "recorded" if self.traffic.known else "unknown"
+            )
         lo, hi = self.traffic.bracket(since, rec.time)
         shares = self.traffic.shares(lo, hi)
         recorded = {v: s.percent for v, s in shares.items()}
@@ -275,13 +315,24 @@ class Replayer:
         if thinner is not None:
             state = thinner.state_between(since, rec.time)
             if state != "recorded" or above:
-                return IterationBasis(rec.iteration, rec.time, policy, recorded,
-                                      "beyond-record" if above or state == "beyond-record" else state,
-                                      _above_note(above, expected, recorded))
+                return IterationBasis(
+                    rec.iteration,
+                    rec.time,
+                    policy,
+                    recorded,
+                    "beyond-record" if above or state == "beyond-record" else state,
+                    _above_note(above, expected, recorded),
+                )
             return IterationBasis(rec.iteration, rec.time, policy, recorded, "recorded")
         if above:
-            return IterationBasis(rec.iteration, rec.time, policy, recorded, "beyond-record",
-                                  _above_note(above, expected, recorded))
+            return IterationBasis(
+                rec.iteration,
+                rec.time,
+                policy,
+                recorded,
+                "beyond-record",
+                _above_note(above, expected, recorded),
+            )
         return IterationBasis(rec.iteration, rec.time, policy, recorded, "recorded")
 
 
@@ -301,9 +352,17 @@ def stopped_result(result: RunResult, note: str) -> RunResult:
     status["stage"] = "Running"
     status["message"] = f"RecordingEnded: {note}"
     obj["status"] = status
-    return dataclasses.replace(result, experiment_object=obj, completed=False, failed=False, stage="Running",
-                               message=status["message"])
+    return dataclasses.replace(
+        result,
+        experiment_object=obj,
+        completed=False,
+        failed=False,
+        stage="Running",
+        message=status["message"],
+    )
 
 
-def _above_note(above: Sequence[str], policy: Mapping[str, float], recorded: Mapping[str, float | None]) -> str:
+def _above_note(
+    above: Sequence[str], policy: Mapping[str, float], recorded: Mapping[str, float | None]
+) -> str:
     return "; ".join(f"{v} at {policy.get(v, 0):.0f}% > recorded {recorded.get(v) or 0:.1f}%" for v in above)

@@ -82,8 +82,11 @@ def metric_selectors(prepared: Prepared) -> list[MetricSelectors]:
             variables = prepared.metric_variables[version]
             query = render_params(spec, version_arguments(version, variables, _ANY_ELAPSED)).get("query")
             if query is None:
-                raise metric.error("spec.params", "no 'query' parameter: simkit records the series of "
-                                                  "Prometheus queries given as the 'query' param")
+                raise metric.error(
+                    "spec.params",
+                    "no 'query' parameter: simkit records the series of "
+                    "Prometheus queries given as the 'query' param",
+                )
             try:
                 sels = query_selectors(query)
             except QueryError as exc:

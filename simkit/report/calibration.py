@@ -99,8 +99,11 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
         slots: dict[int, dict[str, Any]] = {}
         extra = []
         for f in fits:
-            pred = {"name": f.identity.predictor, "traffic": weights[(ns, name, f.identity.predictor)],
-                    "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}}
+            pred = {
+                "name": f.identity.predictor,
+                "traffic": weights[(ns, name, f.identity.predictor)],
+                "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"},
+            }
             ref = refs.get(f.version)
             k = weight_index(ref.pointer) if ref is not None and ref.obj.kind == "SeldonDeployment" else None
             if k is None or k in slots:
@@ -108,10 +111,15 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
             else:
                 slots[k] = pred
         if slots and sorted(slots) != list(range(len(slots))):
-            raise DataError(f"calibrate: the weightObjRef fieldPaths of {ns}/{name} skip predictor indexes {sorted(slots)}")
-        sdep = {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"predictors": [slots[k] for k in sorted(slots)] + extra}}
+            raise DataError(
+                f"calibrate: the weightObjRef fieldPaths of {ns}/{name} skip predictor indexes {sorted(slots)}"
+            )
+        sdep = {
+            "apiVersion": "machinelearning.seldon.io/v1",
+            "kind": "SeldonDeployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"predictors": [slots[k] for k in sorted(slots)] + extra},
+        }
         fname = f"seldondeployment-{name}.yaml"
         files[fname] = yaml.safe_dump(sdep, sort_keys=False)
         names.append(fname)
@@ -122,8 +130,10 @@ def latency_spec(f: VersionFit) -> dict[str, Any]:
     """The recorded bucket counts; with the recorded mean, each bucket's draws sit where they make
     that mean (``histogram_quantile`` sees only bucket counts, so quantiles stay exact), as a
     mixture of one uniform per bucket at a common relative position ``theta`` inside it."""
-    hist = {"distribution": "empirical",
-            "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in f.counts]}}
+    hist = {
+        "distribution": "empirical",
+        "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in f.counts]},
+    }
     n = sum(f.counts)
     lows = [0.0, *f.bounds[:-1]]
     widths = [b - a for a, b in zip(lows, f.bounds, strict=True)]
@@ -158,8 +168,14 @@ def error_events(f: VersionFit, epoch: float) -> list[dict[str, Any]]:
     out = []
     for code, at in sorted(f.onsets.items(), key=lambda x: (x[1], x[0])):
         table = {**table, code: _num(f.errors[code])}
-        out.append({"name": f"{f.identity.predictor}-errors-{code}-begin", "at": _num(at - epoch),
-                    "predictor": f.identity.key, "set": {"errors": {"codes": dict(table)}}})
+        out.append(
+            {
+                "name": f"{f.identity.predictor}-errors-{code}-begin",
+                "at": _num(at - epoch),
+                "predictor": f.identity.key,
+                "set": {"errors": {"codes": dict(table)}},
+            }
+        )
     return out
 
 
@@ -174,7 +190,9 @@ def load_start(cal: Calibration) -> float:
     return min(cal.start, cal.first - lead)
 
 
-def scenario_document(recording: Recording, cal: Calibration, manifests: list[str], trace: str | None) -> dict[str, Any]:
+def scenario_document(
+    recording: Recording, cal: Calibration, manifests: list[str], trace: str | None
+) -> dict[str, Any]:
     epoch = math.ceil(cal.start) + LEAD
     lead = _num(epoch - load_start(cal))
     predictors: dict[str, Any] = {}
@@ -188,36 +206,68 @@ def scenario_document(recording: Recording, cal: Calibration, manifests: list[st
         if qps <= 0:
             continue
         weights, carried = split({f.version: f.share for f in fits})
-        load: dict[str, Any] = {"name": f"requests-{sdep.replace('/', '-')}", "to": f"ingress:{sdep}", "start": -lead}
-        load.update({"pattern": "trace", "file": trace} if trace and len(groups) == 1
-                    else {"qps": _num(qps * carried), "pattern": "poisson"})
+        load: dict[str, Any] = {
+            "name": f"requests-{sdep.replace('/', '-')}",
+            "to": f"ingress:{sdep}",
+            "start": -lead,
+        }
+        load.update(
+            {"pattern": "trace", "file": trace}
+            if trace and len(groups) == 1
+            else {"qps": _num(qps * carried), "pattern": "poisson"}
+        )
         loads.append(load)
         group_total = sum(f.share for f in fits)
         for f in fits:  # what integer weights cannot carry goes to the predictor directly
             rest = qps * (f.share / group_total - carried * weights[f.version] / 100.0)
             if rest > qps * 1e-6:
-                loads.append({"name": f"{f.identity.predictor}-rest-of-split", "to": f"predictor:{f.identity.key}",
-                              "qps": _num(rest), "pattern": "poisson", "start": -lead})
+                loads.append(
+                    {
+                        "name": f"{f.identity.predictor}-rest-of-split",
+                        "to": f"predictor:{f.identity.key}",
+                        "qps": _num(rest),
+                        "pattern": "poisson",
+                        "start": -lead,
+                    }
+                )
     for f in cal.versions:
         if f.feedback_qps > 0:
             # feedback whose recorded series appeared only after the first scrape starts there
-            loads.append({"name": f"{f.identity.predictor}-feedback", "to": f"feedback:{f.identity.key}",
-                          "qps": _num(f.feedback_qps), "pattern": "uniform" if f.feedback_regular else "poisson",
-                          "start": -lead if f.feedback_present else _num(cal.first - epoch),
-                          "payload": {"reward": _num(f.reward)}})
+            loads.append(
+                {
+                    "name": f"{f.identity.predictor}-feedback",
+                    "to": f"feedback:{f.identity.key}",
+                    "qps": _num(f.feedback_qps),
+                    "pattern": "uniform" if f.feedback_regular else "poisson",
+                    "start": -lead if f.feedback_present else _num(cal.first - epoch),
+                    "payload": {"reward": _num(f.reward)},
+                }
+            )
     events = [e for f in cal.versions for e in error_events(f, epoch)]
     # scrape on the recorded instants: both sides' windows then hold the same scrapes
     offset = _num((cal.first - epoch) % cal.step)
     return {
-        "apiVersion": "simkit/v1alpha1", "kind": "Scenario",
-        "metadata": {"name": f"{recording.header.experiment}-calibrated",
-                     "description": f"calibrated by simkit calibrate from {recording.path.name} "
-                                    f"({rfc3339(cal.start)} to {rfc3339(cal.end)}, source {recording.header.source})"},
-        "spec": {"manifests": manifests, "experiment": recording.header.experiment, "start": rfc3339(epoch), "seed": 1,
-                 "prometheus": {"scrapeInterval": _num(cal.step), "scrapeOffset": offset,
-                                "executorOverhead": _num(cal.overhead)},
-                 "predictors": predictors, "load": loads,
-                 **({"events": events} if events else {})},
+        "apiVersion": "simkit/v1alpha1",
+        "kind": "Scenario",
+        "metadata": {
+            "name": f"{recording.header.experiment}-calibrated",
+            "description": f"calibrated by simkit calibrate from {recording.path.name} "
+            f"({rfc3339(cal.start)} to {rfc3339(cal.end)}, source {recording.header.source})",
+        },
+        "spec": {
+            "manifests": manifests,
+            "experiment": recording.header.experiment,
+            "start": rfc3339(epoch),
+            "seed": 1,
+            "prometheus": {
+                "scrapeInterval": _num(cal.step),
+                "scrapeOffset": offset,
+                "executorOverhead": _num(cal.overhead),
+            },
+            "predictors": predictors,
+            "load": loads,
+            **({"events": events} if events else {}),
+        },
     }
 
 
@@ -250,14 +300,18 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
     if trace:
         write_text(out / trace, trace_lines(cal))
     doc = scenario_document(recording, cal, manifests, trace)
-    header = "# Written by simkit calibrate: per-version generators fitted from a recording (see report.md).\n"
+    header = (
+        "# Written by simkit calibrate: per-version generators fitted from a recording (see report.md).\n"
+    )
     write_text(out / "scenario.yaml", header + yaml.safe_dump(doc, sort_keys=False))
     from simkit.spec.bundle import load_scenario
 
     load_scenario(out)  # what simkit run will read must validate
-    lines = [f"wrote scenario {out} ({len(cal.versions)} versions, total {cal.total_qps:.3g} req/s, "
-             f"{'stationary Poisson load' if cal.stationary else 'load shape kept as ' + str(trace)}, "
-             f"dispersion {cal.dispersion:.2f})"]
+    lines = [
+        f"wrote scenario {out} ({len(cal.versions)} versions, total {cal.total_qps:.3g} req/s, "
+        f"{'stationary Poisson load' if cal.stationary else 'load shape kept as ' + str(trace)}, "
+        f"dispersion {cal.dispersion:.2f})"
+    ]
     gaps = [f"{f.version}: {n}" for f in cal.versions for n in f.notes]
     lines += [f"not calibrated: {g}" for g in gaps]
     if compare:
@@ -267,8 +321,8 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
         gof = [latency_fit(recording.db, simulated, f.identity.matchers, cal) for f in cal.versions]
         write_text(out / "report.md", report_markdown(cal, rows, gof, n, seed))
         plot_calibration(recording.db, simulated, cal, out / "calibration.png")
-        lines.append(f"compared with {n} simulated run(s) of {cal.duration:g}s: "
-                     f"{'all within' if ok else 'NOT all within'} {TOLERANCE:.0%}; see {out / 'report.md'}")
+        lines.append(
+            f"compared with {n} simulated run(s) of {cal.duration:g}s: "
+            f"{'all within' if ok else 'NOT all within'} {TOLERANCE:.0%}; see {out / 'report.md'}"
+        )
     return lines
-
-

@@ -47,14 +47,17 @@ def rarest(cal: Calibration) -> float:
 
 
 def seeds_for(cal: Calibration, duration: float) -> int:
-    calls = sum(f.predictions + f.feedback_qps * cal.span for f in cal.versions) * duration / max(cal.span, 1e-9)
+    calls = (
+        sum(f.predictions + f.feedback_qps * cal.span for f in cal.versions) * duration / max(cal.span, 1e-9)
+    )
     by_noise = math.ceil(TARGET_EVENTS / rarest(cal))
     by_cost = max(1, int(MAX_SIM_EVENTS // max(calls, 1.0)))
     return int(max(1, min(MAX_SEEDS, by_noise, by_cost)))
 
 
-def simulate_pooled(folder: Path, duration: float, seed: int, seeds: int,
-                    engine: str = "events") -> tuple[TSDB, int]:
+def simulate_pooled(
+    folder: Path, duration: float, seed: int, seeds: int, engine: str = "events"
+) -> tuple[TSDB, int]:
     """The calibrated world run ``seeds`` times (seeds ``seed`` ...), pooled; one world in memory at a
     time. The events engine by default: its cost follows the calls simulated, which is what the
     seed budget (:data:`MAX_SIM_EVENTS`) bounds; counts costs per scrape and series instead."""
@@ -86,7 +89,9 @@ class Row:
     comparable: bool = True  # False: PromQL gives no recorded value (its series has one sample)
 
 
-def _noise(quantity: str, value: float | None, sim: dict[str, float | None], span: float, seeds: int) -> float | None:
+def _noise(
+    quantity: str, value: float | None, sim: dict[str, float | None], span: float, seeds: int
+) -> float | None:
     """One relative standard error from the pooled count behind a count-based quantity."""
     if value is None or value <= 0:
         return None
@@ -138,7 +143,9 @@ def _buckets(db: TSDB, matchers: tuple[Matcher, ...], cal: Calibration) -> tuple
     return les, np.diff(np.concatenate(([0.0], cum))).clip(min=0)
 
 
-def latency_fit(recorded: TSDB, simulated: TSDB, matchers: tuple[Matcher, ...], cal: Calibration) -> dict[str, float]:
+def latency_fit(
+    recorded: TSDB, simulated: TSDB, matchers: tuple[Matcher, ...], cal: Calibration
+) -> dict[str, float]:
     """Two-sample chi-square over non-empty buckets, and the Kolmogorov distance of bucket CDFs."""
     from scipy.stats import chi2_contingency
 
@@ -162,37 +169,62 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def report_markdown(cal: Calibration, rows: list[Row], gof: list[dict[str, float]], seeds: int = 1,
-                    seed: int = 1) -> str:
+def report_markdown(
+    cal: Calibration, rows: list[Row], gof: list[dict[str, float]], seeds: int = 1, seed: int = 1
+) -> str:
     ok = all(r.within for r in rows if r.comparable)
     compared = [r for r in rows if r.comparable]
-    lines = ["# Calibration report", "",
-             f"Recording {rfc3339(cal.start)} to {rfc3339(cal.end)} ({cal.duration:g}s, step {cal.step:g}s; "
-             f"scrapes {rfc3339(cal.first)} to {rfc3339(cal.last)}); load {cal.total_qps:.4g} req/s, index of "
-             f"dispersion {cal.dispersion:.3f} "
-             f"({'stationary: one Poisson load' if cal.stationary else 'non-stationary: trace file'}); "
-             f"executor overhead {cal.overhead * 1000:.3f} ms.", "",
-             f"Recorded vs simulated, measured by the same PromQL over the same window (the recorded scrapes, "
-             f"{rfc3339(cal.first)} to {rfc3339(cal.last)}) on both sides; the simulated side pools {seeds} run(s) "
-             f"(seeds {seed} to {seed + seeds - 1}); quantiles by `histogram_quantile` on both; tolerance "
-             f"{TOLERANCE:.0%}; 'sim. noise' is one relative standard error of the pooled simulated count.", "",
-             f"Verdict: {'all' if ok else 'NOT all'} {len(compared)} compared quantities within {TOLERANCE:.0%}"
-             + (f" ({len(rows) - len(compared)} with no recorded PromQL value: n/a)." if len(compared) < len(rows)
-                else "."), "",
-             "| version | quantity | recorded | simulated | rel. diff | within 5% | sim. noise |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.version} | {r.quantity} | {_fmt(r.recorded)} | {_fmt(r.simulated)} | {_pct(r.rel)} | "
-              f"{'yes' if r.within else 'NO' if r.comparable else 'n/a'} | {_pct(r.noise)} |" for r in rows]
+    lines = [
+        "# Calibration report",
+        "",
+        f"Recording {rfc3339(cal.start)} to {rfc3339(cal.end)} ({cal.duration:g}s, step {cal.step:g}s; "
+        f"scrapes {rfc3339(cal.first)} to {rfc3339(cal.last)}); load {cal.total_qps:.4g} req/s, index of "
+        f"dispersion {cal.dispersion:.3f} "
+        f"({'stationary: one Poisson load' if cal.stationary else 'non-stationary: trace file'}); "
+        f"executor overhead {cal.overhead * 1000:.3f} ms.",
+        "",
+        f"Recorded vs simulated, measured by the same PromQL over the same window (the recorded scrapes, "
+        f"{rfc3339(cal.first)} to {rfc3339(cal.last)}) on both sides; the simulated side pools {seeds} run(s) "
+        f"(seeds {seed} to {seed + seeds - 1}); quantiles by `histogram_quantile` on both; tolerance "
+        f"{TOLERANCE:.0%}; 'sim. noise' is one relative standard error of the pooled simulated count.",
+        "",
+        f"Verdict: {'all' if ok else 'NOT all'} {len(compared)} compared quantities within {TOLERANCE:.0%}"
+        + (
+            f" ({len(rows) - len(compared)} with no recorded PromQL value: n/a)."
+            if len(compared) < len(rows)
+            else "."
+        ),
+        "",
+        "| version | quantity | recorded | simulated | rel. diff | within 5% | sim. noise |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.version} | {r.quantity} | {_fmt(r.recorded)} | {_fmt(r.simulated)} | {_pct(r.rel)} | "
+        f"{'yes' if r.within else 'NO' if r.comparable else 'n/a'} | {_pct(r.noise)} |"
+        for r in rows
+    ]
     gaps = [(f.version, n) for f in cal.versions for n in f.notes]
-    gaps += [(r.version, f"{r.quantity}: fitted from the raw counters, but its recorded series have fewer than "
-                         "two samples in the window, so PromQL's increase() gives no recorded value to compare with")
-             for r in rows if not r.comparable]
+    gaps += [
+        (
+            r.version,
+            f"{r.quantity}: fitted from the raw counters, but its recorded series have fewer than "
+            "two samples in the window, so PromQL's increase() gives no recorded value to compare with",
+        )
+        for r in rows
+        if not r.comparable
+    ]
     lines += ["", "## Not calibrated", ""]
     lines += [f"- {v}: {n}" for v, n in gaps] if gaps else ["Nothing: every quantity above was fitted."]
     fitted = [(f, g) for f, g in zip(cal.versions, gof, strict=True) if not math.isnan(g["ks"])]
     if fitted:
-        lines += ["", "Latency buckets, goodness of fit (two-sample chi-square over non-empty buckets; Kolmogorov "
-                      "distance of the bucket CDFs):", "", "| version | chi2 | p | KS |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Latency buckets, goodness of fit (two-sample chi-square over non-empty buckets; Kolmogorov "
+            "distance of the bucket CDFs):",
+            "",
+            "| version | chi2 | p | KS |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {f.version} | {g['chi2']:.4g} | {g['p']:.4g} | {g['ks']:.4g} |" for f, g in fitted]
     return "\n".join(lines) + "\n"
 
@@ -218,8 +250,17 @@ def parse_report(text: str) -> list[ReportRow]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) != 7 or cells[0] == "version" or cells[0].startswith("---"):
             continue
-        out.append(ReportRow(cells[0], cells[1], num(cells[2]), num(cells[3]), num(cells[4]), cells[5] == "yes",
-                             num(cells[6])))
+        out.append(
+            ReportRow(
+                cells[0],
+                cells[1],
+                num(cells[2]),
+                num(cells[3]),
+                num(cells[4]),
+                cells[5] == "yes",
+                num(cells[6]),
+            )
+        )
     return out
 
 

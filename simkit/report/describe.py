@@ -30,12 +30,26 @@ from typing import Any
 MAX_CELL_WIDTH = 30  # tablewriter's MAX_ROW_WIDTH
 _WRAP_PENALTY = 100000  # tablewriter's defaultPenalty
 _DECIMAL_CELL = re.compile(r"^-?(?:[0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)(?:\.[0-9]+)?$")
-_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+)
 _SUFFIX = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-    "P": Decimal("1e15"), "E": Decimal("1e18"), "Ki": Decimal(2**10), "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
 }
 CANARY_EXPLANATION = (
     "> If the candidate version satisfies the experiment objectives, then it is the winner.\n"
@@ -312,7 +326,9 @@ def _assessments(exp: Mapping[str, Any], spec: Mapping[str, Any], pattern: str) 
     rewards = list(criteria.get("rewards") or []) if criteria else []
     if assessed and rewards:
         out += "\n****** Reward Assessment ******\n"
-        out += "> Identifies values of reward metrics for each version. The best version is marked with a '*'.\n"
+        out += (
+            "> Identifies values of reward metrics for each version. The best version is marked with a '*'.\n"
+        )
         out += render_table(["Reward", *versions], [_reward_row(exp, r, versions) for r in rewards])
     objectives = list(criteria.get("objectives") or []) if criteria else []
     if assessed and objectives:
@@ -321,7 +337,9 @@ def _assessments(exp: Mapping[str, Any], spec: Mapping[str, Any], pattern: str) 
             "> Identifies whether or not the experiment objectives are satisfied by the most recently "
             "observed metrics values for each version.\n"
         )
-        rows = [[_objective_label(o)] + [_satisfy(exp, i, v) for v in versions] for i, o in enumerate(objectives)]
+        rows = [
+            [_objective_label(o)] + [_satisfy(exp, i, v) for v in versions] for i, o in enumerate(objectives)
+        ]
         out += render_table(["Objective", *versions], rows)
     if isinstance(analysis, Mapping) and analysis.get("aggregatedMetrics") is not None:
         out += "\n****** Metrics Assessment ******\n"

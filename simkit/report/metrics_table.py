@@ -84,7 +84,9 @@ def _snapshot(t: Truth) -> tuple[int, int, int, float, float]:
     return (t.predictions, t.feedback, t.errors, t.latency_sum, t.latency_sum + t.feedback_latency_sum)
 
 
-def warnings_for(metric: Metric, ref: str, version: str, value: float | None, truth: GroundTruth | None) -> list[str]:
+def warnings_for(
+    metric: Metric, ref: str, version: str, value: float | None, truth: GroundTruth | None
+) -> list[str]:
     """Signs that a metric's query does not measure what its name and units say."""
     out: list[str] = []
     name = ref.split("/")[-1].lower()
@@ -100,17 +102,23 @@ def warnings_for(metric: Metric, ref: str, version: str, value: float | None, tr
         total = truth.all_latency_sum
         if total > 0 and abs(value - total) <= 0.2 * total:
             hint = f"; it matches the total latency of those calls ({total:.3f} s): the query sums _sum (seconds), use _count"
-        out.append(f"{ref} for {version} is {value:g}, but the simulation served {truth.calls} calls in the window "
-                   f"({truth.predictions} predictions, {truth.feedback} feedback){hint}")
+        out.append(
+            f"{ref} for {version} is {value:g}, but the simulation served {truth.calls} calls in the window "
+            f"({truth.predictions} predictions, {truth.feedback} feedback){hint}"
+        )
     if units in ("milliseconds", "ms") and truth.predictions:
         mean_ms = 1000.0 * truth.latency_sum / truth.predictions
         if value > 0 and value * 200 < mean_ms:
-            out.append(f"{ref} for {version} is {value:g} {metric.spec.units}, but true latencies average "
-                       f"{mean_ms:.1f} ms: the values are in seconds (the executor histograms are in seconds)")
+            out.append(
+                f"{ref} for {version} is {value:g} {metric.spec.units}, but true latencies average "
+                f"{mean_ms:.1f} ms: the values are in seconds (the executor histograms are in seconds)"
+            )
     return out
 
 
-def evaluate(bundle: Bundle, at: float, seed: int | None, engine: str | None = None) -> tuple[list[Row], list[str]]:
+def evaluate(
+    bundle: Bundle, at: float, seed: int | None, engine: str | None = None
+) -> tuple[list[Row], list[str]]:
     world, _ = make_world(bundle, seed, engine)
     prepared = prepare(bundle.experiment_document(), bundle.documents)
     world.run_until(0.0)
@@ -127,7 +135,16 @@ def evaluate(bundle: Bundle, at: float, seed: int | None, engine: str | None = N
         for ref, metric in prepared.metrics:
             for version in prepared.plan.versions:
                 got = fetcher.fetch(metric, version, prepared.metric_variables[version], elapsed, name=ref)
-                rows.append(Row(ref, version, got.value, metric.spec.units or "", (got.query or "").strip(), got.message))
+                rows.append(
+                    Row(
+                        ref,
+                        version,
+                        got.value,
+                        metric.spec.units or "",
+                        (got.query or "").strip(),
+                        got.message,
+                    )
+                )
                 key = predictors.get(version)
                 truth = None
                 if key in after:
@@ -140,13 +157,21 @@ def evaluate(bundle: Bundle, at: float, seed: int | None, engine: str | None = N
 def render(rows: list[Row], at: float) -> str:
     header = ("METRIC", "VERSION", "VALUE", "UNITS", "QUERY")
     table = [header] + [
-        (r.metric, r.version, "unavailable" if r.value is None else f"{r.value:.6g}", r.units, r.query.replace("\n", " "))
+        (
+            r.metric,
+            r.version,
+            "unavailable" if r.value is None else f"{r.value:.6g}",
+            r.units,
+            r.query.replace("\n", " "),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = [f"metrics at sim time {at:g}s (elapsedTime {max(1, math.floor(at))}s)"]
     for row in table:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        lines.append(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        )
     return "\n".join(lines)
 
 
@@ -156,8 +181,17 @@ def as_document(rows: list[Row], warnings: list[str], at: float) -> dict[str, An
     return {
         "at": at,
         "elapsedTime": max(1, math.floor(at)),
-        "metrics": [{"metric": r.metric, "version": r.version, "value": r.value, "units": r.units,
-                     "query": r.query, "message": r.message} for r in rows],
+        "metrics": [
+            {
+                "metric": r.metric,
+                "version": r.version,
+                "value": r.value,
+                "units": r.units,
+                "query": r.query,
+                "message": r.message,
+            }
+            for r in rows
+        ],
         "warnings": list(warnings),
     }
 

@@ -22,7 +22,11 @@ from simkit.strategies.base import Plan  # noqa: E402
 
 def plot_rollout(result: RunResult, plan: Plan, path: str | Path) -> None:
     recs = result.iterations
-    panels = [("weights", None)] + [(r.metric, None) for r in plan.rewards] + [(o.metric, o) for o in plan.objectives]
+    panels = (
+        [("weights", None)]
+        + [(r.metric, None) for r in plan.rewards]
+        + [(o.metric, o) for o in plan.objectives]
+    )
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.1 * len(panels) + 0.8), sharex=True, squeeze=False)
     start = result.start_time or (recs[0].time if recs else 0.0)
     xs = [r.time - start for r in recs]
@@ -37,8 +41,10 @@ def plot_rollout(result: RunResult, plan: Plan, path: str | Path) -> None:
         ax.axvline(xs[-1], color="red", linestyle="--", label="rollback")
     ax.set_ylim(-3, 108)
     ax.set_ylabel("weight %")
-    ax.set_title(f"{result.namespace}/{result.name} · strategy {result.strategy} · "
-                 f"{'rolled back' if result.rolled_back else 'failed' if result.failed else 'winner ' + str(result.winner)}")
+    ax.set_title(
+        f"{result.namespace}/{result.name} · strategy {result.strategy} · "
+        f"{'rolled back' if result.rolled_back else 'failed' if result.failed else 'winner ' + str(result.winner)}"
+    )
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     for (metric, objective), row in zip(panels[1:], axes[1:], strict=True):
         ax = row[0]
@@ -57,11 +63,24 @@ def plot_rollout(result: RunResult, plan: Plan, path: str | Path) -> None:
                     continue
                 if top and abs(limit) > 20 * top:
                     # a limit far off the data's scale (the seed's ms limits on seconds values)
-                    ax.annotate(f"{style} limit {limit:g} (off scale)", (0.99, 0.85), xycoords="axes fraction",
-                                ha="right", fontsize=7, color="grey")
+                    ax.annotate(
+                        f"{style} limit {limit:g} (off scale)",
+                        (0.99, 0.85),
+                        xycoords="axes fraction",
+                        ha="right",
+                        fontsize=7,
+                        color="grey",
+                    )
                     continue
                 ax.axhline(limit, color="grey", linestyle=":", linewidth=1)
-                ax.annotate(f"{style} limit {limit:g}", (0.99, 0.85), xycoords="axes fraction", ha="right", fontsize=7, color="grey")
+                ax.annotate(
+                    f"{style} limit {limit:g}",
+                    (0.99, 0.85),
+                    xycoords="axes fraction",
+                    ha="right",
+                    fontsize=7,
+                    color="grey",
+                )
     axes[-1][0].set_xlabel("seconds since the first iteration")
     fig.tight_layout()
     try:

@@ -46,16 +46,20 @@ def write_outputs(run: SimRun, out: Path) -> list[Path]:
 def progress_line(rec: IterationRecord, total: int) -> str:
     weights = " ".join(f"{v}={w}" for v, w in (rec.weights_after or ()))
     verdict = "" if rec.decision.verdict == "continue" else f"  {rec.decision.verdict.upper()}"
-    return (f"iteration {rec.iteration:>2}/{total}  elapsed {rec.elapsed:>4}s  weights {weights}  "
-            f"winner {rec.decision.winner or '-'}{verdict}")
+    return (
+        f"iteration {rec.iteration:>2}/{total}  elapsed {rec.elapsed:>4}s  weights {weights}  "
+        f"winner {rec.decision.winner or '-'}{verdict}"
+    )
 
 
 def summary(result: RunResult) -> str:
     state = "failed" if result.failed else "rolled back" if result.rolled_back else "completed"
     weights = ", ".join(f"{v} {w}" for v, w in (result.final_weights or {}).items())
-    lines = [f"{result.name}: {state} after {result.status.get('completedIterations', 0)} iterations "
-             f"({result.message}); winner {result.winner or 'none'}; recommended for promotion "
-             f"{result.vrfp}; final weights {weights}"]
+    lines = [
+        f"{result.name}: {state} after {result.status.get('completedIterations', 0)} iterations "
+        f"({result.message}); winner {result.winner or 'none'}; recommended for promotion "
+        f"{result.vrfp}; final weights {weights}"
+    ]
     for action in result.actions:
         for cmd in action.details.get("commands", []):
             lines.append(f"{action.action} action (recorded, not run): {cmd}")
@@ -125,8 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_scenario(path: str | Path, seed: int | None = None, strategy: str | None = None,
-                 engine: str | None = None) -> SimRun:
+def run_scenario(
+    path: str | Path, seed: int | None = None, strategy: str | None = None, engine: str | None = None
+) -> SimRun:
     """Library entry point: load and run a scenario, quietly."""
     return simulate_experiment(load_scenario(path), seed, strategy, engine=engine)
-

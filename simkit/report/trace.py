@@ -43,21 +43,48 @@ def trace_csv(result: RunResult) -> str:
     metrics = list(result.iterations[0].readings) if result.iterations else []
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["iteration", "time", "elapsed", "version", *metrics, "assessments", "feasible", "winner",
-                "weight_before", "weight_recommended", "weight_after", "verdict", "reason", "vrfp"])
+    w.writerow(
+        [
+            "iteration",
+            "time",
+            "elapsed",
+            "version",
+            *metrics,
+            "assessments",
+            "feasible",
+            "winner",
+            "weight_before",
+            "weight_recommended",
+            "weight_after",
+            "verdict",
+            "reason",
+            "vrfp",
+        ]
+    )
     for rec in result.iterations:
         d = rec.decision
         before, after = dict(rec.weights_before or ()), dict(rec.weights_after or ())
         for version in result.versions:
             flags = d.assessments.get(version, ())
             feasible = all(flags) if flags else ""
-            w.writerow([
-                rec.iteration, rfc3339(rec.time), rec.elapsed, version,
-                *[_num(rec.readings[m][version].value) for m in metrics],
-                ";".join("true" if f else "false" for f in flags), str(feasible).lower() if flags else "",
-                d.winner or "", before.get(version, ""),
-                (d.weights or {}).get(version, ""), after.get(version, ""), d.verdict, d.reason, rec.vrfp,
-            ])
+            w.writerow(
+                [
+                    rec.iteration,
+                    rfc3339(rec.time),
+                    rec.elapsed,
+                    version,
+                    *[_num(rec.readings[m][version].value) for m in metrics],
+                    ";".join("true" if f else "false" for f in flags),
+                    str(feasible).lower() if flags else "",
+                    d.winner or "",
+                    before.get(version, ""),
+                    (d.weights or {}).get(version, ""),
+                    after.get(version, ""),
+                    d.verdict,
+                    d.reason,
+                    rec.vrfp,
+                ]
+            )
     return out.getvalue()
 
 
@@ -83,7 +110,9 @@ def check(result: RunResult, expect: Mapping[str, Any], where: Location) -> list
     """Mismatches between the run and ``expect`` (empty when it holds); unknown keys are errors."""
     for key in expect:
         if key not in EXPECT_KEYS:
-            raise SpecError(where, f"spec.expect.{key}", f"unknown expectation (known: {', '.join(sorted(EXPECT_KEYS))})")
+            raise SpecError(
+                where, f"spec.expect.{key}", f"unknown expectation (known: {', '.join(sorted(EXPECT_KEYS))})"
+            )
     got = outcome(result)
     problems = []
     for key, want in expect.items():

@@ -55,9 +55,17 @@ class Serving:
         self.rt.stop()
 
 
-def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | None = None,
-                  kube_url: str | None = None, no_load: bool = False, kube_interval: float = DEFAULT_INTERVAL,
-                  log: Log = _log, engine: str | None = None) -> Serving:
+def start_serving(
+    scenario: str,
+    port: int = 0,
+    speed: float = 1.0,
+    seed: int | None = None,
+    kube_url: str | None = None,
+    no_load: bool = False,
+    kube_interval: float = DEFAULT_INTERVAL,
+    log: Log = _log,
+    engine: str | None = None,
+) -> Serving:
     """Load the scenario, start the driver, the optional kube follower and the HTTP server."""
     if not speed > 0:
         raise SpecError.from_cli("--speed", f"must be a positive number (got {speed})")
@@ -78,7 +86,9 @@ def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | 
     try:
         http = HttpServer(app, port)
     except OSError as exc:
-        raise SpecError.from_cli("--port", f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+        raise SpecError.from_cli(
+            "--port", f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}"
+        ) from None
     rt.start()
     follower = None
     try:
@@ -93,12 +103,15 @@ def start_serving(scenario: str, port: int = 0, speed: float = 1.0, seed: int | 
     return Serving(rt, http, follower)
 
 
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     serving = start_serving(
-        args.scenario, port=args.port, speed=args.speed, seed=args.seed, kube_url=args.kube_url,
-        no_load=bool(getattr(args, "no_load", False)), engine=getattr(args, "engine", None),
+        args.scenario,
+        port=args.port,
+        speed=args.speed,
+        seed=args.seed,
+        kube_url=args.kube_url,
+        no_load=bool(getattr(args, "no_load", False)),
+        engine=getattr(args, "engine", None),
         kube_interval=float(getattr(args, "kube_interval", None) or DEFAULT_INTERVAL),
     )
     stop = threading.Event()
@@ -112,9 +125,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if port_file:
             write_text_atomic(port_file, f"{serving.http.port}\n")
         print(f"listening on {serving.url}", flush=True)
-        _log(f"scenario {serving.rt.world.bundle.name}, speed {serving.rt.speed:g}x, seed {serving.rt.world.seed}"
-             + (", no load" if getattr(args, "no_load", False) else "")
-             + (f", weights from {args.kube_url}" if args.kube_url else ""))
+        _log(
+            f"scenario {serving.rt.world.bundle.name}, speed {serving.rt.speed:g}x, seed {serving.rt.world.seed}"
+            + (", no load" if getattr(args, "no_load", False) else "")
+            + (f", weights from {args.kube_url}" if args.kube_url else "")
+        )
         while not stop.wait(0.2):
             if not serving.rt.running:
                 log.error(f"simkit serve: the simulation stopped: {serving.rt.error!r}")

@@ -133,8 +133,9 @@ class DataPlane:
         key = f"{kind}:{ns}/{name}"
         r = self._routers.get(key)
         if r is None:
-            r = self._routers[key] = Router(world.store, child_rng(world.seed, "serve-router", key), world.lookup,
-                                            kind, ns, name)
+            r = self._routers[key] = Router(
+                world.store, child_rng(world.seed, "serve-router", key), world.lookup, kind, ns, name
+            )
         return r
 
     def _pick(self, world: AnyWorld, t: Target) -> tuple[int, AnyPredictor | None, list[AnyPredictor]]:
@@ -144,7 +145,11 @@ class DataPlane:
                 return 404, None, []
             sim, shadows = self._router(world, kind, t.namespace, t.name).pick()
             return (503 if sim is None else 0), sim, list(shadows)
-        key = f"{t.namespace}/{t.name}/{t.predictor}" if t.kind == "direct" else f"@service:{t.namespace}/{t.name}"
+        key = (
+            f"{t.namespace}/{t.name}/{t.predictor}"
+            if t.kind == "direct"
+            else f"@service:{t.namespace}/{t.name}"
+        )
         sim = world.lookup(key)
         return (404 if sim is None else 0), sim, []
 
@@ -152,7 +157,9 @@ class DataPlane:
     def _identity(world: AnyWorld, sim: AnyPredictor) -> tuple[str | None, dict[str, str]]:
         ns, sdep, pname = sim.key.split("/")
         obj = world.store.get("SeldonDeployment", ns, sdep) or {}
-        pred: dict[str, Any] = next((p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), {})
+        pred: dict[str, Any] = next(
+            (p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), {}
+        )
         graph = pred.get("graph") or {}
         ident = sim.pods[0].pod
         image = f"{ident.model_image}:{ident.model_version}" if ident.model_image else ""
@@ -193,7 +200,10 @@ class DataPlane:
             routed = self._route(t, None, None)
             if routed.status:
                 return _unrouted(routed.status)
-            return Response(200, _dumps({"data": {"tensor": {"shape": [0]}}, "meta": {"requestPath": routed.request_path}}))
+            return Response(
+                200,
+                _dumps({"data": {"tensor": {"shape": [0]}}, "meta": {"requestPath": routed.request_path}}),
+            )
         try:
             payload = json.loads(body.decode("utf-8")) if body.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -76,7 +76,9 @@ def _counter_labels(pod: PodMetrics) -> dict[str, str]:
     return {**pod_labels(pod), **counter_labels(pod.pod)}
 
 
-def snapshot(predictors: Iterable[AnyPredictor], namespace: str | None = None, pod_name: str | None = None) -> Snapshot:
+def snapshot(
+    predictors: Iterable[AnyPredictor], namespace: str | None = None, pod_name: str | None = None
+) -> Snapshot:
     """Copy the current counters (call under the driver's lock); optionally of one pod only."""
     hists: list[HistogramSample] = []
     counters: list[CounterSample] = []
@@ -87,18 +89,24 @@ def snapshot(predictors: Iterable[AnyPredictor], namespace: str | None = None, p
                 continue
             for (family, kind, code), cell in pod.cells.items():
                 labels = tuple(sorted(_histogram_labels(pod, family, kind, code).items()))
-                hists.append(HistogramSample(family, labels, tuple(accumulate(cell.counts)), cell.sum, cell.count))
+                hists.append(
+                    HistogramSample(family, labels, tuple(accumulate(cell.counts)), cell.sum, cell.count)
+                )
             for name, counter in pod.counters.items():
-                counters.append(CounterSample(name, tuple(sorted(_counter_labels(pod).items())), counter.value))
+                counters.append(
+                    CounterSample(name, tuple(sorted(_counter_labels(pod).items())), counter.value)
+                )
     return Snapshot(tuple(hists), tuple(counters))
 
 
 def pod_exists(predictors: Iterable[AnyPredictor], namespace: str, pod_name: str) -> bool:
-    return any(p.pod.namespace == namespace and p.pod.pod_name == pod_name for sim in predictors for p in sim.pods)
+    return any(
+        p.pod.namespace == namespace and p.pod.pod_name == pod_name for sim in predictors for p in sim.pods
+    )
 
 
 def escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def format_value(value: float) -> str:

@@ -81,10 +81,17 @@ def input_rows(data: Any) -> tuple[str, list[tuple[float, ...]]]:
         tensor = data["tensor"]
         shape = tensor.get("shape") if isinstance(tensor, dict) else None
         values = tensor.get("values") if isinstance(tensor, dict) else None
-        if not (isinstance(shape, list) and isinstance(values, list) and len(shape) == 2 and shape[1] == N_FEATURES
-                and isinstance(shape[0], int) and shape[0] * N_FEATURES == len(values) and shape[0] > 0):
+        if not (
+            isinstance(shape, list)
+            and isinstance(values, list)
+            and len(shape) == 2
+            and shape[1] == N_FEATURES
+            and isinstance(shape[0], int)
+            and shape[0] * N_FEATURES == len(values)
+            and shape[0] > 0
+        ):
             raise BadInput(f"data.tensor must have shape [n, {N_FEATURES}] and n*{N_FEATURES} values")
-        return "tensor", [_row(values[i:i + N_FEATURES]) for i in range(0, len(values), N_FEATURES)]
+        return "tensor", [_row(values[i : i + N_FEATURES]) for i in range(0, len(values), N_FEATURES)]
     raise BadInput("Can't find JSON in data: expected data.ndarray or data.tensor")
 
 
@@ -98,5 +105,8 @@ def predict(implementation: str | None, container: str, rows: Sequence[tuple[flo
     probs = [list(probabilities(r)) for r in rows]
     names = ["t:0", "t:1", "t:2"]
     if container == "tensor":
-        return {"names": names, "tensor": {"shape": [len(probs), 3], "values": [p for row in probs for p in row]}}
+        return {
+            "names": names,
+            "tensor": {"shape": [len(probs), 3], "values": [p for row in probs for p in row]},
+        }
     return {"names": names, "ndarray": probs}

@@ -45,8 +45,14 @@ class Completion:
 class RealtimeWorld:
     """A AnyWorld advanced by a driver thread in step with the wall clock (times ``speed``)."""
 
-    def __init__(self, world: AnyWorld, speed: float = 1.0, step: float = DEFAULT_STEP,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        world: AnyWorld,
+        speed: float = 1.0,
+        step: float = DEFAULT_STEP,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.world = world

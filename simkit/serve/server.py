@@ -35,8 +35,9 @@ MAX_BODY = 10 * 1024 * 1024
 class ServeApp:
     """Everything the HTTP handlers need: the world in real time, the data plane, extra state."""
 
-    def __init__(self, rt: RealtimeWorld, dataplane: DataPlane,
-                 kube_state: Callable[[], dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, rt: RealtimeWorld, dataplane: DataPlane, kube_state: Callable[[], dict[str, str]] | None = None
+    ) -> None:
         self.rt = rt
         self.dataplane = dataplane
         self.kube_state = kube_state
@@ -62,18 +63,37 @@ class ServeApp:
                     weights = {str(p.get("name")): p.get("traffic", 0) for p in spec.get("predictors") or []}
                 else:
                     http = (spec.get("http") or [{}])[0]
-                    weights = {str((r.get("destination") or {}).get("host")): r.get("weight")
-                               for r in http.get("route") or []}
-                objects.append({"kind": kind, "namespace": ns, "name": name, "weights": weights,
-                                "resourceVersion": (obj.get("metadata") or {}).get("resourceVersion")})
+                    weights = {
+                        str((r.get("destination") or {}).get("host")): r.get("weight")
+                        for r in http.get("route") or []
+                    }
+                objects.append(
+                    {
+                        "kind": kind,
+                        "namespace": ns,
+                        "name": name,
+                        "weights": weights,
+                        "resourceVersion": (obj.get("metadata") or {}).get("resourceVersion"),
+                    }
+                )
             predictors = {
-                key: {"predictions": sim.truth.predictions, "errors": sim.truth.errors,
-                      "feedback": sim.truth.feedback, "reward": sim.truth.reward, "byCode": dict(sim.truth.by_code)}
+                key: {
+                    "predictions": sim.truth.predictions,
+                    "errors": sim.truth.errors,
+                    "feedback": sim.truth.feedback,
+                    "reward": sim.truth.reward,
+                    "byCode": dict(sim.truth.by_code),
+                }
                 for key, sim in ((k, world.predictors[k]) for k in sorted(world.predictors))
             }
             now = world.now
-        out: dict[str, Any] = {"simTime": now, "unixTime": self.rt.unix_of(now), "speed": self.rt.speed,
-                               "objects": objects, "predictors": predictors}
+        out: dict[str, Any] = {
+            "simTime": now,
+            "unixTime": self.rt.unix_of(now),
+            "speed": self.rt.speed,
+            "objects": objects,
+            "predictors": predictors,
+        }
         if self.kube_state is not None:
             out["kube"] = self.kube_state()
         return out
@@ -155,8 +175,12 @@ class HttpServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> HttpServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="simkit-serve-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="simkit-serve-http",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

@@ -56,18 +56,38 @@ def followed_objects(bundle: Bundle) -> list[Followed]:
     """The scenario's SeldonDeployments and VirtualServices, with the manifest's apiVersion first."""
     out: list[Followed] = []
     for (ns, name), (sdep, _) in sorted(bundle.seldon.items()):
-        out.append(Followed("SeldonDeployment", ns, name,
-                            _paths((sdep.apiVersion, *SELDON_PATHS), "seldondeployments", ns, name)))
+        out.append(
+            Followed(
+                "SeldonDeployment",
+                ns,
+                name,
+                _paths((sdep.apiVersion, *SELDON_PATHS), "seldondeployments", ns, name),
+            )
+        )
     for (ns, name), (vs, _) in sorted(bundle.virtual_services.items()):
-        out.append(Followed("VirtualService", ns, name, _paths((vs.apiVersion, *ISTIO_VERSIONS), "virtualservices", ns, name)))
+        out.append(
+            Followed(
+                "VirtualService",
+                ns,
+                name,
+                _paths((vs.apiVersion, *ISTIO_VERSIONS), "virtualservices", ns, name),
+            )
+        )
     return out
 
 
 class KubeFollower:
     """A thread that polls the API and applies changed objects to the world's object store."""
 
-    def __init__(self, rt: RealtimeWorld, base_url: str, objects: Sequence[Followed],
-                 interval: float = DEFAULT_INTERVAL, log: Log = print, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        rt: RealtimeWorld,
+        base_url: str,
+        objects: Sequence[Followed],
+        interval: float = DEFAULT_INTERVAL,
+        log: Log = print,
+        timeout: float = 2.0,
+    ) -> None:
         self.rt = rt
         self.objects = list(objects)
         self.interval = interval
@@ -115,12 +135,18 @@ class KubeFollower:
                 found = self._fetch(obj)
             except httpx.HTTPError as exc:
                 self.state[obj.label] = "unreachable"
-                self._say_once("unreachable", f"kube API {self._client.base_url} unreachable ({exc}); keeping current weights")
+                self._say_once(
+                    "unreachable",
+                    f"kube API {self._client.base_url} unreachable ({exc}); keeping current weights",
+                )
                 continue
             self._said.discard("unreachable")
             if found is None:
                 self.state[obj.label] = "missing"
-                self._say_once(f"missing:{obj.label}", f"{obj.label} not found in the kube API; keeping the scenario's copy")
+                self._say_once(
+                    f"missing:{obj.label}",
+                    f"{obj.label} not found in the kube API; keeping the scenario's copy",
+                )
                 continue
             self._said.discard(f"missing:{obj.label}")
             version = str((found.get("metadata") or {}).get("resourceVersion", ""))
@@ -148,7 +174,9 @@ class KubeFollower:
         try:
             self.rt.submit(job).result(timeout=10)
         except PatchError as exc:
-            self._say_once(f"rejected:{obj.label}:{version}", f"{obj.label} resourceVersion {version} not applied: {exc}")
+            self._say_once(
+                f"rejected:{obj.label}:{version}", f"{obj.label} resourceVersion {version} not applied: {exc}"
+            )
             self.versions[obj.label] = version
             return
         except Exception:  # the driver stopped (cancelled) or is stuck: try again next poll

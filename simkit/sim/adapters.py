@@ -63,14 +63,17 @@ class SimWeightActuator:
             try:
                 value = weight_at(obj, ref.pointer)  # the rule the live actuator reads with
             except ValueError as exc:
-                raise BackendError(f"{ref.obj}: cannot read {ref.field_path}: {exc} "
-                                   f"(weightObjRef of version {ref.version})") from None
+                raise BackendError(
+                    f"{ref.obj}: cannot read {ref.field_path}: {exc} (weightObjRef of version {ref.version})"
+                ) from None
             out[ref.version] = value
         return out
 
     def apply(self, patches: Sequence[ObjectPatch]) -> None:
         for patch in patches:
-            self.store.patch(patch.obj.kind, patch.obj.namespace, patch.obj.name, patch.ops, source="experiment")
+            self.store.patch(
+                patch.obj.kind, patch.obj.namespace, patch.obj.name, patch.ops, source="experiment"
+            )
 
 
 class SimActionRunner:
@@ -80,7 +83,9 @@ class SimActionRunner:
         self.world = world
         self.log: list[ActionOutcome] = []
 
-    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+    def run(
+        self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    ) -> ActionOutcome:
         applied: list[str] = []
         skipped: list[str] = []
         ok, message = True, ""

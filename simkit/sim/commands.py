@@ -32,11 +32,26 @@ def summary_document(world: AnyWorld) -> dict[str, object]:
     for key in sorted(world.predictors):
         t = world.predictors[key].truth
         mean = t.latency_sum / t.predictions if t.predictions else None
-        predictors.append({"predictor": key, "predictions": t.predictions, "errors": t.errors,
-                           "feedback": t.feedback, "meanLatencySeconds": mean})
-    return {"scenario": world.bundle.name, "engine": world.engine, "seed": world.seed, "begin": world.begin,
-            "end": world.now, "scrapes": world.scrapes, "series": len(world.tsdb),
-            "samples": world.tsdb.sample_count(), "predictors": predictors}
+        predictors.append(
+            {
+                "predictor": key,
+                "predictions": t.predictions,
+                "errors": t.errors,
+                "feedback": t.feedback,
+                "meanLatencySeconds": mean,
+            }
+        )
+    return {
+        "scenario": world.bundle.name,
+        "engine": world.engine,
+        "seed": world.seed,
+        "begin": world.begin,
+        "end": world.now,
+        "scrapes": world.scrapes,
+        "series": len(world.tsdb),
+        "samples": world.tsdb.sample_count(),
+        "predictors": predictors,
+    }
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

@@ -71,7 +71,9 @@ class CountsWorld:
         self._rewards = {ld.name: _reward(ld.payload) for ld in spec.load}
         self._router_rng = child_rng(self.seed, "counts-router")
         self._load_rng = {name: child_rng(self.seed, "load", name) for name in self.loads}
-        self._routes: dict[tuple[str, str, str], tuple[int, list[tuple[float, CountsPredictor]], list[CountsPredictor]]] = {}
+        self._routes: dict[
+            tuple[str, str, str], tuple[int, list[tuple[float, CountsPredictor]], list[CountsPredictor]]
+        ] = {}
         # the timeline: (time, order, action); events and their recoveries
         self._timeline: list[tuple[float, int, Callable[[], None]]] = []
         for i, ev in enumerate(spec.events):
@@ -111,7 +113,9 @@ class CountsWorld:
             if ev.predictor is not None:
                 sim = self.predictors[ev.predictor]
                 before = sim.behaviour
-                sim.set_behaviour(Behaviour.model_validate({**before.model_dump(exclude_none=True), **ev.set}))
+                sim.set_behaviour(
+                    Behaviour.model_validate({**before.model_dump(exclude_none=True), **ev.set})
+                )
                 if ev.duration is not None:
                     self._schedule(self._now + ev.duration, lambda: sim.set_behaviour(before))
             else:
@@ -128,7 +132,9 @@ class CountsWorld:
         bisect.insort(self._timeline, (t, order, action), key=lambda x: (x[0], x[1]))
 
     # --- routing -------------------------------------------------------------------------------
-    def _route(self, kind: str, ref: str) -> tuple[list[tuple[float, CountsPredictor]], list[CountsPredictor]]:
+    def _route(
+        self, kind: str, ref: str
+    ) -> tuple[list[tuple[float, CountsPredictor]], list[CountsPredictor]]:
         ns, _, name = ref.partition("/")
         cached = self._routes.get((kind, ns, name))
         if cached is not None and cached[0] == self.store.generation:
@@ -164,10 +170,14 @@ class CountsWorld:
         for (sim, _, _), n in calls.items():
             busy[sim] += n
         span = max(b - a, 1e-9)
-        for (sim, call, _reward), n in sorted(calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)):
+        for (sim, call, _reward), n in sorted(
+            calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)
+        ):
             if call == "predict":
                 sim.record("predict", n, a, b, busy[sim] / span)
-        for (sim, call, reward), n in sorted(calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)):
+        for (sim, call, reward), n in sorted(
+            calls.items(), key=lambda kv: (kv[0][0].key, kv[0][1], kv[0][2] or 0.0)
+        ):
             if call == "feedback":
                 sim.record("feedback", n, a, b, busy[sim] / span, reward)
         for key in sorted(self.predictors):
@@ -217,8 +227,9 @@ class CountsWorld:
         self.tsdb.note_time(t)
         self.scrapes += 1
 
-    def start_call(self, sim: CountsPredictor, kind: str, reward: float | None,
-                   done: Callable[[str, float], None]) -> None:
+    def start_call(
+        self, sim: CountsPredictor, kind: str, reward: float | None, done: Callable[[str, float], None]
+    ) -> None:
         """Inject one call from outside the simulation (``simkit serve``'s HTTP requests);
         ``done(code, sim_time)`` runs when the simulated executor answers."""
         code, latency = sim.call(kind, reward, self._now)

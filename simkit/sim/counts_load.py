@@ -39,7 +39,9 @@ class CountedLoad:
         self.fired = 0
         self._trace: npt.NDArray[np.float64] | None = None
         if spec.pattern == "trace":
-            self._trace = np.asarray(_read_trace(base_dir / str(spec.file), spec.file or ""), dtype=np.float64)
+            self._trace = np.asarray(
+                _read_trace(base_dir / str(spec.file), spec.file or ""), dtype=np.float64
+            )
         self.muted = False
         self._next: float | None = None  # uniform spacing: the next emission time
         self._phase = 0.0  # uniform spacing at a varying rate: fractional calls carried over
@@ -68,7 +70,9 @@ class CountedLoad:
             return (b - a) * (self.rate(a) + self.rate(b)) / 2.0
         if s.pattern == "diurnal":
             w = 2 * math.pi / s.period
-            return s.qps * ((b - a) - s.amplitude / w * (math.cos(w * (b - s.phase)) - math.cos(w * (a - s.phase))))
+            return s.qps * (
+                (b - a) - s.amplitude / w * (math.cos(w * (b - s.phase)) - math.cos(w * (a - s.phase)))
+            )
         return s.qps * (b - a)
 
     def _active(self, a: float, b: float) -> tuple[float, float] | None:

@@ -42,8 +42,9 @@ QUEUE_WAIT_RATIO = 0.005
 class CountsPredictor:
     """A predictor whose calls arrive as counts per segment."""
 
-    def __init__(self, key: str, behaviour: Behaviour, pods: list[PodIdentity], db: TSDB, seed: int,
-                 overhead: float) -> None:
+    def __init__(
+        self, key: str, behaviour: Behaviour, pods: list[PodIdentity], db: TSDB, seed: int, overhead: float
+    ) -> None:
         self.key = key
         self.seed = seed
         self.overhead = overhead
@@ -98,7 +99,9 @@ class CountsPredictor:
             b = self.behaviour
             dist = b.latency if kind == "predict" else b.feedbackLatency
             rng = child_rng(self.seed, self.key, "counts-model", self._revision, kind, str(qkey))
-            m = self._models[key] = cell_model(dist, overhead=self.overhead, scale=b.latencyFactor, queue=queue, rng=rng)
+            m = self._models[key] = cell_model(
+                dist, overhead=self.overhead, scale=b.latencyFactor, queue=queue, rng=rng
+            )
             self.queued = self.queued or m.approximate
         return m
 
@@ -108,7 +111,7 @@ class CountsPredictor:
         r = max(self.replicas, 1)
         if len(self.pods) < r:
             self._identities = grown_pods(self._identities, r)
-            self.pods.extend(PodMetrics(p, self._db) for p in self._identities[len(self.pods):])
+            self.pods.extend(PodMetrics(p, self._db) for p in self._identities[len(self.pods) :])
         base, extra = divmod(n, r)
         start = self._rr % r
         out = []
@@ -129,7 +132,12 @@ class CountsPredictor:
         model = self._model(kind, rate)
         split = self._split_pods(n)
         per_pod = rng.multinomial([k for _, k in split], self._code_p)  # (pods, codes)
-        rows = [(pod, ci) for (pod, _), codes in zip(split, per_pod, strict=True) for ci, k in enumerate(codes) if k]
+        rows = [
+            (pod, ci)
+            for (pod, _), codes in zip(split, per_pod, strict=True)
+            for ci, k in enumerate(codes)
+            if k
+        ]
         sizes = per_pod[per_pod > 0]
         cells = rng.multinomial(sizes, model.p)  # (rows, cells)
         nb = len(LE)
@@ -221,7 +229,9 @@ class CountsPredictor:
             p.scrape(t)
 
 
-def _add(pod: PodMetrics, family: str, kind: str, code: str, buckets: npt.NDArray[np.int64], s: float, n: int) -> None:
+def _add(
+    pod: PodMetrics, family: str, kind: str, code: str, buckets: npt.NDArray[np.int64], s: float, n: int
+) -> None:
     cell = pod.cell(family, kind, code)
     cell.counts = [x + y for x, y in zip(cell.counts, buckets.tolist(), strict=True)]
     cell.sum += s

@@ -96,8 +96,16 @@ class Truth:
 class PredictorSim:
     """One predictor of a SeldonDeployment: capacity, latency, errors, feedback, metrics."""
 
-    def __init__(self, env: simpy.Environment, key: str, behaviour: Behaviour, pods: list[PodIdentity],
-                 db: TSDB, seed: int, overhead: float) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        key: str,
+        behaviour: Behaviour,
+        pods: list[PodIdentity],
+        db: TSDB,
+        seed: int,
+        overhead: float,
+    ) -> None:
         self.env = env
         self.key = key
         self.seed = seed
@@ -119,9 +127,13 @@ class PredictorSim:
         self._revision += 1
         rev = self._revision
         self.latency = Sampler(make_draw(b.latency), child_rng(self.seed, self.key, "latency", rev))
-        self.feedback_latency = Sampler(make_draw(b.feedbackLatency), child_rng(self.seed, self.key, "fb-latency", rev))
+        self.feedback_latency = Sampler(
+            make_draw(b.feedbackLatency), child_rng(self.seed, self.key, "fb-latency", rev)
+        )
         self.feedback_delay = (
-            Sampler(make_draw(b.feedback.delay), child_rng(self.seed, self.key, "fb-delay", rev)) if b.feedback else None
+            Sampler(make_draw(b.feedback.delay), child_rng(self.seed, self.key, "fb-delay", rev))
+            if b.feedback
+            else None
         )
         cum, table = 0.0, []
         for code, rate in b.errors.table():
@@ -212,8 +224,15 @@ P = TypeVar("P")  # what a router routes to: a PredictorSim, or the counts engin
 class Router(Generic[P]):
     """Splits calls by integer weights read from an object in the store (cached per generation)."""
 
-    def __init__(self, store: ObjectStore, rng: np.random.Generator, lookup: Callable[[str], P | None],
-                 kind: str, namespace: str, name: str) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        rng: np.random.Generator,
+        lookup: Callable[[str], P | None],
+        kind: str,
+        namespace: str,
+        name: str,
+    ) -> None:
         self.store = store
         self.uniform = uniform_sampler(rng)
         self.lookup = lookup

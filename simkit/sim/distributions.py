@@ -104,8 +104,9 @@ def lognormal_params(d: Distribution | Component) -> tuple[float, float]:
     return math.log(d.mean) - sigma2 / 2.0, math.sqrt(sigma2)
 
 
-def cdf(d: Distribution, x: npt.NDArray[np.float64], rng: np.random.Generator | None = None,
-        n_mc: int = 200_000) -> npt.NDArray[np.float64]:
+def cdf(
+    d: Distribution, x: npt.NDArray[np.float64], rng: np.random.Generator | None = None, n_mc: int = 200_000
+) -> npt.NDArray[np.float64]:
     """P(draw <= x): exact for the parametric families, Monte Carlo for the rest (ground truth)."""
     f = d.factor
     name = d.distribution

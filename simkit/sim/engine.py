@@ -56,7 +56,9 @@ def _peak_qps(bundle: Bundle) -> float:
         peak = peak_rate(ld)
         for ev in spec.events:
             if ev.load == ld.name and isinstance(ev.set.get("qps"), int | float):
-                peak = max(peak, float(ev.set["qps"]) * ((1.0 + ld.amplitude) if ld.pattern == "diurnal" else 1.0))
+                peak = max(
+                    peak, float(ev.set["qps"]) * ((1.0 + ld.amplitude) if ld.pattern == "diurnal" else 1.0)
+                )
         total += peak
     return total
 
@@ -70,15 +72,20 @@ def auto_engine(bundle: Bundle) -> EngineChoice:
     for key in bundle.predictor_keys():
         for b in _behaviours(bundle, key):
             if b.loadFactor > 0:
-                return EngineChoice("events", f"{key} has loadFactor {b.loadFactor:g}: latency depends on load")
+                return EngineChoice(
+                    "events", f"{key} has loadFactor {b.loadFactor:g}: latency depends on load"
+                )
             replicas = b.replicas if b.replicas is not None else _manifest_replicas(bundle, key)
             servers = max(replicas, 1) * b.concurrency
             service = mean(b.latency) * b.latencyFactor
             p_wait, ratio = expected_wait_ratio(servers, qps, service)
             if p_wait > QUEUE_P_WAIT or ratio > QUEUE_WAIT_RATIO:
-                return EngineChoice("events", f"{key} may queue at {qps:g} qps ({servers} workers, "
-                                              f"P(wait) {p_wait:.2g})")
-    return EngineChoice("counts", f"no queueing at up to {qps:g} qps: P(wait) <= {QUEUE_P_WAIT:g} on every predictor")
+                return EngineChoice(
+                    "events", f"{key} may queue at {qps:g} qps ({servers} workers, P(wait) {p_wait:.2g})"
+                )
+    return EngineChoice(
+        "counts", f"no queueing at up to {qps:g} qps: P(wait) <= {QUEUE_P_WAIT:g} on every predictor"
+    )
 
 
 def _manifest_replicas(bundle: Bundle, key: str) -> int:
@@ -104,7 +111,9 @@ def choose_engine(bundle: Bundle, requested: str | None = None) -> EngineChoice:
     return auto_engine(bundle)
 
 
-def make_world(bundle: Bundle, seed: int | None = None, engine: str | None = None) -> tuple[AnyWorld, EngineChoice]:
+def make_world(
+    bundle: Bundle, seed: int | None = None, engine: str | None = None
+) -> tuple[AnyWorld, EngineChoice]:
     """Build the world of ``bundle`` with the chosen engine."""
     choice = choose_engine(bundle, engine)
     world: AnyWorld = CountsWorld(bundle, seed) if choice.name == "counts" else World(bundle, seed)

@@ -59,20 +59,29 @@ class PodIdentity:
     @property
     def pod_name(self) -> str:
         # deterministic stand-in for the ReplicaSet hash and pod suffix
-        digest = hashlib.sha256(f"{self.namespace}/{self.deployment}/{self.predictor}/{self.replica}".encode()).hexdigest()
+        digest = hashlib.sha256(
+            f"{self.namespace}/{self.deployment}/{self.predictor}/{self.replica}".encode()
+        ).hexdigest()
         return f"{self.deployment}-{self.predictor}-0-{self.model_name}-{digest[:9]}-{digest[9:14]}"
 
     def scrape_labels(self) -> dict[str, str]:
-        ctx = {"deployment": self.deployment, "namespace": self.namespace, "predictor": self.predictor, "pod": self.pod_name}
+        ctx = {
+            "deployment": self.deployment,
+            "namespace": self.namespace,
+            "predictor": self.predictor,
+            "pod": self.pod_name,
+        }
         labels = {name: tmpl.format(**ctx) for name, tmpl in self.target_labels}
         digest = int(hashlib.sha256(self.pod_name.encode()).hexdigest()[:6], 16)
-        labels.update({
-            "app": f"{self.deployment}-{self.predictor}-0-{self.model_name}",
-            "seldon_app": f"{self.deployment}-{self.predictor}",
-            "kubernetes_pod_name": self.pod_name,
-            "job": "kubernetes-pods",
-            "instance": f"10.244.{digest % 250 + 1}.{digest // 250 % 250 + 2}:8000",
-        })
+        labels.update(
+            {
+                "app": f"{self.deployment}-{self.predictor}-0-{self.model_name}",
+                "seldon_app": f"{self.deployment}-{self.predictor}",
+                "kubernetes_pod_name": self.pod_name,
+                "job": "kubernetes-pods",
+                "instance": f"10.244.{digest % 250 + 1}.{digest // 250 % 250 + 2}:8000",
+            }
+        )
         return labels
 
 
@@ -88,18 +97,27 @@ def histogram_labels(pod: PodIdentity, family: str, kind: str, code: str) -> dic
     if family == SERVER:
         labels["service"] = SERVER_SERVICE[kind]
     else:
-        labels.update(service=CLIENT_SERVICE[kind], model_name=pod.model_name,
-                      model_image=pod.model_image, model_version=pod.model_version)
+        labels.update(
+            service=CLIENT_SERVICE[kind],
+            model_name=pod.model_name,
+            model_image=pod.model_image,
+            model_version=pod.model_version,
+        )
     return labels
 
 
 def counter_labels(pod: PodIdentity) -> dict[str, str]:
     """The Python wrapper's labels on its feedback counters (seldon-v1.md §1.6)."""
     return {
-        "deployment_name": pod.deployment, "predictor_name": pod.predictor,
-        "predictor_version": pod.predictor_version, "model_name": pod.model_name,
-        "model_image": pod.model_image, "model_version": pod.model_version,
-        "seldon_deployment_name": pod.deployment, "method": "feedback", "worker_id": "1",
+        "deployment_name": pod.deployment,
+        "predictor_name": pod.predictor,
+        "predictor_version": pod.predictor_version,
+        "model_name": pod.model_name,
+        "model_image": pod.model_image,
+        "model_version": pod.model_version,
+        "seldon_deployment_name": pod.deployment,
+        "method": "feedback",
+        "worker_id": "1",
     }
 
 
@@ -120,7 +138,9 @@ class Cell:
         self.count += 1
 
     def scrape(self, t: float) -> None:
-        Series.append_column(self.series, t, [*map(float, accumulate(self.counts)), self.sum, float(self.count)])
+        Series.append_column(
+            self.series, t, [*map(float, accumulate(self.counts)), self.sum, float(self.count)]
+        )
 
 
 class Counter:
@@ -149,7 +169,10 @@ class PodMetrics:
         c = self.cells.get(key)
         if c is None:
             base = self._base(family, kind, code)
-            series = [self.db.get_or_create(canonical_labels({**base, "__name__": family + "_bucket", "le": le})) for le in LE]
+            series = [
+                self.db.get_or_create(canonical_labels({**base, "__name__": family + "_bucket", "le": le}))
+                for le in LE
+            ]
             series.append(self.db.get_or_create(canonical_labels({**base, "__name__": family + "_sum"})))
             series.append(self.db.get_or_create(canonical_labels({**base, "__name__": family + "_count"})))
             c = self.cells[key] = Cell(series)

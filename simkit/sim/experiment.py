@@ -36,7 +36,9 @@ class SimRun:
     engine: EngineChoice
 
 
-def strategy_choice(bundle: Bundle, name: str | None, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def strategy_choice(
+    bundle: Bundle, name: str | None, params: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
     """The strategy to run: the command line's, else the scenario's, else iter8."""
     chosen = bundle.scenario.spec.strategy
     if name is None:
@@ -55,15 +57,22 @@ def check_weight_refs(world: AnyWorld, prepared: Prepared) -> None:
             actuator.read([ref])
         except BackendError as exc:
             versions = [v.name for v in ([exp.spec.version_info.baseline] if exp.spec.version_info else [])]
-            field = ("spec.versionInfo.baseline" if ref.version in versions
-                     else f"spec.versionInfo.candidates[{prepared.plan.candidates.index(ref.version)}]")
+            field = (
+                "spec.versionInfo.baseline"
+                if ref.version in versions
+                else f"spec.versionInfo.candidates[{prepared.plan.candidates.index(ref.version)}]"
+            )
             raise SpecError(exp.where, f"{field}.weightObjRef", str(exc)) from None
 
 
-def simulate_experiment(bundle: Bundle, seed: int | None = None, strategy: str | None = None,
-                        params: Mapping[str, Any] | None = None,
-                        observer: Callable[[IterationRecord], None] | None = None,
-                        engine: str | None = None) -> SimRun:
+def simulate_experiment(
+    bundle: Bundle,
+    seed: int | None = None,
+    strategy: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    observer: Callable[[IterationRecord], None] | None = None,
+    engine: str | None = None,
+) -> SimRun:
     """Run the bundle's experiment in simulation; ``engine`` is ``events``, ``counts`` or ``auto``
     (default: the scenario's ``spec.engine``, else auto); the result records which one ran."""
     world, choice = make_world(bundle, seed, engine)

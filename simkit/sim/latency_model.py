@@ -172,14 +172,22 @@ def _lognormal_moments(d: Distribution, scale: float, lo: Array, hi: Array) -> t
 
     def partial(m: int) -> Array:
         shift = m * sigma**2
-        return np.asarray(math.exp(m * mu + m * m * sigma**2 / 2)
-                          * (_phi((lhi - mu - shift) / sigma) - _phi((llo - mu - shift) / sigma)))
+        return np.asarray(
+            math.exp(m * mu + m * m * sigma**2 / 2)
+            * (_phi((lhi - mu - shift) / sigma) - _phi((llo - mu - shift) / sigma))
+        )
 
     return partial(1), partial(2)
 
 
-def cell_model(d: Distribution, *, overhead: float, scale: float = 1.0, queue: Queueing | None = None,
-               rng: np.random.Generator) -> CellModel:
+def cell_model(
+    d: Distribution,
+    *,
+    overhead: float,
+    scale: float = 1.0,
+    queue: Queueing | None = None,
+    rng: np.random.Generator,
+) -> CellModel:
     """Cell probabilities and moments of ``scale * draw`` (plus the queueing model if given)."""
     edges, client, server = _partition(overhead)
     lo = np.concatenate(([0.0], edges))

@@ -24,8 +24,9 @@ Fire = Callable[[], None]
 class LoadGenerator:
     """One ``spec.load`` entry running in the simulation."""
 
-    def __init__(self, env: simpy.Environment, spec: Load, fire: Fire, rng: np.random.Generator,
-                 base_dir: Path) -> None:
+    def __init__(
+        self, env: simpy.Environment, spec: Load, fire: Fire, rng: np.random.Generator, base_dir: Path
+    ) -> None:
         self.env = env
         self.spec = spec
         self.fire = fire
@@ -123,5 +124,7 @@ def _read_trace(path: Path, shown: str) -> list[float]:
         try:
             out.append(float(text))
         except ValueError:
-            raise SpecError(Location(str(path)), f"line {n}", f"not a timestamp: {text!r} (trace {shown})") from None
+            raise SpecError(
+                Location(str(path)), f"line {n}", f"not a timestamp: {text!r} (trace {shown})"
+            ) from None
     return sorted(out)

@@ -62,8 +62,9 @@ class ObjectStore:
         self._record(key, (), source)
         return key
 
-    def patch(self, kind: str, namespace: str, name: str, ops: Sequence[Mapping[str, Any]],
-              source: str = "patch") -> dict[str, Any]:
+    def patch(
+        self, kind: str, namespace: str, name: str, ops: Sequence[Mapping[str, Any]], source: str = "patch"
+    ) -> dict[str, Any]:
         """Apply one JSON patch atomically: all ops or none, then admission."""
         key = (kind, namespace, name)
         cur = self._objects.get(key)

@@ -42,14 +42,17 @@ class PredictorSetup:
     service: str  # ns/<sdep>-<predictor>, the Kubernetes Service a VirtualService routes to
 
 
-def predictor_setup(bundle: Bundle, store: ObjectStore, key: str,
-                    behaviour: Behaviour | None = None) -> PredictorSetup | None:
+def predictor_setup(
+    bundle: Bundle, store: ObjectStore, key: str, behaviour: Behaviour | None = None
+) -> PredictorSetup | None:
     """The pods of predictor ``ns/sdep/predictor`` as the manifests (or the live object) define it;
     None when neither knows the predictor."""
     ns, name, pname = key.split("/")
     entry = bundle.seldon.get((ns, name))
     obj = store.get("SeldonDeployment", ns, name) or {}
-    raw_pred = next((p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), None)
+    raw_pred = next(
+        (p for p in (obj.get("spec") or {}).get("predictors") or [] if p.get("name") == pname), None
+    )
     if raw_pred is None and entry is None:
         return None
     if raw_pred is not None:
@@ -65,7 +68,9 @@ def predictor_setup(bundle: Bundle, store: ObjectStore, key: str,
     targets = tuple(sorted(bundle.scenario.spec.prometheus.targetLabels.items()))
     replicas = b.replicas if b.replicas is not None else pred.replica_count()
     pods = [
-        PodIdentity(ns, name, pname, pred.annotations.get("version", ""), pred.graph.name, image, version, r, targets)
+        PodIdentity(
+            ns, name, pname, pred.annotations.get("version", ""), pred.graph.name, image, version, r, targets
+        )
         for r in range(max(replicas, 1))
     ]
     return PredictorSetup(key, b.model_copy(update={"replicas": replicas}), pods, f"{ns}/{name}-{pname}")
@@ -74,7 +79,7 @@ def predictor_setup(bundle: Bundle, store: ObjectStore, key: str,
 def predictor_key(bundle: Bundle, services: dict[str, str], key: str) -> str | None:
     """``ns/sdep/predictor`` for a lookup key: that key itself, or ``@service:ns/svc``'s predictor."""
     if key.startswith("@service:"):
-        return service_predictor(bundle, services, key[len("@service:"):])
+        return service_predictor(bundle, services, key[len("@service:") :])
     return key
 
 
@@ -86,7 +91,7 @@ def service_predictor(bundle: Bundle, services: dict[str, str], svc: str) -> str
     ns, _, service = svc.partition("/")
     for (sns, sname), _ in bundle.seldon.items():
         if sns == ns and service.startswith(sname + "-"):
-            real = f"{ns}/{sname}/{service[len(sname) + 1:]}"
+            real = f"{ns}/{sname}/{service[len(sname) + 1 :]}"
     return real
 
 
@@ -107,8 +112,9 @@ def grown_pods(pods: list[PodIdentity], n: int) -> list[PodIdentity]:
     return out
 
 
-def routes(obj: Mapping[str, Any] | None, kind: str, namespace: str, name: str,
-           lookup: Callable[[str], T | None]) -> tuple[list[tuple[float, T]], list[T]]:
+def routes(
+    obj: Mapping[str, Any] | None, kind: str, namespace: str, name: str, lookup: Callable[[str], T | None]
+) -> tuple[list[tuple[float, T]], list[T]]:
     """The weighted targets (weight > 0, in order) and the shadows of a router object.
 
     ``kind`` is ``SeldonDeployment`` (predictors' ``traffic``, shadows mirrored, a lone predictor

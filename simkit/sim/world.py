@@ -80,7 +80,9 @@ class World:
         rkey = f"{kind}:{ns}/{name}"
         r = self.routers.get(rkey)
         if r is None:
-            r = self.routers[rkey] = Router(self.store, child_rng(self.seed, "router", rkey), self.lookup, kind, ns, name)
+            r = self.routers[rkey] = Router(
+                self.store, child_rng(self.seed, "router", rkey), self.lookup, kind, ns, name
+            )
         return r
 
     def _start_load(self, ld: Load) -> None:
@@ -97,7 +99,9 @@ class World:
             def fire() -> None:
                 env.process(fixed.serve(call, reward))
         else:
-            router = self._router("VirtualService" if kind == "virtualservice" else "SeldonDeployment", parts[0], parts[1])
+            router = self._router(
+                "VirtualService" if kind == "virtualservice" else "SeldonDeployment", parts[0], parts[1]
+            )
 
             def fire() -> None:
                 sim, shadows = router.pick()
@@ -110,8 +114,9 @@ class World:
         self.loads[ld.name] = gen
         env.process(gen.process())
 
-    def start_call(self, sim: PredictorSim, kind: str, reward: float | None,
-                   done: Callable[[str, float], None]) -> None:
+    def start_call(
+        self, sim: PredictorSim, kind: str, reward: float | None, done: Callable[[str, float], None]
+    ) -> None:
         """Inject one call from outside the simulation (``simkit serve``'s HTTP requests);
         ``done(code, sim_time)`` runs when the simulated executor answers."""
         proc = self.env.process(sim.serve(kind, reward))
@@ -168,7 +173,9 @@ class World:
             self.env.step()
 
 
-def simulate(scenario: str, duration: float, seed: int | None = None, engine: str | None = None) -> World | CountsWorld:
+def simulate(
+    scenario: str, duration: float, seed: int | None = None, engine: str | None = None
+) -> World | CountsWorld:
     """Run a scenario's world for ``duration`` seconds from its first load start, with the engine
     ``engine`` chooses (``events``, ``counts``, ``auto``; default the scenario's ``spec.engine``)."""
     from simkit.sim.engine import make_world  # engine builds either world, so it imports this module

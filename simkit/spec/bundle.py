@@ -50,7 +50,11 @@ class Bundle:
 
     def predictor_keys(self) -> list[str]:
         """``ns/deployment/predictor`` for every predictor of every SeldonDeployment."""
-        return [f"{ns}/{name}/{p.name}" for (ns, name), (sdep, _) in self.seldon.items() for p in sdep.spec.predictors]
+        return [
+            f"{ns}/{name}/{p.name}"
+            for (ns, name), (sdep, _) in self.seldon.items()
+            for p in sdep.spec.predictors
+        ]
 
     def behaviour(self, key: str) -> Behaviour:
         return self.scenario.spec.predictors.get(key) or Behaviour()
@@ -65,9 +69,13 @@ class Bundle:
                 if d.name == wanted:
                     return d
             known = ", ".join(d.name for d in exps) or "none"
-            raise SpecError(where, "spec.experiment", f"no Experiment named {wanted!r} in the manifests (found: {known})")
+            raise SpecError(
+                where, "spec.experiment", f"no Experiment named {wanted!r} in the manifests (found: {known})"
+            )
         if len(exps) != 1:
-            raise SpecError(where, "spec.experiment", f"name the Experiment to run ({len(exps)} found in the manifests)")
+            raise SpecError(
+                where, "spec.experiment", f"name the Experiment to run ({len(exps)} found in the manifests)"
+            )
         return exps[0]
 
 
@@ -86,14 +94,18 @@ def load_scenario(path: str | Path) -> Bundle:
     docs = load_yaml_documents(file)
     scenario_docs = [d for d in docs if d.kind == "Scenario"]
     if len(scenario_docs) != 1:
-        raise SpecError(Location(str(file)), None, f"expected exactly one Scenario document, found {len(scenario_docs)}")
+        raise SpecError(
+            Location(str(file)), None, f"expected exactly one Scenario document, found {len(scenario_docs)}"
+        )
     sdoc = scenario_docs[0]
     scenario = validate(ScenarioDoc, sdoc.raw, sdoc.where)
     manifests = [d for d in docs if d is not sdoc]
     for i, rel in enumerate(scenario.spec.manifests):
         mpath = base / rel
         if not mpath.is_file():
-            raise SpecError(sdoc.where, f"spec.manifests[{i}]", f"manifest file {rel!r} not found (looked in {base})")
+            raise SpecError(
+                sdoc.where, f"spec.manifests[{i}]", f"manifest file {rel!r} not found (looked in {base})"
+            )
         manifests.extend(load_yaml_documents(mpath))
     bundle = Bundle(p, base, scenario, sdoc, tuple(manifests))
     _index_routing(bundle)
@@ -105,8 +117,11 @@ def _index_routing(bundle: Bundle) -> None:
     for doc in bundle.documents:
         if doc.kind == "SeldonDeployment" or doc.api_version.startswith(SELDON_GROUP + "/"):
             if doc.kind != "SeldonDeployment":  # the group has no other kind: a typo, blamed on its file
-                raise doc.error("kind", f"unknown kind {doc.kind!r} for apiVersion {doc.api_version}: "
-                                        f"{SELDON_GROUP} has only SeldonDeployment")
+                raise doc.error(
+                    "kind",
+                    f"unknown kind {doc.kind!r} for apiVersion {doc.api_version}: "
+                    f"{SELDON_GROUP} has only SeldonDeployment",
+                )
             sdep = parse_seldon_deployment(doc)
             key = (sdep.metadata.namespace or "default", sdep.metadata.name)
             if key in bundle.seldon:
@@ -123,7 +138,11 @@ def _check_references(bundle: Bundle) -> None:
     keys = set(bundle.predictor_keys())
     for key in spec.predictors:
         if key not in keys:
-            raise SpecError(where, f"spec.predictors[{key!r}]", f"no such predictor (known: {', '.join(sorted(keys)) or 'none'})")
+            raise SpecError(
+                where,
+                f"spec.predictors[{key!r}]",
+                f"no such predictor (known: {', '.join(sorted(keys)) or 'none'})",
+            )
     names = [ld.name for ld in spec.load]
     for i, ld in enumerate(spec.load):
         if names.count(ld.name) > 1:
@@ -138,7 +157,10 @@ def _check_references(bundle: Bundle) -> None:
         if ev.predictor is not None:
             if ev.predictor not in keys:
                 raise SpecError(where, f"spec.events[{i}].predictor", f"no such predictor {ev.predictor!r}")
-            merged: dict[str, Any] = {**bundle.behaviour(ev.predictor).model_dump(exclude_none=True), **ev.set}
+            merged: dict[str, Any] = {
+                **bundle.behaviour(ev.predictor).model_dump(exclude_none=True),
+                **ev.set,
+            }
             validate(Behaviour, merged, where, prefix=f"spec.events[{i}].set")
         else:
             base_load = loads.get(ev.load or "")
@@ -146,8 +168,17 @@ def _check_references(bundle: Bundle) -> None:
                 raise SpecError(where, f"spec.events[{i}].load", f"no such load generator {ev.load!r}")
             bad = set(ev.set) - {"qps", "pattern", "qpsEnd", "amplitude", "period", "phase", "arrivals"}
             if bad:
-                raise SpecError(where, f"spec.events[{i}].set.{sorted(bad)[0]}", "unknown field (a load event may set qps, pattern, qpsEnd, amplitude, period, phase, arrivals)")
-            validate(Load, {**base_load.model_dump(exclude_none=True), **ev.set}, where, prefix=f"spec.events[{i}].set")
+                raise SpecError(
+                    where,
+                    f"spec.events[{i}].set.{sorted(bad)[0]}",
+                    "unknown field (a load event may set qps, pattern, qpsEnd, amplitude, period, phase, arrivals)",
+                )
+            validate(
+                Load,
+                {**base_load.model_dump(exclude_none=True), **ev.set},
+                where,
+                prefix=f"spec.events[{i}].set",
+            )
 
 
 def _target_problem(bundle: Bundle, to: str) -> str | None:

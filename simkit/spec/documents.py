@@ -52,14 +52,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys (a silent-override trap in hand-written YAML)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -75,9 +75,13 @@ def parse_yaml_documents(text: str, file: str) -> list[Document]:
             if data is None:
                 continue
             if not isinstance(data, dict):
-                raise SpecError(Location(file, index), None, f"expected a mapping, found {type(data).__name__}")
+                raise SpecError(
+                    Location(file, index), None, f"expected a mapping, found {type(data).__name__}"
+                )
             meta: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
-            where = Location(file, index, str(data.get("kind") or "") or None, str(meta.get("name") or "") or None)
+            where = Location(
+                file, index, str(data.get("kind") or "") or None, str(meta.get("name") or "") or None
+            )
             docs.append(Document(data, where))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -56,12 +56,37 @@ from simkit.spec.experiment_models import (
 from simkit.spec.experiment_status import ExperimentStatus
 
 __all__ = [
-    "API_VERSION", "DEFAULT_NAMESPACE", "DEPLOYMENT_PATTERNS", "KIND", "TESTING_PATTERNS", "Criteria",
-    "Duration", "Experiment", "ExperimentMeta", "ExperimentSpec", "ExperimentStatus", "NamedValue",
-    "ObjectiveSpec", "RewardSpec", "Strategy", "TaskSpec", "VersionDetail", "VersionInfo", "WeightObjRef",
-    "Weights", "field_path_to_pointer", "load_experiment", "metric_references", "parse_experiment",
-    "unused_actions", "version_names", "version_variables", "versions", "weight_refs",
-    "weights_given", "with_defaults",
+    "API_VERSION",
+    "DEFAULT_NAMESPACE",
+    "DEPLOYMENT_PATTERNS",
+    "KIND",
+    "TESTING_PATTERNS",
+    "Criteria",
+    "Duration",
+    "Experiment",
+    "ExperimentMeta",
+    "ExperimentSpec",
+    "ExperimentStatus",
+    "NamedValue",
+    "ObjectiveSpec",
+    "RewardSpec",
+    "Strategy",
+    "TaskSpec",
+    "VersionDetail",
+    "VersionInfo",
+    "WeightObjRef",
+    "Weights",
+    "field_path_to_pointer",
+    "load_experiment",
+    "metric_references",
+    "parse_experiment",
+    "unused_actions",
+    "version_names",
+    "version_variables",
+    "versions",
+    "weight_refs",
+    "weights_given",
+    "with_defaults",
 ]
 
 API_VERSION = "iter8.tools/v2alpha2"
@@ -100,10 +125,14 @@ def parse_experiment(raw: Mapping[str, Any], where: Location, *, etc3_checks: bo
 def _check_analytics_input(exp: Experiment) -> None:
     info = exp.spec.version_info
     if info is None:
-        raise exp.error("spec.versionInfo", "required: iter8-analytics cannot analyse an experiment without versions")
+        raise exp.error(
+            "spec.versionInfo", "required: iter8-analytics cannot analyse an experiment without versions"
+        )
     if exp.spec.strategy.testing_pattern == "Canary" and not info.candidates:
-        raise exp.error("spec.versionInfo.candidates", "a Canary experiment needs a candidate "
-                        "(iter8-analytics answers HTTP 500 without one)")
+        raise exp.error(
+            "spec.versionInfo.candidates",
+            "a Canary experiment needs a candidate (iter8-analytics answers HTTP 500 without one)",
+        )
     seen: set[str] = set()
     for field, version in _versions_with_fields(exp):
         if version.name in seen:  # a deliberate difference: the service would silently merge them
@@ -125,10 +154,14 @@ def _check_version_info(exp: Experiment) -> None:
     info = spec.version_info
     pattern = spec.strategy.testing_pattern
     if info is None:
-        raise exp.error("spec.versionInfo", "required: etc3 fails an experiment without versionInfo (InvalidExperiment)")
+        raise exp.error(
+            "spec.versionInfo", "required: etc3 fails an experiment without versionInfo (InvalidExperiment)"
+        )
     count = len(info.candidates)
     expected = {"Conformance": "no candidates", "Canary": "exactly 1 candidate", "A/B": "exactly 1 candidate"}
-    ok = count == 0 if pattern == "Conformance" else count == 1 if pattern in ("Canary", "A/B") else count >= 1
+    ok = (
+        count == 0 if pattern == "Conformance" else count == 1 if pattern in ("Canary", "A/B") else count >= 1
+    )
     if not ok:
         want = expected.get(pattern, "at least 1 candidate")
         raise exp.error("spec.versionInfo.candidates", f"a {pattern} experiment needs {want}, found {count}")
@@ -145,9 +178,13 @@ def _check_version_info(exp: Experiment) -> None:
                 raise exp.error(f"{field}.weightObjRef.fieldPath", str(exc)) from None
     rewards = spec.criteria.rewards if spec.criteria else ()
     if pattern in ("Conformance", "Canary") and rewards:
-        raise exp.error("spec.criteria.rewards", f"a {pattern} experiment takes no reward, found {len(rewards)}")
+        raise exp.error(
+            "spec.criteria.rewards", f"a {pattern} experiment takes no reward, found {len(rewards)}"
+        )
     if pattern in ("A/B", "A/B/N") and len(rewards) != 1:
-        raise exp.error("spec.criteria.rewards", f"an {pattern} experiment needs exactly 1 reward, found {len(rewards)}")
+        raise exp.error(
+            "spec.criteria.rewards", f"an {pattern} experiment needs exactly 1 reward, found {len(rewards)}"
+        )
 
 
 def _versions_with_fields(exp: Experiment) -> list[tuple[str, VersionDetail]]:
@@ -210,7 +247,8 @@ def with_defaults(exp: Experiment) -> Experiment:
     w = strategy.weights or Weights()
     weights = w.model_copy(
         update={
-            "max_candidate_weight": w.max_candidate_weight if w.max_candidate_weight is not None
+            "max_candidate_weight": w.max_candidate_weight
+            if w.max_candidate_weight is not None
             else DEFAULT_MAX_CANDIDATE_WEIGHT,
             "max_candidate_weight_increment": w.max_candidate_weight_increment
             if w.max_candidate_weight_increment is not None

@@ -100,7 +100,9 @@ class Strategy(_Strict):
     def _known_pattern(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in TESTING_PATTERNS:
             hint = " (the CRD spells it 'A/B/N')" if value.upper() == "A/B/N" else ""
-            raise ValueError(f"unknown testing pattern {value!r}{hint}; expected one of {', '.join(TESTING_PATTERNS)}")
+            raise ValueError(
+                f"unknown testing pattern {value!r}{hint}; expected one of {', '.join(TESTING_PATTERNS)}"
+            )
         return value
 
 

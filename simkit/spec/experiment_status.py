@@ -132,14 +132,18 @@ class MetricInfo(_Lenient):
 
 class ExperimentStatus(_Lenient):
     analysis: Analysis | None = None
-    current_weight_distribution: tuple[WeightData, ...] | None = Field(default=None, alias="currentWeightDistribution")
+    current_weight_distribution: tuple[WeightData, ...] | None = Field(
+        default=None, alias="currentWeightDistribution"
+    )
     conditions: tuple[Condition, ...] = ()
     stage: str | None = None
     completed_iterations: int | None = Field(default=None, alias="completedIterations")
     init_time: Time = Field(default=None, alias="initTime")
     start_time: Time = Field(default=None, alias="startTime")
     last_update_time: Time = Field(default=None, alias="lastUpdateTime")
-    version_recommended_for_promotion: str | None = Field(default=None, alias="versionRecommendedForPromotion")
+    version_recommended_for_promotion: str | None = Field(
+        default=None, alias="versionRecommendedForPromotion"
+    )
     message: str | None = None
     metrics: tuple[MetricInfo, ...] = ()
 

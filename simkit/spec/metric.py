@@ -111,7 +111,9 @@ class MetricSpec(_Strict):
             try:
                 compile_jq(value)
             except ValueError as exc:
-                raise ValueError(f"jq expression {value!r} does not compile: {jq_compile_message(exc)}") from None
+                raise ValueError(
+                    f"jq expression {value!r} does not compile: {jq_compile_message(exc)}"
+                ) from None
         return value
 
     @property
@@ -168,9 +170,15 @@ def _check_cross_fields(metric: Metric) -> None:
     spec = metric.spec
     needs_http = not (spec.is_mocked or spec.is_builtin)
     if needs_http and not spec.url_template:
-        raise metric.error("spec.urlTemplate", "required unless the metric is mocked (spec.mock) or builtin (provider: iter8)")
+        raise metric.error(
+            "spec.urlTemplate",
+            "required unless the metric is mocked (spec.mock) or builtin (provider: iter8)",
+        )
     if needs_http and spec.jq_expression is None:
-        raise metric.error("spec.jqExpression", "required unless the metric is mocked (spec.mock) or builtin (provider: iter8)")
+        raise metric.error(
+            "spec.jqExpression",
+            "required unless the metric is mocked (spec.mock) or builtin (provider: iter8)",
+        )
     if spec.auth_type == "Basic" and spec.secret is None and not spec.is_mocked:
         # analytics fails every query with "basic auth requires a secret"; say it once, now.
         raise metric.error("spec.secret", "required when authType is Basic (it holds username and password)")

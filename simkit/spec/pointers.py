@@ -23,8 +23,18 @@ import jsonpointer
 
 from simkit.errors import BackendError
 
-__all__ = ["INT32", "PatchError", "PointerError", "apply_json_patch", "apply_merge_patch", "field_of",
-           "join_pointer", "resolve", "split_pointer", "weight_at"]
+__all__ = [
+    "INT32",
+    "PatchError",
+    "PointerError",
+    "apply_json_patch",
+    "apply_merge_patch",
+    "field_of",
+    "join_pointer",
+    "resolve",
+    "split_pointer",
+    "weight_at",
+]
 
 INT32 = (-(2**31), 2**31 - 1)
 
@@ -118,8 +128,13 @@ def weight_at(doc: Any, pointer: str) -> int:
             raise ValueError(f"no such field ({exc})") from None
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (
-            float("inf"), float("-inf")) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value
+        or value in (float("inf"), float("-inf"))
+        or value != int(value)
+    ):
         raise ValueError(f"the value {value!r} is not an integer weight")
     if not INT32[0] <= int(value) <= INT32[1]:
         raise ValueError(f"the value {value!r} does not fit an int32")

@@ -29,6 +29,6 @@ def largest_remainder(shares: Mapping[str, float]) -> dict[str, int]:
     floors = {k: int(math.floor(v + 1e-9)) for k, v in scaled.items()}  # 33.333..*3 must not lose 1
     left = 100 - sum(floors.values())
     order = sorted(scaled, key=lambda k: -(scaled[k] - floors[k]))
-    for k in order[:max(0, left)]:
+    for k in order[: max(0, left)]:
         floors[k] += 1
     return floors

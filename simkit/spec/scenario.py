@@ -36,7 +36,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
-DistName = Literal["lognormal", "gamma", "exponential", "constant", "uniform", "empirical", "mixture", "normal"]
+DistName = Literal[
+    "lognormal", "gamma", "exponential", "constant", "uniform", "empirical", "mixture", "normal"
+]
 
 
 class HistogramSpec(_Strict):
@@ -187,8 +189,12 @@ class Behaviour(_Strict):
 
     replicas: int | None = Field(default=None, ge=0)  # default: from the SeldonDeployment
     concurrency: int = Field(default=4, ge=1)
-    latency: Distribution = Field(default_factory=lambda: Distribution(distribution="lognormal", median=0.010, p99=0.040))
-    feedbackLatency: Distribution = Field(default_factory=lambda: Distribution(distribution="constant", value=0.002))
+    latency: Distribution = Field(
+        default_factory=lambda: Distribution(distribution="lognormal", median=0.010, p99=0.040)
+    )
+    feedbackLatency: Distribution = Field(
+        default_factory=lambda: Distribution(distribution="constant", value=0.002)
+    )
     latencyFactor: float = Field(default=1.0, gt=0)  # a slow replica, a noisy neighbour
     loadFactor: float = Field(default=0.0, ge=0)  # latency *= 1 + loadFactor * utilisation
     errors: Errors = Field(default_factory=Errors)
@@ -220,7 +226,9 @@ class Load(_Strict):
     def _check(self) -> Load:
         kind, _, target = self.to.partition(":")
         if kind not in ("ingress", "virtualservice", "predictor", "feedback") or not target:
-            raise ValueError(f"to must be ingress:NS/SDEP, virtualservice:NS/NAME, predictor:NS/SDEP/P or feedback:NS/SDEP[/P] (got {self.to!r})")
+            raise ValueError(
+                f"to must be ingress:NS/SDEP, virtualservice:NS/NAME, predictor:NS/SDEP/P or feedback:NS/SDEP[/P] (got {self.to!r})"
+            )
         if self.pattern == "ramp" and (self.end is None or self.qpsEnd is None):
             raise ValueError("a ramp needs end and qpsEnd")
         if self.pattern == "trace" and not self.file:
@@ -256,7 +264,10 @@ class PrometheusSettings(_Strict):
     # Prometheus label -> template over {deployment} {namespace} {predictor} {pod}; the
     # seldon-core-analytics relabelling gives these two (PodMonitor set-ups would differ).
     targetLabels: dict[str, str] = Field(
-        default_factory=lambda: {"seldon_deployment_id": "{deployment}", "kubernetes_namespace": "{namespace}"}
+        default_factory=lambda: {
+            "seldon_deployment_id": "{deployment}",
+            "kubernetes_namespace": "{namespace}",
+        }
     )
     executorOverhead: Duration = Field(default=0.0005, ge=0)  # server latency = client + this
 
@@ -316,4 +327,3 @@ class ScenarioDoc(_Strict):
     kind: Literal["Scenario"]
     metadata: ScenarioMetadata
     spec: ScenarioSpec
-

@@ -19,7 +19,11 @@ from simkit.spec.pointers import INT32
 
 SELDON_GROUP = "machinelearning.seldon.io"
 ISTIO_GROUP = "networking.istio.io"
-SELDON_VERSIONS = ("machinelearning.seldon.io/v1", "machinelearning.seldon.io/v1alpha2", "machinelearning.seldon.io/v1alpha3")
+SELDON_VERSIONS = (
+    "machinelearning.seldon.io/v1",
+    "machinelearning.seldon.io/v1alpha2",
+    "machinelearning.seldon.io/v1alpha3",
+)
 ISTIO_VERSIONS = ("networking.istio.io/v1beta1", "networking.istio.io/v1alpha3", "networking.istio.io/v1")
 
 # Prepackaged server -> image the defaulting webhook adds (seldon-v1.md §1.3); the tag is the
@@ -144,7 +148,12 @@ def admission_problem(obj: Mapping[str, Any]) -> str | None:
         return check_traffic(spec.get("predictors"))
     if kind == "VirtualService":
         http = spec.get("http") or []
-        if isinstance(http, list) and http and isinstance(http[0], Mapping) and isinstance(http[0].get("route"), list):
+        if (
+            isinstance(http, list)
+            and http
+            and isinstance(http[0], Mapping)
+            and isinstance(http[0].get("route"), list)
+        ):
             return check_route_weights(http[0]["route"])
     return None
 
@@ -190,7 +199,9 @@ def parse_virtual_service(doc: Document) -> VirtualService:
         raise doc.error("apiVersion", f"unsupported apiVersion {doc.api_version!r} for VirtualService")
     vs = validate(VirtualService, doc.raw, doc.where)
     if not vs.spec.http or not vs.spec.http[0].route:
-        raise doc.error("spec.http[0].route", "a VirtualService the sim routes by needs at least one http route")
+        raise doc.error(
+            "spec.http[0].route", "a VirtualService the sim routes by needs at least one http route"
+        )
     problem = check_route_weights(doc.raw["spec"]["http"][0]["route"])
     if problem:
         raise doc.error("spec.http[0].route[*].weight", problem)
@@ -218,4 +229,3 @@ def parse_host(host: str, default_namespace: str) -> tuple[str, str]:
     if len(parts) >= 2:
         return parts[1], parts[0]
     return default_namespace, parts[0]
-

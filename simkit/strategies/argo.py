@@ -81,7 +81,9 @@ class Condition:
 
     def holds(self, result: float, baseline: float | None) -> bool:
         if self.tree is None:
-            inside = (self.upper is None or result <= self.upper) and (self.lower is None or result >= self.lower)
+            inside = (self.upper is None or result <= self.upper) and (
+                self.lower is None or result >= self.lower
+            )
             return inside != self.outside
         return bool(_evaluate(self.tree.body, result, baseline))
 
@@ -113,9 +115,12 @@ class ArgoStrategy:
         self.pause_iterations = p.integer("pauseIterations", 1, minimum=1)
         raw_steps = p.raw("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
-            raise param_error("steps", "needs a non-empty list of {setWeight}, {pause} and {analysis} steps; "
-                              "argo has no default steps: give them in spec.strategy.params or in a "
-                              "--strategy-params file (as scenarios/suite/strategies.yaml does)")
+            raise param_error(
+                "steps",
+                "needs a non-empty list of {setWeight}, {pause} and {analysis} steps; "
+                "argo has no default steps: give them in spec.strategy.params or in a "
+                "--strategy-params file (as scenarios/suite/strategies.yaml does)",
+            )
         self.steps = [self._step(i, s) for i, s in enumerate(raw_steps)]
         background = p.raw("analysis")
         self.background: tuple[AnalysisMetric, ...] = ()
@@ -124,8 +129,14 @@ class ArgoStrategy:
             if not isinstance(background, Mapping) or set(background) - {"metrics", "startingStep"}:
                 raise param_error("analysis", "must be {metrics: [...], startingStep: N}")
             self.background = _metrics("analysis", background.get("metrics"))
-            self.starting_step = int(check_number("analysis.startingStep", background.get("startingStep", 0),
-                                                  minimum=0, maximum=len(self.steps)))
+            self.starting_step = int(
+                check_number(
+                    "analysis.startingStep",
+                    background.get("startingStep", 0),
+                    minimum=0,
+                    maximum=len(self.steps),
+                )
+            )
         p.finish()
 
     def _step(self, i: int, raw: Any) -> tuple[str, Any]:
@@ -142,8 +153,11 @@ class ArgoStrategy:
                 raise param_error(f"{where}.pause", "must be {} or {duration: seconds}")
             duration = body["duration"]
             try:
-                seconds = parse_duration(duration) if isinstance(duration, str) else \
-                    check_number(f"{where}.pause.duration", duration, minimum=0)
+                seconds = (
+                    parse_duration(duration)
+                    if isinstance(duration, str)
+                    else check_number(f"{where}.pause.duration", duration, minimum=0)
+                )
             except ValueError as err:
                 raise param_error(f"{where}.pause.duration", str(err)) from None
             return kind, int(math.ceil(seconds / self.plan.interval_seconds - 1e-9))
@@ -164,11 +178,20 @@ class ArgoStrategy:
 
         def out(reason: str, verdict: Verdict = "continue", new_weight: int | None = None) -> Decision:
             w = weight if new_weight is None else new_weight
-            return Decision(weights=split(self.plan, self.canary, w),
-                            winner=self.canary if verdict == "promote" else None,
-                            verdict=verdict, reason="; ".join([*notes, reason]),
-                            state={"step": index, "weight": w, "hold": hold, "run": run, "background": bg,
-                                   "bgPaused": bg_paused})
+            return Decision(
+                weights=split(self.plan, self.canary, w),
+                winner=self.canary if verdict == "promote" else None,
+                verdict=verdict,
+                reason="; ".join([*notes, reason]),
+                state={
+                    "step": index,
+                    "weight": w,
+                    "hold": hold,
+                    "run": run,
+                    "background": bg,
+                    "bgPaused": bg_paused,
+                },
+            )
 
         bg_paused = st.get("bgPaused")  # iterations left in a pause caused by background analysis
         if bg_paused is not None:
@@ -182,8 +205,10 @@ class ArgoStrategy:
                 return out(f"background analysis {phase}: {detail}; aborting", "rollback", 0)
             if phase == "Inconclusive":
                 bg_paused = self.pause_iterations
-                return out(f"background analysis Inconclusive: {detail}; paused at weight {weight} "
-                           f"for {bg_paused} iteration(s)")
+                return out(
+                    f"background analysis Inconclusive: {detail}; paused at weight {weight} "
+                    f"for {bg_paused} iteration(s)"
+                )
             notes.append(f"background analysis {phase}")
 
         if hold is not None:  # a pause (timed, indefinite, or after an inconclusive analysis)
@@ -199,19 +224,25 @@ class ArgoStrategy:
             if kind == "pause":
                 if body > 0:
                     hold = body
-                    return out(f"step {index + 1}/{len(self.steps)}: pause for {body} iteration(s) at weight {weight}")
+                    return out(
+                        f"step {index + 1}/{len(self.steps)}: pause for {body} iteration(s) at weight {weight}"
+                    )
                 index += 1
                 continue
             if run is None:
                 run = {}
                 if changed:
-                    return out(f"step {index + 1}/{len(self.steps)}: analysis starts measuring next iteration")
+                    return out(
+                        f"step {index + 1}/{len(self.steps)}: analysis starts measuring next iteration"
+                    )
             phase, detail = _measure_run(body, run, observation, self.canary, self.baseline)
             if phase in ("Failed", "Error"):
                 return out(f"step {index + 1} analysis {phase}: {detail}; aborting", "rollback", 0)
             if phase == "Inconclusive":
                 hold = self.pause_iterations
-                return out(f"step {index + 1} analysis Inconclusive: {detail}; paused for {hold} iteration(s)")
+                return out(
+                    f"step {index + 1} analysis Inconclusive: {detail}; paused for {hold} iteration(s)"
+                )
             if phase == "Running":
                 return out(f"step {index + 1}/{len(self.steps)} analysis running: {detail}")
             notes.append(f"step {index + 1} analysis Successful")
@@ -222,15 +253,28 @@ class ArgoStrategy:
 def _metrics(where: str, raw: Any) -> tuple[AnalysisMetric, ...]:
     if not isinstance(raw, list) or not raw:
         raise param_error(f"{where}.metrics", "needs a non-empty list of metrics")
-    known = {"name", "metric", "version", "successCondition", "failureCondition", "failureLimit",
-             "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit", "count", "interval"}
+    known = {
+        "name",
+        "metric",
+        "version",
+        "successCondition",
+        "failureCondition",
+        "failureLimit",
+        "inconclusiveLimit",
+        "consecutiveErrorLimit",
+        "consecutiveSuccessLimit",
+        "count",
+        "interval",
+    }
     out = []
     for i, m in enumerate(raw):
         at = f"{where}.metrics[{i}]"
         if not isinstance(m, Mapping) or not isinstance(m.get("metric"), str):
             raise param_error(at, "must be a mapping with a metric reference under 'metric'")
         if set(m) - known:
-            raise param_error(f"{at}.{sorted(set(m) - known)[0]}", f"unknown key; known: {', '.join(sorted(known))}")
+            raise param_error(
+                f"{at}.{sorted(set(m) - known)[0]}", f"unknown key; known: {', '.join(sorted(known))}"
+            )
         version = m.get("version", "candidate")
         if version not in ("candidate", "baseline"):
             raise param_error(f"{at}.version", "must be candidate or baseline")
@@ -243,23 +287,44 @@ def _metrics(where: str, raw: Any) -> tuple[AnalysisMetric, ...]:
             count = None if "interval" in m else 1
         else:
             count = int(check_number(f"{at}.count", count, minimum=1))
-        out.append(AnalysisMetric(
-            name=str(m.get("name", m["metric"])), metric=m["metric"], on_baseline=version == "baseline",
-            success=_condition(f"{at}.successCondition", m.get("successCondition")),
-            failure=_condition(f"{at}.failureCondition", m.get("failureCondition"), outside=True),
-            failure_limit=limit("failureLimit", 0), inconclusive_limit=limit("inconclusiveLimit", 0),
-            consecutive_error_limit=limit("consecutiveErrorLimit", 4),
-            consecutive_success_limit=limit("consecutiveSuccessLimit", 0), count=count))
+        out.append(
+            AnalysisMetric(
+                name=str(m.get("name", m["metric"])),
+                metric=m["metric"],
+                on_baseline=version == "baseline",
+                success=_condition(f"{at}.successCondition", m.get("successCondition")),
+                failure=_condition(f"{at}.failureCondition", m.get("failureCondition"), outside=True),
+                failure_limit=limit("failureLimit", 0),
+                inconclusive_limit=limit("inconclusiveLimit", 0),
+                consecutive_error_limit=limit("consecutiveErrorLimit", 4),
+                consecutive_success_limit=limit("consecutiveSuccessLimit", 0),
+                count=count,
+            )
+        )
     return tuple(out)
 
 
-def _measure_run(metrics: tuple[AnalysisMetric, ...], run: dict[str, Any], observation: Observation,
-                 canary: str, baseline: str) -> tuple[str, str]:
+def _measure_run(
+    metrics: tuple[AnalysisMetric, ...],
+    run: dict[str, Any],
+    observation: Observation,
+    canary: str,
+    baseline: str,
+) -> tuple[str, str]:
     """Take one measurement of every non-finished metric; return the run phase and a summary."""
     worst, details = "Successful", []
     for m in metrics:
-        c = run.setdefault(m.name, {"n": 0, "failed": 0, "inconclusive": 0, "consecutiveErrors": 0,
-                                    "consecutiveSuccess": 0, "phase": "Running"})
+        c = run.setdefault(
+            m.name,
+            {
+                "n": 0,
+                "failed": 0,
+                "inconclusive": 0,
+                "consecutiveErrors": 0,
+                "consecutiveSuccess": 0,
+                "phase": "Running",
+            },
+        )
         if c["phase"] == "Running":
             outcome = _measurement(m, observation, canary, baseline)
             c["n"] += outcome != "Error"  # as Argo's metricResult.Count: errors are not counted
@@ -268,10 +333,12 @@ def _measure_run(metrics: tuple[AnalysisMetric, ...], run: dict[str, Any], obser
             c["consecutiveErrors"] = c["consecutiveErrors"] + 1 if outcome == "Error" else 0
             c["consecutiveSuccess"] = c["consecutiveSuccess"] + 1 if outcome == "Successful" else 0
             c["phase"] = _metric_phase(m, c)
-            details.append(f"{m.name}: {outcome} measurement -> metric {c['phase']} "
-                           f"(failed {c['failed']}/{m.failure_limit}, inconclusive {c['inconclusive']}/"
-                           f"{m.inconclusive_limit}, consecutive errors {c['consecutiveErrors']}/"
-                           f"{m.consecutive_error_limit})")
+            details.append(
+                f"{m.name}: {outcome} measurement -> metric {c['phase']} "
+                f"(failed {c['failed']}/{m.failure_limit}, inconclusive {c['inconclusive']}/"
+                f"{m.inconclusive_limit}, consecutive errors {c['consecutiveErrors']}/"
+                f"{m.consecutive_error_limit})"
+            )
         if _RANK[c["phase"]] > _RANK[worst]:
             worst = c["phase"]
     return worst, "; ".join(details)
@@ -323,10 +390,20 @@ def _metric_phase(m: AnalysisMetric, c: Mapping[str, int]) -> str:
 # --- a tiny, safe expression language over `result` and `baseline` -------------------------------
 
 _FUNCS: dict[str, Callable[[float], Any]] = {"abs": abs, "isNaN": math.isnan, "isInf": math.isinf}
-_COMPARE = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
-            ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
-_ARITH = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-          ast.Div: lambda a, b: a / b}
+_COMPARE = {
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+}
+_ARITH = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
 
 
 def _condition(where: str, raw: Any, outside: bool = False) -> Condition | None:
@@ -351,20 +428,46 @@ def _condition(where: str, raw: Any, outside: bool = False) -> Condition | None:
 
 
 def _check_node(where: str, raw: str, node: ast.AST) -> None:
-    allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-               ast.BinOp, ast.Compare, ast.Name, ast.Load, ast.Constant, ast.Call, ast.Subscript,
-               *_COMPARE, *_ARITH)
+    allowed = (
+        ast.Expression,
+        ast.BoolOp,
+        ast.And,
+        ast.Or,
+        ast.UnaryOp,
+        ast.Not,
+        ast.USub,
+        ast.UAdd,
+        ast.BinOp,
+        ast.Compare,
+        ast.Name,
+        ast.Load,
+        ast.Constant,
+        ast.Call,
+        ast.Subscript,
+        *_COMPARE,
+        *_ARITH,
+    )
     if not isinstance(node, allowed):
         raise param_error(where, f"{raw!r}: {type(node).__name__} is not supported")
     if isinstance(node, ast.Name) and node.id not in ("result", "baseline", *_FUNCS):
         raise param_error(where, f"{raw!r}: unknown name {node.id!r}; use result or baseline")
-    if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, int | float)):
+    if isinstance(node, ast.Constant) and (
+        isinstance(node.value, bool) or not isinstance(node.value, int | float)
+    ):
         raise param_error(where, f"{raw!r}: only numbers are supported as constants")
-    if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS
-                                       or len(node.args) != 1 or node.keywords):
+    if isinstance(node, ast.Call) and (
+        not isinstance(node.func, ast.Name)
+        or node.func.id not in _FUNCS
+        or len(node.args) != 1
+        or node.keywords
+    ):
         raise param_error(where, f"{raw!r}: only abs(x), isNaN(x), isInf(x) can be called")
-    if isinstance(node, ast.Subscript) and not (isinstance(node.value, ast.Name) and node.value.id == "result"
-                                                and isinstance(node.slice, ast.Constant) and node.slice.value == 0):
+    if isinstance(node, ast.Subscript) and not (
+        isinstance(node.value, ast.Name)
+        and node.value.id == "result"
+        and isinstance(node.slice, ast.Constant)
+        and node.slice.value == 0
+    ):
         raise param_error(where, f"{raw!r}: only result[0] can be indexed")
 
 
@@ -386,10 +489,16 @@ def _evaluate(node: ast.AST, result: float, baseline: float | None) -> Any:
         return all(values) if isinstance(node.op, ast.And) else any(values)
     if isinstance(node, ast.UnaryOp):
         operand = _evaluate(node.operand, result, baseline)
-        return (not operand) if isinstance(node.op, ast.Not) else (-operand if isinstance(node.op, ast.USub) else operand)
+        return (
+            (not operand)
+            if isinstance(node.op, ast.Not)
+            else (-operand if isinstance(node.op, ast.USub) else operand)
+        )
     if isinstance(node, ast.BinOp):
         try:
-            return _ARITH[type(node.op)](_evaluate(node.left, result, baseline), _evaluate(node.right, result, baseline))
+            return _ARITH[type(node.op)](
+                _evaluate(node.left, result, baseline), _evaluate(node.right, result, baseline)
+            )
         except ZeroDivisionError:
             raise _EvalError("division by zero") from None
     if isinstance(node, ast.Compare):

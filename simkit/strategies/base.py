@@ -146,17 +146,26 @@ def available() -> dict[str, str]:
 PARAMS_WHERE = Location("<strategy params>")
 
 
-def create(name: str, plan: Plan, params: Mapping[str, Any] | None = None,
-           where: Location | None = None, field_prefix: str = "spec.strategy.params.", *,
-           field: str = "strategy") -> Strategy:
+def create(
+    name: str,
+    plan: Plan,
+    params: Mapping[str, Any] | None = None,
+    where: Location | None = None,
+    field_prefix: str = "spec.strategy.params.",
+    *,
+    field: str = "strategy",
+) -> Strategy:
     """The strategy ``name`` for ``plan``; an unknown name is a SpecError at ``where``/``field``
     (the scenario's ``strategy``, or ``--strategy`` on the command line); a bad parameter is
     reported at ``where`` (field ``field_prefix + parameter``) when given."""
     _load_builtin()
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise SpecError(where or Location("command line"), field,
-                        f"unknown strategy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise SpecError(
+            where or Location("command line"),
+            field,
+            f"unknown strategy {name!r}; known: {', '.join(sorted(_REGISTRY))}",
+        )
     try:
         return factory(plan, dict(params or {}))
     except SpecError as exc:

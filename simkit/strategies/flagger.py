@@ -96,12 +96,21 @@ class FlaggerStrategy:
         iterations = int(state.get("iterations", 0))
         assessments = assess(self.checks, observation, self.plan.versions)
 
-        def out(new_weight: int, reason: str, verdict: Verdict = "continue", winner: str | None = None,
-                weights: dict[str, int] | None = None) -> Decision:
+        def out(
+            new_weight: int,
+            reason: str,
+            verdict: Verdict = "continue",
+            winner: str | None = None,
+            weights: dict[str, int] | None = None,
+        ) -> Decision:
             return Decision(
                 weights=weights if weights is not None else split(self.plan, self.canary, new_weight),
-                winner=winner, assessments=assessments, verdict=verdict, reason=reason,
-                state={"weight": new_weight, "failedChecks": failed, "iterations": iterations})
+                winner=winner,
+                assessments=assessments,
+                verdict=verdict,
+                reason=reason,
+                state={"weight": new_weight, "failedChecks": failed, "iterations": iterations},
+            )
 
         if weight == 0 and iterations == 0:
             analysed = "no analysis while the canary has no traffic (first interval)"
@@ -110,25 +119,42 @@ class FlaggerStrategy:
             if failure is not None:
                 failed += 1
                 if failed >= self.threshold:
-                    return out(0, f"{failure}; failed checks {failed} reached threshold {self.threshold}: "
-                                  "rolling back", verdict="rollback", weights=split(self.plan, self.canary, 0))
-                return out(weight, f"{failure}; failed checks {failed}/{self.threshold}; "
-                                   f"holding canary weight at {weight}")
+                    return out(
+                        0,
+                        f"{failure}; failed checks {failed} reached threshold {self.threshold}: rolling back",
+                        verdict="rollback",
+                        weights=split(self.plan, self.canary, 0),
+                    )
+                return out(
+                    weight,
+                    f"{failure}; failed checks {failed}/{self.threshold}; holding canary weight at {weight}",
+                )
             analysed = f"all {len(self.checks)} checks passed" if self.checks else "no checks configured"
 
         if self.iterations > 0:  # A/B: runAB
             if iterations < self.iterations:
                 iterations += 1
-                return out(self.ab_weight, f"{analysed}; A/B iteration {iterations}/{self.iterations} "
-                                           f"with the candidate at {self.ab_weight}%")
-            return out(TOTAL_WEIGHT, f"{analysed}; {self.iterations} A/B iterations done: promoting "
-                                     f"{self.canary}", verdict="promote", winner=self.canary)
+                return out(
+                    self.ab_weight,
+                    f"{analysed}; A/B iteration {iterations}/{self.iterations} "
+                    f"with the candidate at {self.ab_weight}%",
+                )
+            return out(
+                TOTAL_WEIGHT,
+                f"{analysed}; {self.iterations} A/B iterations done: promoting {self.canary}",
+                verdict="promote",
+                winner=self.canary,
+            )
 
         if weight < self.max_weight:  # runCanary: the step may overshoot maxWeight, capped at 100
             new_weight = min(TOTAL_WEIGHT, weight + self.next_step(weight))
             return out(new_weight, f"{analysed}; advancing canary weight {weight} -> {new_weight}")
-        return out(TOTAL_WEIGHT, f"{analysed} at weight {weight} >= maxWeight {self.max_weight}: promoting "
-                                 f"{self.canary}", verdict="promote", winner=self.canary)
+        return out(
+            TOTAL_WEIGHT,
+            f"{analysed} at weight {weight} >= maxWeight {self.max_weight}: promoting {self.canary}",
+            verdict="promote",
+            winner=self.canary,
+        )
 
     def _first_failure(self, observation: Observation) -> str | None:
         """The first failing check on the canary (Flagger stops at the first failure), or None."""

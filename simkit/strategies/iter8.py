@@ -113,12 +113,16 @@ def assess_winner(
     baseline = plan.versions[0]
     if plan.testing_pattern == "Conformance":
         if baseline in feasible:
-            return _winner(True, baseline, [baseline]), join_messages(infos=["baseline satisfies all objectives"])
+            return _winner(True, baseline, [baseline]), join_messages(
+                infos=["baseline satisfies all objectives"]
+            )
         return _winner(False, None, []), None
     if plan.testing_pattern == "Canary":
         candidate = plan.versions[1]
         if candidate in feasible:
-            return _winner(True, candidate, [candidate]), join_messages(infos=["candidate satisfies all objectives"])
+            return _winner(True, candidate, [candidate]), join_messages(
+                infos=["candidate satisfies all objectives"]
+            )
         if baseline in feasible:
             return _winner(True, baseline, [baseline]), join_messages(
                 infos=["baseline satisfies all objectives; candidate does not"]
@@ -213,7 +217,10 @@ def constrain(plan: Plan, mix: Sequence[float], old: Sequence[float] | None) -> 
 
 
 def compute_weights(
-    plan: Plan, best_versions: Sequence[str], current_weights: Sequence[tuple[str, int]] | None, rng: np.random.Generator
+    plan: Plan,
+    best_versions: Sequence[str],
+    current_weights: Sequence[tuple[str, int]] | None,
+    rng: np.random.Generator,
 ) -> tuple[list[dict[str, Any]], str]:
     """weights data ``[{name, value}]`` in version order, and the message (§4.4)."""
     if plan.testing_pattern == "Conformance":
@@ -241,7 +248,12 @@ def aggregated_metrics(plan: Plan, metrics: Metrics) -> dict[str, Any]:
             value = per_version[v]
             if value is None:
                 errors.append(fetch_error(metric, v))
-            versions[v] = {"max": None, "min": None, "value": None if value is None else str(float(value)), "sampleSize": None}
+            versions[v] = {
+                "max": None,
+                "min": None,
+                "value": None if value is None else str(float(value)),
+                "sampleSize": None,
+            }
         data[metric] = {"max": None, "min": None, "data": versions}
     return {"data": data, "message": join_messages(errors=errors)}
 

@@ -49,8 +49,20 @@ from simkit.strategies.base import Decision, Observation, Plan, Verdict, registe
 from simkit.strategies.kayenta_judge import MetricConfig, classify, score
 from simkit.strategies.roles import Params, check_number, param_error, single_candidate, split, value
 
-_METRIC_KEYS = {"name", "direction", "critical", "mustHaveData", "nanStrategy", "outliers", "group", "weight",
-                "allowedIncrease", "allowedDecrease", "kind", "per"}
+_METRIC_KEYS = {
+    "name",
+    "direction",
+    "critical",
+    "mustHaveData",
+    "nanStrategy",
+    "outliers",
+    "group",
+    "weight",
+    "allowedIncrease",
+    "allowedDecrease",
+    "kind",
+    "per",
+}
 
 
 @register("kayenta")
@@ -70,23 +82,36 @@ class KayentaStrategy:
         thresholds = p.raw("thresholds", {})
         if not isinstance(thresholds, Mapping) or set(thresholds) - {"marginal", "pass"}:
             raise param_error("thresholds", "must be {marginal: number, pass: number}")
-        self.marginal = check_number("thresholds.marginal", thresholds.get("marginal", 75), minimum=0, maximum=100)
+        self.marginal = check_number(
+            "thresholds.marginal", thresholds.get("marginal", 75), minimum=0, maximum=100
+        )
         self.passing = check_number("thresholds.pass", thresholds.get("pass", 95), minimum=0, maximum=100)
         if self.marginal > self.passing:
             raise param_error("thresholds", "marginal must not exceed pass")
         raw_weights = p.raw("groupWeights", {})
         if not isinstance(raw_weights, Mapping):
             raise param_error("groupWeights", "must map group names to weights")
-        self.group_weights = {str(g): check_number(f"groupWeights.{g}", w, minimum=0) for g, w in raw_weights.items()}
+        self.group_weights = {
+            str(g): check_number(f"groupWeights.{g}", w, minimum=0) for g, w in raw_weights.items()
+        }
         self.metrics, self.kinds = self._metrics(p.raw("metrics"))
         p.finish()
         if not self.metrics:
-            raise param_error("metrics", "no metrics to judge: give params.metrics or objectives in the experiment")
+            raise param_error(
+                "metrics", "no metrics to judge: give params.metrics or objectives in the experiment"
+            )
 
     def _metrics(self, raw: Any) -> tuple[tuple[MetricConfig, ...], dict[str, tuple[str, str | None]]]:
         if raw is None:
-            raw = [{"name": o.metric, "direction": "either" if o.upper_limit is not None and o.lower_limit is not None
-                    else ("increase" if o.upper_limit is not None else "decrease")} for o in self.plan.objectives]
+            raw = [
+                {
+                    "name": o.metric,
+                    "direction": "either"
+                    if o.upper_limit is not None and o.lower_limit is not None
+                    else ("increase" if o.upper_limit is not None else "decrease"),
+                }
+                for o in self.plan.objectives
+            ]
         if not isinstance(raw, list):
             raise param_error("metrics", "must be a list of metric configurations")
         configs, kinds = [], {}
@@ -95,10 +120,16 @@ class KayentaStrategy:
             if not isinstance(m, Mapping) or not isinstance(m.get("name"), str):
                 raise param_error(at, "must be a mapping with the metric reference under 'name'")
             if set(m) - _METRIC_KEYS:
-                raise param_error(f"{at}.{sorted(set(m) - _METRIC_KEYS)[0]}",
-                                  f"unknown key; known: {', '.join(sorted(_METRIC_KEYS))}")
-            choices = {"direction": ("either", "increase", "decrease"), "nanStrategy": ("remove", "replace"),
-                       "outliers": ("keep", "remove"), "kind": ("gauge", "counter")}
+                raise param_error(
+                    f"{at}.{sorted(set(m) - _METRIC_KEYS)[0]}",
+                    f"unknown key; known: {', '.join(sorted(_METRIC_KEYS))}",
+                )
+            choices = {
+                "direction": ("either", "increase", "decrease"),
+                "nanStrategy": ("remove", "replace"),
+                "outliers": ("keep", "remove"),
+                "kind": ("gauge", "counter"),
+            }
             for key, allowed in choices.items():
                 if key in m and m[key] not in allowed:
                     raise param_error(f"{at}.{key}", f"must be one of {', '.join(allowed)}")
@@ -109,17 +140,30 @@ class KayentaStrategy:
             if "weight" in m:
                 weight = check_number(f"{at}.weight", m["weight"], minimum=0)
                 if self.group_weights.get(group, weight) != weight:
-                    raise param_error(f"{at}.weight", f"conflicts with the weight already set for group {group!r}")
+                    raise param_error(
+                        f"{at}.weight", f"conflicts with the weight already set for group {group!r}"
+                    )
                 self.group_weights[group] = weight
             per = m.get("per")
             if per is not None and not isinstance(per, str):
                 raise param_error(f"{at}.per", "must be a metric reference")
-            configs.append(MetricConfig(
-                name=m["name"], direction=m.get("direction", "either"), critical=m.get("critical", False),
-                must_have_data=m.get("mustHaveData", False), nan_strategy=m.get("nanStrategy", "remove"),
-                outliers=m.get("outliers", "keep"), group=group,
-                allowed_increase=check_number(f"{at}.allowedIncrease", m.get("allowedIncrease", 1.0), minimum=0),
-                allowed_decrease=check_number(f"{at}.allowedDecrease", m.get("allowedDecrease", 1.0), minimum=0)))
+            configs.append(
+                MetricConfig(
+                    name=m["name"],
+                    direction=m.get("direction", "either"),
+                    critical=m.get("critical", False),
+                    must_have_data=m.get("mustHaveData", False),
+                    nan_strategy=m.get("nanStrategy", "remove"),
+                    outliers=m.get("outliers", "keep"),
+                    group=group,
+                    allowed_increase=check_number(
+                        f"{at}.allowedIncrease", m.get("allowedIncrease", 1.0), minimum=0
+                    ),
+                    allowed_decrease=check_number(
+                        f"{at}.allowedDecrease", m.get("allowedDecrease", 1.0), minimum=0
+                    ),
+                )
+            )
             kinds[m["name"]] = ("per" if per else m.get("kind", "gauge"), per)
         return tuple(configs), kinds
 
@@ -134,42 +178,81 @@ class KayentaStrategy:
                 sample = self._sample(cfg.name, version, observation, prev)
                 series = samples.setdefault(cfg.name, {}).setdefault(version, [])
                 series.append(sample)
-                del series[:-self.lookback]
+                del series[: -self.lookback]
 
-        def out(new_weight: int, reason: str, verdict: Verdict = "continue", extra: Mapping[str, Any] | None = None
-                ) -> Decision:
-            return Decision(weights=split(self.plan, self.canary, new_weight),
-                            winner=self.canary if verdict == "promote" else None, verdict=verdict, reason=reason,
-                            state={"weight": new_weight, "canaryIntervals": canary_intervals, "prev": prev,
-                                   "samples": samples, **(extra or {})})
+        def out(
+            new_weight: int,
+            reason: str,
+            verdict: Verdict = "continue",
+            extra: Mapping[str, Any] | None = None,
+        ) -> Decision:
+            return Decision(
+                weights=split(self.plan, self.canary, new_weight),
+                winner=self.canary if verdict == "promote" else None,
+                verdict=verdict,
+                reason=reason,
+                state={
+                    "weight": new_weight,
+                    "canaryIntervals": canary_intervals,
+                    "prev": prev,
+                    "samples": samples,
+                    **(extra or {}),
+                },
+            )
 
         if weight == 0:
             return out(min(self.step_weight, self.max_weight), f"starting the canary at {self.step_weight}%")
         if canary_intervals < self.min_samples:
-            return out(weight, f"collecting samples ({canary_intervals}/{self.min_samples} intervals with canary "
-                               f"traffic) at weight {weight}")
-        results = [classify(_floats(samples[c.name][self.baseline]), _floats(samples[c.name][self.canary]), c, rng)
-                   for c in self.metrics]
+            return out(
+                weight,
+                f"collecting samples ({canary_intervals}/{self.min_samples} intervals with canary "
+                f"traffic) at weight {weight}",
+            )
+        results = [
+            classify(_floats(samples[c.name][self.baseline]), _floats(samples[c.name][self.canary]), c, rng)
+            for c in self.metrics
+        ]
         judgement = score(results, self.group_weights)
         summary = "; ".join(f"{r.name}: {r.classification}" for r in results)
-        verdict_text = (f"score {judgement.score:g}" + (f" ({judgement.zero_reason})" if judgement.zero_reason else "")
-                        + f" [{summary}]")
-        extra = {"lastScore": judgement.score,
-                 "lastClassifications": {r.name: r.classification for r in results}}
+        verdict_text = (
+            f"score {judgement.score:g}"
+            + (f" ({judgement.zero_reason})" if judgement.zero_reason else "")
+            + f" [{summary}]"
+        )
+        extra = {
+            "lastScore": judgement.score,
+            "lastClassifications": {r.name: r.classification for r in results},
+        }
         if judgement.score <= self.marginal:
-            return out(0, f"{verdict_text} <= marginal {self.marginal:g}: canary failed, rolling back",
-                       "rollback", extra)
+            return out(
+                0,
+                f"{verdict_text} <= marginal {self.marginal:g}: canary failed, rolling back",
+                "rollback",
+                extra,
+            )
         if judgement.score < self.passing:
-            return out(weight, f"{verdict_text} is marginal (< pass {self.passing:g}): holding weight {weight}",
-                       extra=extra)
+            return out(
+                weight,
+                f"{verdict_text} is marginal (< pass {self.passing:g}): holding weight {weight}",
+                extra=extra,
+            )
         if weight >= self.max_weight:
-            return out(100, f"{verdict_text} passed at maxWeight {self.max_weight}: promoting {self.canary}",
-                       "promote", extra)
+            return out(
+                100,
+                f"{verdict_text} passed at maxWeight {self.max_weight}: promoting {self.canary}",
+                "promote",
+                extra,
+            )
         new_weight = min(self.max_weight, weight + self.step_weight)
-        return out(new_weight, f"{verdict_text} passed: advancing canary weight {weight} -> {new_weight}",
-                   extra=extra)
+        return out(
+            new_weight,
+            f"{verdict_text} passed: advancing canary weight {weight} -> {new_weight}",
+            extra=extra,
+        )
 
-    def _sample(self, metric: str, version: str, observation: Observation, prev: dict[str, Any]) -> float | None:
+    def _sample(
+        self, metric: str, version: str, observation: Observation, prev: dict[str, Any]
+    ) -> float | None:
         """One per-iteration data point; ``prev`` keeps the cumulative values of the last one."""
         kind, per = self.kinds[metric]
         current = value(observation, metric, version)

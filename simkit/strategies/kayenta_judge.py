@@ -43,7 +43,9 @@ class Interval:
     estimate: float
 
 
-def mann_whitney_interval(control: np.ndarray, experiment: np.ndarray, confidence: float = CONFIDENCE) -> Interval:
+def mann_whitney_interval(
+    control: np.ndarray, experiment: np.ndarray, confidence: float = CONFIDENCE
+) -> Interval:
     """Kayenta's confidence interval and estimate for the shift ``experiment - control``."""
     x = np.asarray(experiment, dtype=float)
     y = np.asarray(control, dtype=float)
@@ -138,12 +140,18 @@ def transform(values: Sequence[float | None], cfg: MetricConfig) -> np.ndarray:
     return data
 
 
-def classify(control_raw: Sequence[float | None], experiment_raw: Sequence[float | None], cfg: MetricConfig,
-             rng: np.random.Generator) -> MetricResult:
+def classify(
+    control_raw: Sequence[float | None],
+    experiment_raw: Sequence[float | None],
+    cfg: MetricConfig,
+    rng: np.random.Generator,
+) -> MetricResult:
     """MannWhitneyClassifier: Pass, High, Low or a no-data outcome for one metric."""
     control, experiment = transform(control_raw, cfg), transform(experiment_raw, cfg)
 
-    def result(label: str, reason: str, ratio: float = math.nan, interval: Interval | None = None) -> MetricResult:
+    def result(
+        label: str, reason: str, ratio: float = math.nan, interval: Interval | None = None
+    ) -> MetricResult:
         return MetricResult(cfg.name, cfg.group, label, reason, cfg.critical, ratio, interval)
 
     if len(control) == 0 or len(experiment) == 0:
@@ -166,13 +174,21 @@ def classify(control_raw: Sequence[float | None], experiment_raw: Sequence[float
     mean_control = float(np.mean(control))
     ratio = float(np.mean(experiment)) / mean_control if mean_control != 0 else math.nan
     bound = TOLERANCE * abs(interval.estimate)
-    text = (f"98% CI of shift [{interval.lower:.6g}, {interval.upper:.6g}], estimate {interval.estimate:.6g}, "
-            f"mean ratio {ratio:.4g}")
-    if cfg.direction in ("increase", "either") and interval.lower > bound and \
-            (math.isnan(ratio) or ratio >= cfg.allowed_increase):
+    text = (
+        f"98% CI of shift [{interval.lower:.6g}, {interval.upper:.6g}], estimate {interval.estimate:.6g}, "
+        f"mean ratio {ratio:.4g}"
+    )
+    if (
+        cfg.direction in ("increase", "either")
+        and interval.lower > bound
+        and (math.isnan(ratio) or ratio >= cfg.allowed_increase)
+    ):
         return result("High", f"High: {text}", ratio, interval)
-    if cfg.direction in ("decrease", "either") and interval.upper < -bound and \
-            (math.isnan(ratio) or ratio <= cfg.allowed_decrease):
+    if (
+        cfg.direction in ("decrease", "either")
+        and interval.upper < -bound
+        and (math.isnan(ratio) or ratio <= cfg.allowed_decrease)
+    ):
         return result("Low", f"Low: {text}", ratio, interval)
     return result("Pass", f"Pass: {text}", ratio, interval)
 
@@ -201,9 +217,12 @@ def score(results: Sequence[MetricResult], group_weights: Mapping[str, float]) -
     summary = round(sum(s * group_weights.get(g, share) / 100.0 for g, s in group_scores.items()), 2)
     critical = [r.name for r in results if r.critical and r.classification != "Pass"]
     if critical:
-        return Judgement(0.0, group_scores, tuple(results), f"critical metric(s) failed: {', '.join(critical)}")
+        return Judgement(
+            0.0, group_scores, tuple(results), f"critical metric(s) failed: {', '.join(critical)}"
+        )
     nodata = [r.name for r in results if r.classification in ("Nodata", "NodataFailMetric")]
     if results and len(nodata) >= 0.5 * len(results):
-        return Judgement(0.0, group_scores, tuple(results),
-                         f"no data for {len(nodata)} of {len(results)} metrics (>= 50%)")
+        return Judgement(
+            0.0, group_scores, tuple(results), f"no data for {len(nodata)} of {len(results)} metrics (>= 50%)"
+        )
     return Judgement(summary, group_scores, tuple(results))

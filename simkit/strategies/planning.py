@@ -26,7 +26,8 @@ def to_plan(exp: Experiment, weights_given: bool) -> Plan:
     assert spec.duration is not None and spec.strategy.weights is not None  # filled by with_defaults
     crit = spec.criteria
     objectives = tuple(
-        Objective(o.metric, o.upper_limit, o.lower_limit, bool(o.rollback_on_failure)) for o in (crit.objectives if crit else ())
+        Objective(o.metric, o.upper_limit, o.lower_limit, bool(o.rollback_on_failure))
+        for o in (crit.objectives if crit else ())
     )
     rewards = tuple(Reward(r.metric, r.preferred_direction) for r in (crit.rewards if crit else ()))
     units = {m.name: m.units for m in (exp.status.metrics if exp.status else ()) if m.units is not None}
@@ -39,13 +40,16 @@ def to_plan(exp: Experiment, weights_given: bool) -> Plan:
         rewards=rewards,
         indicators=tuple(crit.indicators) if crit else (),
         request_count=crit.request_count if crit else None,
-        max_candidate_weight=float(w.max_candidate_weight) if weights_given and w.max_candidate_weight is not None else None,
+        max_candidate_weight=float(w.max_candidate_weight)
+        if weights_given and w.max_candidate_weight is not None
+        else None,
         max_candidate_weight_increment=(
             float(w.max_candidate_weight_increment)
             if weights_given and w.max_candidate_weight_increment is not None
             else None
         ),
         interval_seconds=float(spec.duration.interval_seconds or DEFAULT_INTERVAL_SECONDS),
-        iterations=(spec.duration.iterations_per_loop or DEFAULT_ITERATIONS_PER_LOOP) * (spec.duration.max_loops or DEFAULT_MAX_LOOPS),
+        iterations=(spec.duration.iterations_per_loop or DEFAULT_ITERATIONS_PER_LOOP)
+        * (spec.duration.max_loops or DEFAULT_MAX_LOOPS),
         metric_units=units,
     )

@@ -51,15 +51,17 @@ class Params:
         value = self._params.get(name)
         return default if value is None else value
 
-    def number(self, name: str, default: float | None, *, minimum: float | None = None,
-               maximum: float | None = None) -> float:
+    def number(
+        self, name: str, default: float | None, *, minimum: float | None = None, maximum: float | None = None
+    ) -> float:
         value = self.raw(name, default)
         if value is None:
             raise param_error(name, f"is required by strategy {self.strategy!r}")
         return check_number(name, value, minimum=minimum, maximum=maximum)
 
-    def integer(self, name: str, default: int | None, *, minimum: int | None = None,
-                maximum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int | None, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         value = self.number(name, default, minimum=minimum, maximum=maximum)
         if value != int(value):
             raise param_error(name, f"must be a whole number, got {value!r}")
@@ -85,8 +87,9 @@ class Params:
             raise param_error(unknown[0], f"unknown parameter for strategy {self.strategy!r}; known: {known}")
 
 
-def check_number(field: str, value: Any, *, minimum: float | None = None,
-                 maximum: float | None = None) -> float:
+def check_number(
+    field: str, value: Any, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(float(value)):
         raise param_error(field, f"must be a number, got {value!r}")
     number = float(value)
@@ -126,9 +129,11 @@ class MetricRoles:
     def require(self, role: str) -> str:
         ref = self._roles.get(role)
         if ref is None:
-            raise param_error(f"metrics.{role}",
-                              f"strategy {self.strategy!r} needs the metric role {role!r} and it has no default; "
-                              f"set it to one of the Experiment's metrics, e.g. metrics: {{{role}: ns/{role}-count}}")
+            raise param_error(
+                f"metrics.{role}",
+                f"strategy {self.strategy!r} needs the metric role {role!r} and it has no default; "
+                f"set it to one of the Experiment's metrics, e.g. metrics: {{{role}: ns/{role}-count}}",
+            )
         return ref
 
 
@@ -179,7 +184,9 @@ def parse_checks(raw: Any, plan: Plan, field: str = "checks") -> tuple[Check, ..
     return tuple(checks)
 
 
-def assess(checks: tuple[Check, ...], observation: Observation, versions: Iterable[str]) -> dict[str, tuple[bool, ...]]:
+def assess(
+    checks: tuple[Check, ...], observation: Observation, versions: Iterable[str]
+) -> dict[str, tuple[bool, ...]]:
     """Per-version pass/fail of every check, Iter8 style (a missing value fails)."""
     return {v: tuple(c.passes(value(observation, c.metric, v)) for c in checks) for v in versions}
 
@@ -196,8 +203,11 @@ def value(observation: Observation, metric: str, version: str) -> float | None:
 def single_candidate(plan: Plan, strategy: str) -> tuple[str, str]:
     """(baseline, candidate) for strategies that, like Flagger and Argo, progress one canary."""
     if len(plan.versions) != 2:
-        raise param_error("versions", f"strategy {strategy!r} works with one baseline and one candidate; "
-                                      f"the experiment has {len(plan.versions)} versions")
+        raise param_error(
+            "versions",
+            f"strategy {strategy!r} works with one baseline and one candidate; "
+            f"the experiment has {len(plan.versions)} versions",
+        )
     return plan.versions[0], plan.versions[1]
 
 

@@ -124,19 +124,29 @@ class SequentialStrategy:
         reward_model = p.choice("rewardModel", "poisson", ("poisson", "bernoulli"))
         self.guardrails: list[RateTest] = []
         if roles.get("errors"):
-            self.guardrails.append(RateTest("error rate", roles.require("errors"), requests, "bernoulli", "increase"))
+            self.guardrails.append(
+                RateTest("error rate", roles.require("errors"), requests, "bernoulli", "increase")
+            )
         extra = p.raw("guardrails", [])
         if not isinstance(extra, list):
-            raise param_error("guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}")
+            raise param_error(
+                "guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}"
+            )
         self.guardrails += [_guardrail(i, g, requests) for i, g in enumerate(extra)]
         reward = roles.get("reward")
         self.reward: RateTest | None = None
         if reward:
-            bad = "decrease" if not plan.rewards or plan.rewards[0].preferred_direction == "High" else "increase"
+            bad = (
+                "decrease"
+                if not plan.rewards or plan.rewards[0].preferred_direction == "High"
+                else "increase"
+            )
             self.reward = RateTest(f"reward {reward}", reward, requests, reward_model, bad)
         p.finish()
         if not self.guardrails and self.reward is None:
-            raise param_error("metrics.errors", "strategy 'sequential' needs an errors role, guardrails or a reward")
+            raise param_error(
+                "metrics.errors", "strategy 'sequential' needs an errors role, guardrails or a reward"
+            )
         self.tests = len(self.guardrails) + (1 if self.reward else 0)
         self.level = self.alpha / self.tests
 
@@ -161,41 +171,67 @@ class SequentialStrategy:
 
         def out(new_weight: int, reason: str, verdict: str = "continue") -> Decision:
             if verdict == "promote":
-                return Decision(weights=split(self.plan, self.canary, 100), winner=self.canary, verdict="promote",
-                                reason=reason, state={"weight": 100})
+                return Decision(
+                    weights=split(self.plan, self.canary, 100),
+                    winner=self.canary,
+                    verdict="promote",
+                    reason=reason,
+                    state={"weight": 100},
+                )
             if verdict == "rollback":
-                return Decision(weights=split(self.plan, self.canary, 0), verdict="rollback", reason=reason,
-                                state={"weight": 0})
-            return Decision(weights=split(self.plan, self.canary, new_weight), reason=reason,
-                            state={"weight": new_weight})
+                return Decision(
+                    weights=split(self.plan, self.canary, 0),
+                    verdict="rollback",
+                    reason=reason,
+                    state={"weight": 0},
+                )
+            return Decision(
+                weights=split(self.plan, self.canary, new_weight), reason=reason, state={"weight": new_weight}
+            )
 
         guards = [(g, self.sequence(g, observation)) for g in self.guardrails]
         reward = self.sequence(self.reward, observation) if self.reward else None
         ramp = min(self.max_weight, weight + self.step_weight)
         if any(s is None for _, s in guards) or (self.reward and reward is None):
             target = ramp if weight < self.max_weight else weight
-            return out(target, f"not enough evidence yet: fewer than {self.min_requests:g} requests per version "
-                               f"or missing counts; canary weight {weight} -> {target}")
-        text = [f"{g.label}: harm {s.estimate:+.4g}, CS [{s.lower:+.4g}, {s.upper:+.4g}]"
-                for g, s in guards if s is not None]
+            return out(
+                target,
+                f"not enough evidence yet: fewer than {self.min_requests:g} requests per version "
+                f"or missing counts; canary weight {weight} -> {target}",
+            )
+        text = [
+            f"{g.label}: harm {s.estimate:+.4g}, CS [{s.lower:+.4g}, {s.upper:+.4g}]"
+            for g, s in guards
+            if s is not None
+        ]
         if reward is not None:
-            text.append(f"{self.reward.label if self.reward else ''}: loss {reward.estimate:+.4g}, "
-                        f"CS [{reward.lower:+.4g}, {reward.upper:+.4g}]")
+            text.append(
+                f"{self.reward.label if self.reward else ''}: loss {reward.estimate:+.4g}, "
+                f"CS [{reward.lower:+.4g}, {reward.upper:+.4g}]"
+            )
         summary = f"({'; '.join(text)}; each at level {self.level:.3g})"
         worse = [g.label for g, s in guards if s is not None and s.lower > g.tolerance]
         if worse:
-            return out(0, f"candidate credibly worse on {', '.join(worse)} {summary}: rolling back", "rollback")
+            return out(
+                0, f"candidate credibly worse on {', '.join(worse)} {summary}: rolling back", "rollback"
+            )
         if reward is not None and reward.lower > 0:
             return out(0, f"candidate credibly worse on the reward {summary}: rolling back", "rollback")
         harm = [g.label for g, s in guards if s is not None and s.estimate - g.tolerance > self.harm_z * s.se]
         if reward is not None and reward.upper < 0 and not harm:
-            return out(100, f"candidate credibly better on the reward, no guardrail worse {summary}: promoting",
-                       "promote")
+            return out(
+                100,
+                f"candidate credibly better on the reward, no guardrail worse {summary}: promoting",
+                "promote",
+            )
         if reward is None and all(s is not None and s.upper < g.tolerance for g, s in guards):
             return out(100, f"every guardrail credibly within tolerance {summary}: promoting", "promote")
         if harm:
-            return out(weight, f"not enough evidence yet; signs of harm on {', '.join(harm)}, "
-                               f"holding weight {weight} {summary}")
+            return out(
+                weight,
+                f"not enough evidence yet; signs of harm on {', '.join(harm)}, "
+                f"holding weight {weight} {summary}",
+            )
         target = ramp if weight < self.max_weight else weight
         return out(target, f"not enough evidence yet {summary}; canary weight {weight} -> {target}")
 
@@ -206,7 +242,9 @@ def _guardrail(i: int, raw: Any, requests: str) -> RateTest:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("numerator"), str):
         raise param_error(at, "must be a mapping with a metric reference under 'numerator'")
     if set(raw) - known:
-        raise param_error(f"{at}.{sorted(set(raw) - known)[0]}", f"unknown key; known: {', '.join(sorted(known))}")
+        raise param_error(
+            f"{at}.{sorted(set(raw) - known)[0]}", f"unknown key; known: {', '.join(sorted(known))}"
+        )
     model = raw.get("model", "bernoulli")
     direction = raw.get("direction", "increase")
     if model not in ("bernoulli", "poisson"):
@@ -217,4 +255,6 @@ def _guardrail(i: int, raw: Any, requests: str) -> RateTest:
     if not isinstance(denominator, str):
         raise param_error(f"{at}.denominator", "must be a metric reference")
     tolerance = check_number(f"{at}.tolerance", raw.get("tolerance", 0.0), minimum=0)
-    return RateTest(str(raw.get("name", raw["numerator"])), raw["numerator"], denominator, model, direction, tolerance)
+    return RateTest(
+        str(raw.get("name", raw["numerator"])), raw["numerator"], denominator, model, direction, tolerance
+    )

@@ -84,7 +84,9 @@ class ThompsonStrategy:
         self.roles = MetricRoles(self.name, plan, p.raw("metrics"))
         self.reward = self.roles.require("reward")
         self.requests = self.roles.get("requests")
-        self.model = p.choice("rewardModel", "poisson" if self.requests else "point", ("poisson", "bernoulli", "point"))
+        self.model = p.choice(
+            "rewardModel", "poisson" if self.requests else "point", ("poisson", "bernoulli", "point")
+        )
         if self.model != "point":
             self.requests = self.roles.require("requests")
         default_direction = plan.rewards[0].preferred_direction if plan.rewards else "High"
@@ -99,7 +101,9 @@ class ThompsonStrategy:
         self.promote_probability = p.number("promoteProbability", 0.95, minimum=0.5, maximum=1.0)
         self.max_increment = p.number("maxIncrement", 10, minimum=1, maximum=100)
         self.min_baseline = p.number("minBaselineShare", 5, minimum=0, maximum=100)
-        self.max_candidate = p.number("maxCandidateWeight", plan.max_candidate_weight or 100, minimum=0, maximum=100)
+        self.max_candidate = p.number(
+            "maxCandidateWeight", plan.max_candidate_weight or 100, minimum=0, maximum=100
+        )
         self.min_requests = p.number("minRequests", 100, minimum=0)
         self.srm_alpha = p.number("srmAlpha", 0.001, minimum=0, maximum=1)
         self.discount = p.number("discount", 0.85, minimum=0.05, maximum=1.0)
@@ -108,8 +112,11 @@ class ThompsonStrategy:
         error_prior = p.raw("errorPrior")
         if error_prior is not None and (not isinstance(error_prior, list) or len(error_prior) != 2):
             raise param_error("errorPrior", "must be a list [a, b] of two positive numbers")
-        self.error_prior = (tuple(check_number(f"errorPrior[{i}]", v, minimum=1e-9) for i, v in enumerate(error_prior))
-                            if error_prior is not None else None)
+        self.error_prior = (
+            tuple(check_number(f"errorPrior[{i}]", v, minimum=1e-9) for i, v in enumerate(error_prior))
+            if error_prior is not None
+            else None
+        )
         p.finish()
         self.errors, self.error_rate = self.roles.get("errors"), self.roles.get("errorRate")
 
@@ -128,13 +135,21 @@ class ThompsonStrategy:
 
         feasible_p = {v: [self._feasible(c, observation, v, eff[v]) for c in self.checks] for v in versions}
         feasible = {v: all(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions}
-        excluded = {v: any(q is not None and q <= 1 - self.feasibility for q in feasible_p[v]) for v in versions}
-        assessments = {v: tuple(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions}
+        excluded = {
+            v: any(q is not None and q <= 1 - self.feasibility for q in feasible_p[v]) for v in versions
+        }
+        assessments = {
+            v: tuple(q is not None and q >= self.feasibility for q in feasible_p[v]) for v in versions
+        }
         if all(excluded[c] for c in self.plan.candidates):
             bad = ", ".join(f"{c}: P(feasible) {_fmt(feasible_p[c])}" for c in self.plan.candidates)
-            return Decision(weights=largest_remainder({v: float(v == versions[0]) for v in versions}),
-                            assessments=assessments, verdict="rollback", state=state,
-                            reason=f"every candidate is credibly infeasible ({bad}): rolling back")
+            return Decision(
+                weights=largest_remainder({v: float(v == versions[0]) for v in versions}),
+                assessments=assessments,
+                verdict="rollback",
+                state=state,
+                reason=f"every candidate is credibly infeasible ({bad}): rolling back",
+            )
         eligible = [v for v in versions if not excluded[v]]
         p_best, shares = self._allocation(observation, eligible, eff, rng)
         warm = [v for v in eligible if requests[v] < self.min_requests] if self.model != "point" else []
@@ -144,9 +159,15 @@ class ThompsonStrategy:
         if not warm and p_best[best] >= self.promote_probability and feasible[best]:
             if self.early_stop:
                 weights = largest_remainder({v: float(v == best) for v in versions})
-                return Decision(weights=weights, winner=best, assessments=assessments, verdict="promote", state=state,
-                                reason=f"{best} is best with P {p_best[best]:.3f} >= {self.promote_probability:g} "
-                                       f"and feasible ({ranking}): promoting")
+                return Decision(
+                    weights=weights,
+                    winner=best,
+                    assessments=assessments,
+                    verdict="promote",
+                    state=state,
+                    reason=f"{best} is best with P {p_best[best]:.3f} >= {self.promote_probability:g} "
+                    f"and feasible ({ranking}): promoting",
+                )
             # exploit, but keep guarding: the winner ramps up under the same caps, and a guardrail
             # breach later (a regression after the decision) still excludes it or rolls back
             winner = best
@@ -155,38 +176,55 @@ class ThompsonStrategy:
             shares = {v: 1.0 / len(eligible) for v in eligible}
         weights = self._constrain(shares, old or {versions[0]: 100})
         state["weights"] = weights
-        why = f"exploring until {', '.join(warm)} reach {self.min_requests:g} requests" if warm else \
-            ("top-two" if self.top_two else "Thompson") + " allocation"
+        why = (
+            f"exploring until {', '.join(warm)} reach {self.min_requests:g} requests"
+            if warm
+            else ("top-two" if self.top_two else "Thompson") + " allocation"
+        )
         if winner is not None:
             why = f"{winner} is best with P {p_best[winner]:.3f} and feasible: exploiting, still guarding"
         verdict: Verdict = "continue"
-        return Decision(weights=weights, winner=winner, assessments=assessments, verdict=verdict, state=state,
-                        reason=f"{why} ({ranking}); excluded as infeasible: "
-                               f"{', '.join(v for v in versions if excluded[v]) or 'none'}")
+        return Decision(
+            weights=weights,
+            winner=winner,
+            assessments=assessments,
+            verdict=verdict,
+            state=state,
+            reason=f"{why} ({ranking}); excluded as infeasible: "
+            f"{', '.join(v for v in versions if excluded[v]) or 'none'}",
+        )
 
     def _count(self, metric: str | None, observation: Observation, version: str) -> float:
         observed = value(observation, metric, version) if metric else None
         return max(0.0, observed) if observed is not None else 0.0
 
-    def _effective(self, observation: Observation, old: Mapping[str, Any], state: dict[str, Any]) -> dict[str, dict[str, float]]:
+    def _effective(
+        self, observation: Observation, old: Mapping[str, Any], state: dict[str, Any]
+    ) -> dict[str, dict[str, float]]:
         """Discounted counts per version (requests, errors, reward) from the cumulative ones."""
         last = old.get("cumulative") or {}
         eff_old = old.get("effective") or {}
         cumulative: dict[str, dict[str, float]] = {}
         effective: dict[str, dict[str, float]] = {}
         for v in self.plan.versions:
-            now = {"n": self._count(self.requests, observation, v), "e": self._count(self.errors, observation, v),
-                   "r": self._count(self.reward, observation, v)}
+            now = {
+                "n": self._count(self.requests, observation, v),
+                "e": self._count(self.errors, observation, v),
+                "r": self._count(self.reward, observation, v),
+            }
             prev = last.get(v) or dict.fromkeys(now, 0.0)
             before = eff_old.get(v) or dict.fromkeys(now, 0.0)
             cumulative[v] = now
-            effective[v] = {k: self.discount * float(before.get(k, 0.0)) + max(0.0, now[k] - float(prev.get(k, 0.0)))
-                            for k in now}
+            effective[v] = {
+                k: self.discount * float(before.get(k, 0.0)) + max(0.0, now[k] - float(prev.get(k, 0.0)))
+                for k in now
+            }
         state["cumulative"], state["effective"] = cumulative, effective
         return effective
 
-    def _feasible(self, check: Check, observation: Observation, version: str,
-                  eff: Mapping[str, float]) -> float | None:
+    def _feasible(
+        self, check: Check, observation: Observation, version: str, eff: Mapping[str, float]
+    ) -> float | None:
         """P(version meets the check): Beta posterior for the error-rate role, else a point estimate."""
         if check.metric == self.error_rate and self.errors and self.requests:
             n = eff["n"]
@@ -203,8 +241,13 @@ class ThompsonStrategy:
         observed = value(observation, check.metric, version)
         return None if observed is None else float(check.passes(observed))
 
-    def _allocation(self, observation: Observation, eligible: list[str], eff: Mapping[str, Mapping[str, float]],
-                    rng: np.random.Generator) -> tuple[dict[str, float], dict[str, float]]:
+    def _allocation(
+        self,
+        observation: Observation,
+        eligible: list[str],
+        eff: Mapping[str, Mapping[str, float]],
+        rng: np.random.Generator,
+    ) -> tuple[dict[str, float], dict[str, float]]:
         a, b = self.prior
         draws = np.empty((self.samples, len(eligible)))
         for i, v in enumerate(eligible):
@@ -268,7 +311,9 @@ class ThompsonStrategy:
         return ""
 
 
-def _in_effect(observation: Observation, state: Mapping[str, Any], versions: tuple[str, ...]) -> dict[str, int] | None:
+def _in_effect(
+    observation: Observation, state: Mapping[str, Any], versions: tuple[str, ...]
+) -> dict[str, int] | None:
     if observation.current_weights is not None:
         current = dict(observation.current_weights)
         return {v: int(current.get(v, 0)) for v in versions}

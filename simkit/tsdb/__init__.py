@@ -5,6 +5,18 @@ from simkit.tsdb.regex import Regex, RegexError, compile_regex
 from simkit.tsdb.store import TSDB, Labels, Matcher, Series, canonical_labels, format_labels, round_ms
 
 __all__ = [
-    "TSDB", "Labels", "Matcher", "Regex", "RegexError", "compile_regex", "Series", "canonical_labels", "format_labels", "round_ms",
-    "load_openmetrics", "read_openmetrics", "save_openmetrics", "write_openmetrics",
+    "TSDB",
+    "Labels",
+    "Matcher",
+    "Regex",
+    "RegexError",
+    "compile_regex",
+    "Series",
+    "canonical_labels",
+    "format_labels",
+    "round_ms",
+    "load_openmetrics",
+    "read_openmetrics",
+    "save_openmetrics",
+    "write_openmetrics",
 ]

@@ -69,7 +69,10 @@ def write_openmetrics(db: TSDB, out: TextIO, types: dict[str, tuple[str, str]] |
         for labels in sorted(families[family], key=_series_sort_key):
             head = format_labels(labels)
             t, v = series_by_labels[labels].arrays()
-            out.writelines(f"{head} {format_value(float(vi))} {format_timestamp(float(ti))}\n" for ti, vi in zip(t, v, strict=True))
+            out.writelines(
+                f"{head} {format_value(float(vi))} {format_timestamp(float(ti))}\n"
+                for ti, vi in zip(t, v, strict=True)
+            )
     out.write("# EOF\n")
 
 
@@ -86,9 +89,7 @@ def save_openmetrics(db: TSDB, path: str | Path, types: dict[str, tuple[str, str
         write_openmetrics(db, fh, types)
 
 
-_SAMPLE = re.compile(
-    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(\S+))?\s*$'
-)
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(\S+))?\s*$")
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
@@ -109,8 +110,12 @@ def _parse_value(text: str) -> float:
     return float(text)
 
 
-def read_openmetrics(lines: Iterable[str], source: str = "<openmetrics>", db: TSDB | None = None,
-                     default_time: float | None = None) -> TSDB:
+def read_openmetrics(
+    lines: Iterable[str],
+    source: str = "<openmetrics>",
+    db: TSDB | None = None,
+    default_time: float | None = None,
+) -> TSDB:
     """Parse OpenMetrics (or Prometheus text) into ``db``; every sample needs a timestamp
     unless ``default_time`` is given."""
     db = db if db is not None else TSDB()
@@ -129,7 +134,10 @@ def read_openmetrics(lines: Iterable[str], source: str = "<openmetrics>", db: TS
             elif len(parts) >= 4 and parts[1] == "TYPE":
                 types[parts[2]] = (parts[3].strip(), types.get(parts[2], ("", ""))[1])
             elif len(parts) >= 3 and parts[1] == "HELP":
-                types[parts[2]] = (types.get(parts[2], ("unknown", ""))[0], parts[3] if len(parts) > 3 else "")
+                types[parts[2]] = (
+                    types.get(parts[2], ("unknown", ""))[0],
+                    parts[3] if len(parts) > 3 else "",
+                )
             continue
         m = _SAMPLE.match(line)
         if not m:
@@ -140,11 +148,15 @@ def read_openmetrics(lines: Iterable[str], source: str = "<openmetrics>", db: TS
             pos = 0
             for lm in _LABEL.finditer(label_text):
                 if lm.start() != pos:
-                    raise DataError(f"{source}: line {lineno}: bad label syntax near {label_text[pos:pos+30]!r}")
+                    raise DataError(
+                        f"{source}: line {lineno}: bad label syntax near {label_text[pos : pos + 30]!r}"
+                    )
                 labels[lm.group(1)] = _unescape(lm.group(2))
                 pos = lm.end()
             if label_text[pos:].strip():
-                raise DataError(f"{source}: line {lineno}: bad label syntax near {label_text[pos:pos+30]!r}")
+                raise DataError(
+                    f"{source}: line {lineno}: bad label syntax near {label_text[pos : pos + 30]!r}"
+                )
         try:
             value = _parse_value(value_text)
             if ts_text is not None:

@@ -52,7 +52,8 @@ def backfilled_prometheus(
             if name not in servers:
                 workdir = tmp_path_factory.mktemp(f"prom-{name}")
                 servers[name] = stack.enter_context(
-                    run_prometheus(datasets[name].db, workdir=workdir, binaries=prometheus_binaries))
+                    run_prometheus(datasets[name].db, workdir=workdir, binaries=prometheus_binaries)
+                )
             return servers[name]
 
         yield get
@@ -69,6 +70,7 @@ def start_prometheus(
             nonlocal count
             count += 1
             return stack.enter_context(
-                run_prometheus(scrape=jobs, workdir=tmp_path / f"prom{count}", binaries=prometheus_binaries))
+                run_prometheus(scrape=jobs, workdir=tmp_path / f"prom{count}", binaries=prometheus_binaries)
+            )
 
         yield start

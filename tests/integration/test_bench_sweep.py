@@ -41,29 +41,57 @@ def test_a_local_dask_cluster_gives_identical_results(serial) -> None:  # type: 
     pd.testing.assert_frame_equal(serial.trajectories, dask.trajectories)
 
 
-def test_bench_command_prints_the_table_and_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_command_prints_the_table_and_writes_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
-    code = main(["bench", str(SUITE / "aa"), str(SUITE / "three-versions"), "--strategies", "iter8,flagger",
-                 "--seeds", "2", "--workers", "1", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "bench",
+            str(SUITE / "aa"),
+            str(SUITE / "three-versions"),
+            "--strategies",
+            "iter8,flagger",
+            "--seeds",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "three-versions" in captured.out and "flagger" in captured.out and "ALL" in captured.out
     assert "skipped flagger on suite-three-versions" in captured.err
     names = {p.name for p in out.iterdir()}
-    assert names == {"runs.parquet", "runs.csv", "summary.parquet", "summary.csv", "trajectories.parquet",
-                     "truth.csv", "panel.png", "weights.png"}
+    assert names == {
+        "runs.parquet",
+        "runs.csv",
+        "summary.parquet",
+        "summary.csv",
+        "trajectories.parquet",
+        "truth.csv",
+        "panel.png",
+        "weights.png",
+    }
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == 2 * 2 + 2  # flagger does not run the A/B/N scenario
     pd.testing.assert_frame_equal(runs, pd.read_csv(out / "runs.csv"), check_dtype=False)
     assert (out / "panel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--strategies", "nope"], "unknown strategy 'nope'"),
-    (["--strategies", "iter8", "--seeds", "0"], "--seeds"),
-])
-def test_bad_input_is_one_line_and_exit_code_2(argv: list[str], message: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--strategies", "nope"], "unknown strategy 'nope'"),
+        (["--strategies", "iter8", "--seeds", "0"], "--seeds"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["bench", str(SUITE / "aa"), *argv, "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2
@@ -74,8 +102,9 @@ def test_bad_input_is_one_line_and_exit_code_2(argv: list[str], message: str,
 def test_the_benchmark_notebook_runs(tmp_path: Path) -> None:
     path = ROOT / "notebooks" / "benchmark-strategies.ipynb"
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=240, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    client = NotebookClient(
+        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    )
     client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

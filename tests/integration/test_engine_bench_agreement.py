@@ -31,8 +31,10 @@ def _disagreements(strategies: list[str], seeds: int) -> list[str]:
         ev, co = tables["events"].loc[strategy], tables["counts"].loc[strategy]
         for rate in RATES:
             if ev[f"{rate}_hi"] < co[f"{rate}_lo"] or co[f"{rate}_hi"] < ev[f"{rate}_lo"]:
-                bad.append(f"{strategy} {rate}: events {ev[rate]:.3f} [{ev[f'{rate}_lo']:.3f}, {ev[f'{rate}_hi']:.3f}]"
-                           f" vs counts {co[rate]:.3f} [{co[f'{rate}_lo']:.3f}, {co[f'{rate}_hi']:.3f}]")
+                bad.append(
+                    f"{strategy} {rate}: events {ev[rate]:.3f} [{ev[f'{rate}_lo']:.3f}, {ev[f'{rate}_hi']:.3f}]"
+                    f" vs counts {co[rate]:.3f} [{co[f'{rate}_lo']:.3f}, {co[f'{rate}_hi']:.3f}]"
+                )
     return bad
 
 

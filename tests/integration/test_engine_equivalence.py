@@ -79,8 +79,9 @@ def _check(path: Path, seeds: int, duration: float, mutate: object, expect: str)
     bundle = load_scenario(path)
     events = collect(bundle, "events", range(seeds), duration, split_at=duration / 3)
     clean = collect(bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3)
-    mutated: Sample = collect(bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3,
-                              mutate=mutate)  # type: ignore[arg-type]
+    mutated: Sample = collect(
+        bundle, "counts", range(10_000, 10_000 + seeds), duration, split_at=duration / 3, mutate=mutate
+    )  # type: ignore[arg-type]
     assert not failures(comparisons(events, clean), PER_SCENARIO), "the unmutated engines must agree here"
     caught = failures(comparisons(events, mutated), PER_SCENARIO)
     assert any(expect in t.name for t in caught), f"mutation not caught by a {expect!r} test: {caught[:5]}"
@@ -102,7 +103,9 @@ def test_mutation_ten_percent_more_errors_is_caught() -> None:
     def more_errors(world: AnyWorld) -> None:
         def bump(b):  # type: ignore[no-untyped-def]
             table = dict(b.errors.table())
-            return b.model_copy(update={"errors": Errors(codes={c: min(1.0, r * 1.1) for c, r in table.items()})})
+            return b.model_copy(
+                update={"errors": Errors(codes={c: min(1.0, r * 1.1) for c, r in table.items()})}
+            )
 
         _each_predictor(world, bump)
 

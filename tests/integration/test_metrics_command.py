@@ -17,14 +17,24 @@ SEED = Path(__file__).resolve().parents[2] / "scenarios" / "iris-abtest"
 def test_every_seed_query_evaluates_for_both_versions() -> None:
     rows, _ = evaluate(load_scenario(SEED), 150.0, None)
     assert {(r.metric.split("/")[-1], r.version) for r in rows} == {
-        (m, v) for m in ("request-count", "user-engagement", "mean-latency", "95th-percentile-tail-latency", "error-rate")
-        for v in ("iris-v1", "iris-v2")}
+        (m, v)
+        for m in (
+            "request-count",
+            "user-engagement",
+            "mean-latency",
+            "95th-percentile-tail-latency",
+            "error-rate",
+        )
+        for v in ("iris-v1", "iris-v2")
+    }
     # the candidate gets no predictions at 0% traffic, but its feedback calls still land in the histograms
     assert all(r.value is not None for r in rows), [r for r in rows if r.value is None]
     assert all("$" not in r.query and "[150s]" in r.query for r in rows)
 
 
-def test_request_count_is_the_sum_of_latency_seconds_and_is_flagged(capsys: pytest.CaptureFixture[str]) -> None:
+def test_request_count_is_the_sum_of_latency_seconds_and_is_flagged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rows, warnings = evaluate(load_scenario(SEED), 150.0, None)
     by = {(r.metric.split("/")[-1], r.version): r.value for r in rows}
     # request-count ~ mean latency x calls: tens of seconds at most, never the ~850 calls served
@@ -56,11 +66,23 @@ def test_bad_at_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--at" in capsys.readouterr().err
 
 
-def test_unsupported_promql_exits_2_naming_construct_and_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unsupported_promql_exits_2_naming_construct_and_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "m.om"
     assert main(["sim", str(SEED), "--duration", "60s", "--out", str(data)]) == 0
     capsys.readouterr()
-    assert main(["promql", "--data", str(data), "histogram_sum(seldon_api_executor_server_requests_seconds_count)"]) == 2
+    assert (
+        main(
+            [
+                "promql",
+                "--data",
+                str(data),
+                "histogram_sum(seldon_api_executor_server_requests_seconds_count)",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "histogram_sum" in err and "position 0" in err
     assert main(["promql", "--data", str(data), "sum(rate(x[5m])"]) == 2

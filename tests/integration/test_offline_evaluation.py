@@ -49,16 +49,29 @@ class Case:
 RARE = 20  # recorded errors below which a 5 % agreement is beyond what the recording can tell
 LATENCY = {"p50 latency (s)", "p95 latency (s)", "p99 latency (s)", "mean latency (s)"}
 CASES = {
-    "seed": Case(SCENARIOS / "iris-abtest", ("metrics.yaml", "abtest.yaml"), 3.08, {
-        v: {"request rate (1/s)", "feedback rate (1/s)", *LATENCY} for v in ("iris-v1", "iris-v2")}),
-    "rollback": Case(SCENARIOS / "iris-rollback", ("metrics.yaml", "abtest.yaml"), 0.0, {
-        "iris-v1": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
-        # the candidate's 20 % errors never hit its 8 predictions in this run (only feedback calls)
-        "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"}},
-        ("iris-v1: latency quantiles", "iris-v2: latency quantiles")),
-    "error-regression": Case(SCENARIOS / "suite" / "error-regression-high-traffic", ("metrics.yaml", "deployment.yaml"),
-                             0.0, {v: {"request rate (1/s)", "feedback rate (1/s)", "error rate 500", *LATENCY}
-                                   for v in ("v1", "v2")}),
+    "seed": Case(
+        SCENARIOS / "iris-abtest",
+        ("metrics.yaml", "abtest.yaml"),
+        3.08,
+        {v: {"request rate (1/s)", "feedback rate (1/s)", *LATENCY} for v in ("iris-v1", "iris-v2")},
+    ),
+    "rollback": Case(
+        SCENARIOS / "iris-rollback",
+        ("metrics.yaml", "abtest.yaml"),
+        0.0,
+        {
+            "iris-v1": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
+            # the candidate's 20 % errors never hit its 8 predictions in this run (only feedback calls)
+            "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
+        },
+        ("iris-v1: latency quantiles", "iris-v2: latency quantiles"),
+    ),
+    "error-regression": Case(
+        SCENARIOS / "suite" / "error-regression-high-traffic",
+        ("metrics.yaml", "deployment.yaml"),
+        0.0,
+        {v: {"request rate (1/s)", "feedback rate (1/s)", "error rate 500", *LATENCY} for v in ("v1", "v2")},
+    ),
 }
 
 
@@ -75,8 +88,9 @@ def _decisions(iterations: object) -> list[tuple[object, ...]]:
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def recorded(request: pytest.FixtureRequest, prometheus_binaries: Binaries,
-             tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+def recorded(
+    request: pytest.FixtureRequest, prometheus_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
+) -> Recorded:
     case = CASES[request.param]
     # the recorded run is an events-engine run (every request simulated), like the comparison's
     run = simulate_experiment(load_scenario(case.folder), engine="events")
@@ -86,10 +100,17 @@ def recorded(request: pytest.FixtureRequest, prometheus_binaries: Binaries,
     out = tmp / "run.rec"
     with run_prometheus(db, workdir=tmp / "prom", binaries=prometheus_binaries) as prom:
         args = argparse.Namespace(
-            prometheus_url=prom.url, experiment=str(case.folder / "experiment.yaml"),
-            metrics=[str(case.folder / m) for m in case.manifests], start=str(db.min_time),
-            end=str(max(db.max_time, run.result.end_time)), step=None, chunk="1h", timeout="30s", out=str(out),
-            quiet=True)
+            prometheus_url=prom.url,
+            experiment=str(case.folder / "experiment.yaml"),
+            metrics=[str(case.folder / m) for m in case.manifests],
+            start=str(db.min_time),
+            end=str(max(db.max_time, run.result.end_time)),
+            step=None,
+            chunk="1h",
+            timeout="30s",
+            out=str(out),
+            quiet=True,
+        )
         assert cmd_record(args) == 0
     calibrated = tmp / "calibrated"
     assert main(["calibrate", str(out), "--out", str(calibrated)]) == 0
@@ -99,7 +120,9 @@ def recorded(request: pytest.FixtureRequest, prometheus_binaries: Binaries,
 def test_replay_decides_like_the_recorded_run(recorded: Recorded) -> None:
     rec = read_recording(recorded.path)
     seed = load_scenario(recorded.case.folder).scenario.spec.seed
-    replay = Replayer(rec, seed=seed, iteration_delay=recorded.case.delay).run("iter8", at=recorded.run.world.epoch)
+    replay = Replayer(rec, seed=seed, iteration_delay=recorded.case.delay).run(
+        "iter8", at=recorded.run.world.epoch
+    )
     assert _decisions(replay.result.iterations) == _decisions(recorded.run.result.iterations)
     assert replay.result.rolled_back == recorded.run.result.rolled_back
     assert replay.result.completed and replay.result.final_weights == recorded.run.result.final_weights
@@ -113,7 +136,10 @@ def test_calibration_reproduces_every_recorded_quantity_within_5_percent(recorde
     for version, quantity, rec, sim, rel, within, noise in rows:
         by_version.setdefault(version, set()).add(quantity)
         assert rec is not None and sim is not None and rel is not None, (version, quantity)
-        assert rel == pytest.approx(abs(sim - rec) / rec, abs=1e-4), (version, quantity)  # the stated difference
+        assert rel == pytest.approx(abs(sim - rec) / rec, abs=1e-4), (
+            version,
+            quantity,
+        )  # the stated difference
         if quantity.startswith("error rate") and recorded_events(recorded, version, quantity) < RARE:
             # a rate recorded from a handful of errors: its PromQL figure hangs on when the first
             # error fell (increase() drops a new series' first scrape); held to 5 % plus three

@@ -28,16 +28,26 @@ from tests.support.prometheus import Binaries, run_prometheus
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "iris-abtest"
 
 
-def _record_args(url: str, folder: Path, start: float, end: float, out: Path, **extra: str) -> argparse.Namespace:
+def _record_args(
+    url: str, folder: Path, start: float, end: float, out: Path, **extra: str
+) -> argparse.Namespace:
     return argparse.Namespace(
-        prometheus_url=url, experiment=str(folder / "experiment.yaml"),
+        prometheus_url=url,
+        experiment=str(folder / "experiment.yaml"),
         metrics=[str(folder / "metrics.yaml"), str(folder / "abtest.yaml")],
-        start=str(start), end=str(end), step=extra.get("step"), chunk=extra.get("chunk", "1h"),
-        timeout="30s", out=str(out), quiet=True,
+        start=str(start),
+        end=str(end),
+        step=extra.get("step"),
+        chunk=extra.get("chunk", "1h"),
+        timeout="30s",
+        out=str(out),
+        quiet=True,
     )
 
 
-def test_replay_of_recorded_seed_decides_like_the_simulation(prometheus_binaries: Binaries, tmp_path: Path) -> None:
+def test_replay_of_recorded_seed_decides_like_the_simulation(
+    prometheus_binaries: Binaries, tmp_path: Path
+) -> None:
     run = simulate_experiment(load_scenario(SEED), 1)
     db, epoch = run.world.tsdb, run.world.epoch
     assert db.min_time is not None and db.max_time is not None
@@ -60,23 +70,56 @@ def test_replay_of_recorded_seed_decides_like_the_simulation(prometheus_binaries
     assert got == sim
     assert len(got) == 15 and got[-1][1] == (("iris-v1", 5), ("iris-v2", 95))
     # the CLI writes what simkit run writes, plus the side-by-side table
-    assert main(["replay", str(out), "--at", "2021-06-15T15:20:18Z", "--iteration-delay", "3.08s",
-                 "--out", str(tmp_path / "r"), "--quiet"]) == 0
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {"status.yaml", "trace.csv", "rollout.png", "comparison.csv"}
+    assert (
+        main(
+            [
+                "replay",
+                str(out),
+                "--at",
+                "2021-06-15T15:20:18Z",
+                "--iteration-delay",
+                "3.08s",
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {
+        "status.yaml",
+        "trace.csv",
+        "rollout.png",
+        "comparison.csv",
+    }
 
 
-def test_calibrated_scenario_reproduces_recorded_figures(prometheus_binaries: Binaries, tmp_path: Path) -> None:
+def test_calibrated_scenario_reproduces_recorded_figures(
+    prometheus_binaries: Binaries, tmp_path: Path
+) -> None:
     # a richer variant of the seed: 60/40 split, 40 req/s, candidate errors on two codes, and 502s
     # on the baseline from half-way (series that appear mid-recording); --end off the scrape grid
     src = tmp_path / "src"
     shutil.copytree(SEED, src)
-    sdep = (src / "abtest.yaml").read_text().replace("traffic: 100", "traffic: 60").replace("traffic: 0", "traffic: 40")
+    sdep = (
+        (src / "abtest.yaml")
+        .read_text()
+        .replace("traffic: 100", "traffic: 60")
+        .replace("traffic: 0", "traffic: 40")
+    )
     (src / "abtest.yaml").write_text(sdep)
     text = (src / "scenario.yaml").read_text()
-    for old, new in (("qps: 5, start: -30s", "qps: 40, start: -30s"),
-                     ("latency: {distribution: lognormal, median: 9.2ms, p99: 33ms}\n",
-                      'latency: {distribution: lognormal, median: 9.2ms, p99: 33ms}\n      errors: {codes: {"500": 0.05, "503": 0.03}}\n'),
-                     ("  load:\n", '  events:\n    - {at: 1800s, predictor: ns-production/iris/baseline, set: {errors: {codes: {"502": 0.02}}}}\n  load:\n')):
+    for old, new in (
+        ("qps: 5, start: -30s", "qps: 40, start: -30s"),
+        (
+            "latency: {distribution: lognormal, median: 9.2ms, p99: 33ms}\n",
+            'latency: {distribution: lognormal, median: 9.2ms, p99: 33ms}\n      errors: {codes: {"500": 0.05, "503": 0.03}}\n',
+        ),
+        (
+            "  load:\n",
+            '  events:\n    - {at: 1800s, predictor: ns-production/iris/baseline, set: {errors: {codes: {"502": 0.02}}}}\n  load:\n',
+        ),
+    ):
         assert old in text
         text = text.replace(old, new, 1)
     (src / "scenario.yaml").write_text(text)
@@ -87,13 +130,24 @@ def test_calibrated_scenario_reproduces_recorded_figures(prometheus_binaries: Bi
     with run_prometheus(db, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
         assert cmd_record(_record_args(prom.url, src, db.min_time, db.max_time - 7.0, out)) == 0
     scenario_dir = tmp_path / "calibrated"
-    assert cmd_calibrate(argparse.Namespace(file=str(out), out=str(scenario_dir), seed=3, no_compare=False)) == 0
+    assert (
+        cmd_calibrate(argparse.Namespace(file=str(out), out=str(scenario_dir), seed=3, no_compare=False)) == 0
+    )
     assert (scenario_dir / "report.md").is_file() and (scenario_dir / "calibration.png").is_file()
     bundle = load_scenario(scenario_dir)  # simkit run accepts it
     assert bundle.scenario.spec.experiment == "quickstart-exp"
-    rows = {(v, q): (rec, sim, rel, ok) for v, q, rec, sim, rel, ok, _ in parse_report((scenario_dir / "report.md").read_text())}
+    rows = {
+        (v, q): (rec, sim, rel, ok)
+        for v, q, rec, sim, rel, ok, _ in parse_report((scenario_dir / "report.md").read_text())
+    }
     for version in ("iris-v1", "iris-v2"):
-        for q in ("request rate (1/s)", "p50 latency (s)", "p95 latency (s)", "p99 latency (s)", "mean latency (s)"):
+        for q in (
+            "request rate (1/s)",
+            "p50 latency (s)",
+            "p95 latency (s)",
+            "p99 latency (s)",
+            "mean latency (s)",
+        ):
             assert rows[(version, q)][3], (version, q, rows[(version, q)])
     # the candidate's two error codes, each within 5 %; the baseline has none on either side
     for code in ("500", "503"):
@@ -104,13 +158,28 @@ def test_calibrated_scenario_reproduces_recorded_figures(prometheus_binaries: Bi
     assert "Verdict: all" in (scenario_dir / "report.md").read_text()
 
 
-def test_record_of_a_time_range_without_data_exits_2(prometheus_binaries: Binaries, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_record_of_a_time_range_without_data_exits_2(
+    prometheus_binaries: Binaries, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = simulate_experiment(load_scenario(SEED), 1)
     with run_prometheus(run.world.tsdb, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
-        code = main(["record", "--prometheus-url", prom.url, "--experiment", str(SEED / "experiment.yaml"),
-                     str(SEED / "metrics.yaml"), "--start", "2020-01-01T00:00:00Z", "--end", "2020-01-01T01:00:00Z",
-                     "--out", str(tmp_path / "x.rec"), "--quiet"])
+        code = main(
+            [
+                "record",
+                "--prometheus-url",
+                prom.url,
+                "--experiment",
+                str(SEED / "experiment.yaml"),
+                str(SEED / "metrics.yaml"),
+                "--start",
+                "2020-01-01T00:00:00Z",
+                "--end",
+                "2020-01-01T01:00:00Z",
+                "--out",
+                str(tmp_path / "x.rec"),
+                "--quiet",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no data" in err[0]
     assert not (tmp_path / "x.rec").exists()

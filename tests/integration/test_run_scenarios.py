@@ -16,10 +16,15 @@ from simkit.report.run import run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SEED = SCENARIOS / "iris-abtest"
-WITH_EXPECT = sorted(p.name for p in SCENARIOS.iterdir() if (p / "scenario.yaml").is_file()
-                     and "expect:" in (p / "scenario.yaml").read_text())
-PROMOTE_V2 = ("https://gist.githubusercontent.com/cliveseldon/3766b9315a187aa2800422205832ad9b/raw/"
-              "ba00718fcacb8014e826cc6410a8190aa19116d4/promote-v2.yaml")
+WITH_EXPECT = sorted(
+    p.name
+    for p in SCENARIOS.iterdir()
+    if (p / "scenario.yaml").is_file() and "expect:" in (p / "scenario.yaml").read_text()
+)
+PROMOTE_V2 = (
+    "https://gist.githubusercontent.com/cliveseldon/3766b9315a187aa2800422205832ad9b/raw/"
+    "ba00718fcacb8014e826cc6410a8190aa19116d4/promote-v2.yaml"
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +40,18 @@ def test_seed_completes_like_the_recorded_run(seed_out: Path) -> None:
     assert status["completedIterations"] == 15
     assert status["versionRecommendedForPromotion"] == "iris-v2"
     assert status["analysis"]["winnerAssessment"]["data"] == {"winner": "iris-v2", "winnerFound": True}
-    assert status["analysis"]["winnerAssessment"]["message"] == "Error: ; Warning: ; Info: found unique winner"
-    assert status["currentWeightDistribution"] == [{"name": "iris-v1", "value": 5}, {"name": "iris-v2", "value": 95}]
+    assert (
+        status["analysis"]["winnerAssessment"]["message"] == "Error: ; Warning: ; Info: found unique winner"
+    )
+    assert status["currentWeightDistribution"] == [
+        {"name": "iris-v1", "value": 5},
+        {"name": "iris-v2", "value": 95},
+    ]
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Completed"]["status"] == "True" and conditions["Completed"]["reason"] == "ExperimentCompleted"
+    assert (
+        conditions["Completed"]["status"] == "True"
+        and conditions["Completed"]["reason"] == "ExperimentCompleted"
+    )
     assert conditions["Failed"]["status"] == "False"
     assert status["stage"] == "Completed" and status["message"] == "ExperimentCompleted: Experiment Completed"
     # the spec is the user's manifest, unmodified (etc3 never persists its defaults)
@@ -104,18 +117,35 @@ def test_check_fails_with_exit_1_on_a_mismatch(tmp_path: Path, capsys: pytest.Ca
     ("old", "new", "field", "message"),
     [
         ("testingPattern: A/B", "testingPattern: A/B/n", "spec.strategy.testingPattern", "A/B/N"),
-        ("    rewards: # Business rewards\n    - metric: iter8-seldon/user-engagement\n      preferredDirection: High # maximize user engagement\n",
-         "", "spec.criteria.rewards", "reward"),
-        ("fieldPath: .spec.predictors[1].traffic", "fieldPath: spec.predictors[1].traffic",
-         "spec.versionInfo.candidates[0].weightObjRef.fieldPath", "."),
-        ("fieldPath: .spec.predictors[1].traffic", "fieldPath: .spec.predictors[5].traffic",
-         "spec.versionInfo.candidates[0].weightObjRef", "cannot read .spec.predictors[5].traffic: no such field"),
-        ("metric: iter8-seldon/error-rate", "metric: iter8-seldon/error-ratio",
-         "spec.criteria.objectives[2].metric", "unknown metric iter8-seldon/error-ratio"),
+        (
+            "    rewards: # Business rewards\n    - metric: iter8-seldon/user-engagement\n      preferredDirection: High # maximize user engagement\n",
+            "",
+            "spec.criteria.rewards",
+            "reward",
+        ),
+        (
+            "fieldPath: .spec.predictors[1].traffic",
+            "fieldPath: spec.predictors[1].traffic",
+            "spec.versionInfo.candidates[0].weightObjRef.fieldPath",
+            ".",
+        ),
+        (
+            "fieldPath: .spec.predictors[1].traffic",
+            "fieldPath: .spec.predictors[5].traffic",
+            "spec.versionInfo.candidates[0].weightObjRef",
+            "cannot read .spec.predictors[5].traffic: no such field",
+        ),
+        (
+            "metric: iter8-seldon/error-rate",
+            "metric: iter8-seldon/error-ratio",
+            "spec.criteria.objectives[2].metric",
+            "unknown metric iter8-seldon/error-ratio",
+        ),
     ],
 )
-def test_invalid_experiment_exits_2_naming_file_document_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                               old: str, new: str, field: str, message: str) -> None:
+def test_invalid_experiment_exits_2_naming_file_document_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, field: str, message: str
+) -> None:
     dst = tmp_path / "s"
     shutil.copytree(SEED, dst)
     text = (dst / "experiment.yaml").read_text()

@@ -40,8 +40,10 @@ SEED_FINAL = {
 
 def aggregated(status: dict[str, object]) -> dict[str, dict[str, float]]:
     data = status["analysis"]["aggregatedMetrics"]["data"]  # type: ignore[index]
-    return {name.split("/")[-1]: {v: parse_quantity(x["value"]) for v, x in d["data"].items()}
-            for name, d in data.items()}
+    return {
+        name.split("/")[-1]: {v: parse_quantity(x["value"]) for v, x in d["data"].items()}
+        for name, d in data.items()
+    }
 
 
 def mismatches(run: SimRun) -> list[str]:

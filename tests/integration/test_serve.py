@@ -38,11 +38,17 @@ SERVE = [sys.executable, "-m", "simkit.cli", "serve"]
 SERVER = "seldon_api_executor_server_requests_seconds"
 CLIENT = "seldon_api_executor_client_requests_seconds"
 ROW = {"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}}
-SKLEARN_SEED = {"data": {"names": ["t:0", "t:1", "t:2"],
-                         "ndarray": [[0.008074020139121783, 0.7781601484222704, 0.21376583143860778]]},
-                "meta": {"requestPath": {"classifier": "seldonio/sklearnserver:1.18.2"}}}
-XGBOOST_SEED = {"data": {"names": [], "ndarray": [1.0]},
-                "meta": {"requestPath": {"classifier": "seldonio/xgboostserver:1.18.2"}}}
+SKLEARN_SEED = {
+    "data": {
+        "names": ["t:0", "t:1", "t:2"],
+        "ndarray": [[0.008074020139121783, 0.7781601484222704, 0.21376583143860778]],
+    },
+    "meta": {"requestPath": {"classifier": "seldonio/sklearnserver:1.18.2"}},
+}
+XGBOOST_SEED = {
+    "data": {"names": [], "ndarray": [1.0]},
+    "meta": {"requestPath": {"classifier": "seldonio/xgboostserver:1.18.2"}},
+}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 INGRESS = "/seldon/ns-production/iris/api/v1.0"
 
@@ -72,8 +78,13 @@ class Served:
 def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
     err = tmp_path / f"serve-{time.monotonic_ns()}.err"
     with err.open("wb") as err_fh:
-        proc = subprocess.Popen([*SERVE, str(SEED), "--port", "0", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=err_fh, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*SERVE, str(SEED), "--port", "0", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err_fh,
+            stdin=subprocess.DEVNULL,
+        )
     lines: queue.Queue[bytes] = queue.Queue()
     assert proc.stdout is not None
     stdout = proc.stdout
@@ -93,7 +104,9 @@ def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
         stdout.close()
 
 
-def scrape(client: httpx.Client, path: str = "/prometheus") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    client: httpx.Client, path: str = "/prometheus"
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """name + labels -> value of one scrape, parsed by simkit's OpenMetrics reader."""
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -122,9 +135,16 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 def test_metrics_grow_and_are_complete_histograms(tmp_path: Path) -> None:
     with serve(tmp_path, "--speed", "5") as s, s.client() as c:
         first = scrape(c)
-        assert total(first, f"{SERVER}_count", service="predictions", predictor_name="baseline") > 0  # warm-up ran
-        wait_for(lambda: total(scrape(c), f"{SERVER}_count", service="predictions")
-                 > total(first, f"{SERVER}_count", service="predictions"), "the scenario's load to add requests")
+        assert (
+            total(first, f"{SERVER}_count", service="predictions", predictor_name="baseline") > 0
+        )  # warm-up ran
+        wait_for(
+            lambda: (
+                total(scrape(c), f"{SERVER}_count", service="predictions")
+                > total(first, f"{SERVER}_count", service="predictions")
+            ),
+            "the scenario's load to add requests",
+        )
         samples = scrape(c)
         for (name, labels), value in samples.items():
             d = dict(labels)
@@ -134,8 +154,11 @@ def test_metrics_grow_and_are_complete_histograms(tmp_path: Path) -> None:
                 inf = samples[(f"{family}_bucket", tuple(sorted({**d, "le": "+Inf"}.items())))]
                 assert value == inf
                 assert d["seldon_deployment_id"] == "iris" and d["kubernetes_namespace"] == "ns-production"
-                les = sorted((float(dict(lb)["le"]), v) for (n, lb), v in samples.items() if n == f"{family}_bucket"
-                             and {k: x for k, x in lb if k != "le"} == d)
+                les = sorted(
+                    (float(dict(lb)["le"]), v)
+                    for (n, lb), v in samples.items()
+                    if n == f"{family}_bucket" and {k: x for k, x in lb if k != "le"} == d
+                )
                 assert len(les) == 15 and les[-1][0] == math.inf
                 assert [v for _, v in les] == sorted(v for _, v in les)
         assert total(samples, f"{CLIENT}_count", service="/send-feedback", predictor_name="candidate") > 0
@@ -147,8 +170,7 @@ def test_dataplane_and_weights_follow_the_kube_api(tmp_path: Path) -> None:
     docs = [d.raw for d in load_yaml_documents(SEED / "abtest.yaml")]
     with KubeFake() as fake:
         fake.cluster.load(docs)
-        with serve(tmp_path, "--speed", "5", "--kube-url", fake.url, "--no-load") as s, \
-                s.client() as c:
+        with serve(tmp_path, "--speed", "5", "--kube-url", fake.url, "--no-load") as s, s.client() as c:
             assert not scrape(c)  # no load and no request yet: no child series at all
             puids = set()
             for _ in range(8):
@@ -157,12 +179,22 @@ def test_dataplane_and_weights_follow_the_kube_api(tmp_path: Path) -> None:
                 assert UUID.match(r.headers["seldon-puid"])
                 puids.add(r.headers["seldon-puid"])
             assert len(puids) == 8
-            r = c.post("/direct/ns-production/iris/candidate/api/v1.0/feedback", json={"reward": 1},
-                       headers={"Seldon-Puid": "given-puid"})
+            r = c.post(
+                "/direct/ns-production/iris/candidate/api/v1.0/feedback",
+                json={"reward": 1},
+                headers={"Seldon-Puid": "given-puid"},
+            )
             assert r.status_code == 200 and r.headers["seldon-puid"] == "given-puid"
-            assert r.json() == {"data": {"tensor": {"shape": [0]}},
-                                "meta": {"requestPath": {"classifier": "seldonio/xgboostserver:1.18.2"}}}
-            assert c.post("/service/ns-production/iris-candidate/api/v0.1/feedback", json={"reward": 0}).status_code == 200
+            assert r.json() == {
+                "data": {"tensor": {"shape": [0]}},
+                "meta": {"requestPath": {"classifier": "seldonio/xgboostserver:1.18.2"}},
+            }
+            assert (
+                c.post(
+                    "/service/ns-production/iris-candidate/api/v0.1/feedback", json={"reward": 0}
+                ).status_code
+                == 200
+            )
             samples = scrape(c)
             assert total(samples, f"{SERVER}_count", service="predictions", predictor_name="baseline") == 8
             assert total(samples, f"{CLIENT}_count", service="/predict", predictor_name="baseline") == 8
@@ -179,11 +211,22 @@ def test_dataplane_and_weights_follow_the_kube_api(tmp_path: Path) -> None:
             assert scrape(c) == samples
 
             # simkit live's patch, as the fake receives it: the split moves to the candidate
-            fake.cluster.mutate("SeldonDeployment", "ns-production", "iris", json_patch=[
-                {"op": "replace", "path": "/spec/predictors/0/traffic", "value": 0},
-                {"op": "replace", "path": "/spec/predictors/1/traffic", "value": 100}])
-            wait_for(lambda: c.get("/_serve/state").json()["objects"][0]["weights"] == {"baseline": 0, "candidate": 100},
-                     "the new weights to reach serve")
+            fake.cluster.mutate(
+                "SeldonDeployment",
+                "ns-production",
+                "iris",
+                json_patch=[
+                    {"op": "replace", "path": "/spec/predictors/0/traffic", "value": 0},
+                    {"op": "replace", "path": "/spec/predictors/1/traffic", "value": 100},
+                ],
+            )
+            wait_for(
+                lambda: (
+                    c.get("/_serve/state").json()["objects"][0]["weights"]
+                    == {"baseline": 0, "candidate": 100}
+                ),
+                "the new weights to reach serve",
+            )
             for _ in range(5):
                 r = c.post(f"{INGRESS}/predictions", json=ROW)
                 assert r.status_code == 200 and r.json() == XGBOOST_SEED
@@ -194,18 +237,30 @@ def test_dataplane_and_weights_follow_the_kube_api(tmp_path: Path) -> None:
 
 
 def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    proc = subprocess.run([*SERVE, str(tmp_path / "missing"), "--port", "0"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [*SERVE, str(tmp_path / "missing"), "--port", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "scenario not found" in proc.stderr
 
 
 def _queries() -> dict[str, str]:
     """The seed's p95 and user-engagement queries, templated for the baseline and candidate."""
-    metrics = {d.raw["metadata"]["name"]: load_metric(d) for d in load_yaml_documents(SEED / "metrics.yaml")
-               if d.kind == "Metric"}
+    metrics = {
+        d.raw["metadata"]["name"]: load_metric(d)
+        for d in load_yaml_documents(SEED / "metrics.yaml")
+        if d.kind == "Metric"
+    }
     experiment = yaml.safe_load((SEED / "experiment.yaml").read_text())
-    versions = [experiment["spec"]["versionInfo"]["baseline"], *experiment["spec"]["versionInfo"]["candidates"]]
+    versions = [
+        experiment["spec"]["versionInfo"]["baseline"],
+        *experiment["spec"]["versionInfo"]["candidates"],
+    ]
     out = {}
     for v in versions:
         variables = {x["name"]: x["value"] for x in v["variables"]}
@@ -216,11 +271,14 @@ def _queries() -> dict[str, str]:
 
 
 def test_real_prometheus_scrapes_serve_and_the_seed_queries_answer(
-        tmp_path: Path, start_prometheus: Callable[[Sequence[ScrapeJob]], PrometheusServer]) -> None:
+    tmp_path: Path, start_prometheus: Callable[[Sequence[ScrapeJob]], PrometheusServer]
+) -> None:
     queries = _queries()
     assert "kubernetes_namespace='ns-production'" in queries["95th-percentile-tail-latency/iris-v1"]
     with serve(tmp_path, "--speed", "5") as s:
-        prom = start_prometheus([ScrapeJob([s.url.removeprefix("http://")], interval="1s", metrics_path="/prometheus")])
+        prom = start_prometheus(
+            [ScrapeJob([s.url.removeprefix("http://")], interval="1s", metrics_path="/prometheus")]
+        )
         results: dict[str, float] = {}
         with prom.client() as c:
 

@@ -79,6 +79,7 @@ spec:
       weight: 0
 """
 
+
 def seed_documents() -> list[dict[str, object]]:
     return [d for d in yaml.safe_load_all(SEED_ABTEST_YAML + "---\n" + ROUTING_RULE_YAML) if d]
 
@@ -113,4 +114,3 @@ def api_client(kube_fake: KubeFake) -> Iterator[kubernetes.client.ApiClient]:
 @pytest.fixture
 def custom(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CustomObjectsApi:
     return kubernetes.client.CustomObjectsApi(api_client)
-

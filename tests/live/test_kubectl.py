@@ -79,7 +79,9 @@ def test_kubectl_apply_promotes_through_the_fake(kubectl: tuple[KubeFake, list[s
     assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
 
 
-def test_kubectl_apply_creates_and_admission_refuses(kubectl: tuple[KubeFake, list[str]], tmp_path: Path) -> None:
+def test_kubectl_apply_creates_and_admission_refuses(
+    kubectl: tuple[KubeFake, list[str]], tmp_path: Path
+) -> None:
     fake, cmd = kubectl
     new = tmp_path / "new.yaml"
     new.write_text(PROMOTE.replace("name: iris\n", "name: iris2\n"))
@@ -91,11 +93,15 @@ def test_kubectl_apply_creates_and_admission_refuses(kubectl: tuple[KubeFake, li
     out = run(cmd, "apply", "-f", str(bad))
     assert out.returncode != 0
     # kubectl renders a 422 from its causes, as it renders Seldon's webhook answer
-    assert 'The SeldonDeployment "iris" is invalid: spec.predictors: Traffic must sum to 100' in out.stderr, out.stderr
+    assert 'The SeldonDeployment "iris" is invalid: spec.predictors: Traffic must sum to 100' in out.stderr, (
+        out.stderr
+    )
     assert traffic(fake) == [100, 0]
 
 
-def test_server_side_apply_is_refused_as_unsupported(kubectl: tuple[KubeFake, list[str]], tmp_path: Path) -> None:
+def test_server_side_apply_is_refused_as_unsupported(
+    kubectl: tuple[KubeFake, list[str]], tmp_path: Path
+) -> None:
     fake, cmd = kubectl
     promote = tmp_path / "promote.yaml"
     promote.write_text(PROMOTE)
@@ -112,7 +118,8 @@ def test_an_object_in_a_missing_namespace_is_not_found(kubectl: tuple[KubeFake, 
     cfg = kubernetes.client.Configuration(host=fake.url)
     with kubernetes.client.ApiClient(cfg) as api, pytest.raises(kubernetes.client.ApiException) as err:
         kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "machinelearning.seldon.io", "v1", "nope", "seldondeployments", "iris")
+            "machinelearning.seldon.io", "v1", "nope", "seldondeployments", "iris"
+        )
     assert err.value.status == 404
     assert 'seldondeployments.machinelearning.seldon.io \\"iris\\" not found' in str(err.value.body)
     out = run(cmd, "get", "sdep", "iris", "-n", "nope")

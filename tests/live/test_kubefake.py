@@ -31,8 +31,10 @@ def _traffic(obj: dict[str, Any]) -> list[Any]:
 
 
 def _ops(a: int, b: int) -> list[dict[str, Any]]:
-    return [{"op": "add", "path": "/spec/predictors/0/traffic", "value": a},
-            {"op": "add", "path": "/spec/predictors/1/traffic", "value": b}]
+    return [
+        {"op": "add", "path": "/spec/predictors/0/traffic", "value": a},
+        {"op": "add", "path": "/spec/predictors/1/traffic", "value": b},
+    ]
 
 
 def _status(exc: ApiException) -> dict[str, Any]:
@@ -42,12 +44,18 @@ def _status(exc: ApiException) -> dict[str, Any]:
 
 
 def test_discovery_lists_seldon_istio_iter8_and_core(api_client: kubernetes.client.ApiClient) -> None:
-    groups = {g.name: [v.version for v in g.versions] for g in kubernetes.client.ApisApi(api_client).get_api_versions().groups}
+    groups = {
+        g.name: [v.version for v in g.versions]
+        for g in kubernetes.client.ApisApi(api_client).get_api_versions().groups
+    }
     assert groups[G] == ["v1", "v1alpha2", "v1alpha3"]
     assert set(groups["networking.istio.io"]) == {"v1beta1", "v1alpha3"}
     assert groups["iter8.tools"] == ["v2alpha2"]
     res = CustomObjectsApi(api_client).get_api_resources("iter8.tools", "v2alpha2")
-    assert {r.name: r.kind for r in res.resources if "/" not in r.name} == {"experiments": "Experiment", "metrics": "Metric"}
+    assert {r.name: r.kind for r in res.resources if "/" not in r.name} == {
+        "experiments": "Experiment",
+        "metrics": "Metric",
+    }
     core = kubernetes.client.CoreV1Api(api_client).get_api_resources()
     assert {"namespaces", "secrets"} <= {r.name for r in core.resources}
     assert kubernetes.client.VersionApi(api_client).get_code().major == "1"
@@ -59,21 +67,28 @@ def test_get_seed_objects_with_server_fields(custom: Custom) -> None:
     meta = sdep["metadata"]
     assert meta["uid"] and meta["creationTimestamp"].endswith("Z") and meta["generation"] == 1
     assert int(meta["resourceVersion"]) > 0
-    vs = custom.get_namespaced_custom_object("networking.istio.io", "v1alpha3", "default", "virtualservices",
-                                             "routing-rule")
+    vs = custom.get_namespaced_custom_object(
+        "networking.istio.io", "v1alpha3", "default", "virtualservices", "routing-rule"
+    )
     assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [100, 0]
     # the same stored object is served at every version of the CRD
-    vs_beta = custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", "default", "virtualservices",
-                                                  "routing-rule")
+    vs_beta = custom.get_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", "default", "virtualservices", "routing-rule"
+    )
     assert vs_beta["apiVersion"] == "networking.istio.io/v1beta1"
     assert vs_beta["metadata"]["uid"] == vs["metadata"]["uid"]
 
 
 def test_create_201_then_409_already_exists_and_404(custom: Custom, kube_fake: KubeFake) -> None:
-    metric = {"apiVersion": "iter8.tools/v2alpha2", "kind": "Metric", "metadata": {"name": "request-count"},
-              "spec": {"type": "Counter", "provider": "prometheus"}}
-    created, code, _ = custom.create_namespaced_custom_object_with_http_info("iter8.tools", "v2alpha2", "default",
-                                                                            "metrics", metric)
+    metric = {
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Metric",
+        "metadata": {"name": "request-count"},
+        "spec": {"type": "Counter", "provider": "prometheus"},
+    }
+    created, code, _ = custom.create_namespaced_custom_object_with_http_info(
+        "iter8.tools", "v2alpha2", "default", "metrics", metric
+    )
     assert code == 201 and created["metadata"]["namespace"] == "default"
     with pytest.raises(ApiException) as conflict:
         custom.create_namespaced_custom_object("iter8.tools", "v2alpha2", "default", "metrics", metric)
@@ -92,7 +107,9 @@ def test_list_has_list_kind_and_resource_version(custom: Custom) -> None:
     listed = custom.list_namespaced_custom_object(G, V, NS, PL)
     assert listed["kind"] == "SeldonDeploymentList" and listed["apiVersion"] == f"{G}/{V}"
     assert [i["metadata"]["name"] for i in listed["items"]] == ["iris"]
-    assert int(listed["metadata"]["resourceVersion"]) >= int(listed["items"][0]["metadata"]["resourceVersion"])
+    assert int(listed["metadata"]["resourceVersion"]) >= int(
+        listed["items"][0]["metadata"]["resourceVersion"]
+    )
     everywhere = custom.list_cluster_custom_object("networking.istio.io", "v1alpha3", "virtualservices")
     assert [i["metadata"]["name"] for i in everywhere["items"]] == ["routing-rule"]
     assert custom.list_namespaced_custom_object(G, V, "default", PL)["items"] == []
@@ -117,7 +134,9 @@ def test_json_patch_list_sent_as_merge_patch_is_400(custom: Custom) -> None:
 
 def test_merge_patch_and_stale_resource_version(custom: Custom) -> None:
     current = custom.get_namespaced_custom_object(G, V, NS, PL, NAME)
-    patched = custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, {"metadata": {"labels": {"team": "ml"}}})
+    patched = custom.patch_namespaced_custom_object(
+        G, V, NS, PL, NAME, {"metadata": {"labels": {"team": "ml"}}}
+    )
     assert patched["metadata"]["labels"] == {"team": "ml"} and patched["metadata"]["generation"] == 1
     stale = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"], "labels": {"team": "x"}}}
     with pytest.raises(ApiException) as err:
@@ -128,8 +147,15 @@ def test_merge_patch_and_stale_resource_version(custom: Custom) -> None:
 
 def test_strategic_merge_on_custom_resource_is_415(custom: Custom) -> None:
     with pytest.raises(ApiException) as err:
-        custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, {"metadata": {"labels": {"a": "b"}}},
-                                              _content_type="application/strategic-merge-patch+json")
+        custom.patch_namespaced_custom_object(
+            G,
+            V,
+            NS,
+            PL,
+            NAME,
+            {"metadata": {"labels": {"a": "b"}}},
+            _content_type="application/strategic-merge-patch+json",
+        )
     assert err.value.status == 415
 
 
@@ -146,7 +172,9 @@ def test_replace_checks_resource_version(custom: Custom) -> None:
     assert _traffic(custom.get_namespaced_custom_object(G, V, NS, PL, NAME)) == [60, 40]
 
 
-@pytest.mark.parametrize("ops", [_ops(90, 0), [{"op": "add", "path": "/spec/predictors/1/traffic", "value": 10}]])
+@pytest.mark.parametrize(
+    "ops", [_ops(90, 0), [{"op": "add", "path": "/spec/predictors/1/traffic", "value": 10}]]
+)
 def test_seldon_webhook_rejects_traffic_not_summing_to_100(custom: Custom, ops: list[Any]) -> None:
     before = custom.get_namespaced_custom_object(G, V, NS, PL, NAME)
     with pytest.raises(ApiException) as err:
@@ -159,8 +187,12 @@ def test_seldon_webhook_rejects_traffic_not_summing_to_100(custom: Custom, ops: 
 
 
 def test_seldon_webhook_on_create_and_replace(custom: Custom) -> None:
-    bad: Any = {"apiVersion": f"{G}/{V}", "kind": "SeldonDeployment", "metadata": {"name": "iris2"},
-           "spec": {"predictors": [{"name": "a", "traffic": 50}, {"name": "b", "traffic": 40}]}}
+    bad: Any = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "iris2"},
+        "spec": {"predictors": [{"name": "a", "traffic": 50}, {"name": "b", "traffic": 40}]},
+    }
     with pytest.raises(ApiException) as err:
         custom.create_namespaced_custom_object(G, V, NS, PL, bad)
     assert err.value.status == 422
@@ -176,8 +208,9 @@ def test_seldon_webhook_on_create_and_replace(custom: Custom) -> None:
     assert err.value.status == 422
 
 
-def test_watch_streams_added_modified_deleted_and_honours_timeout(custom: Custom,
-                                                                   kube_fake: KubeFake) -> None:
+def test_watch_streams_added_modified_deleted_and_honours_timeout(
+    custom: Custom, kube_fake: KubeFake
+) -> None:
     def writer() -> None:
         time.sleep(0.2)
         kube_fake.cluster.mutate("SeldonDeployment", NS, NAME, json_patch=_ops(80, 20))
@@ -188,22 +221,37 @@ def test_watch_streams_added_modified_deleted_and_honours_timeout(custom: Custom
     seen = []
     watch = kubernetes.watch.Watch()
     # timeoutSeconds must end the stream; the client's read timeout only guards against a hang
-    for event in watch.stream(custom.list_namespaced_custom_object, G, V, NS, PL, timeout_seconds=1,
-                              _request_timeout=20):
-        seen.append((event["type"], _traffic(event["object"]), event["object"]["metadata"]["resourceVersion"]))
+    for event in watch.stream(
+        custom.list_namespaced_custom_object, G, V, NS, PL, timeout_seconds=1, _request_timeout=20
+    ):
+        seen.append(
+            (event["type"], _traffic(event["object"]), event["object"]["metadata"]["resourceVersion"])
+        )
     thread.join()
-    assert [(t, tr) for t, tr, _ in seen] == [("ADDED", [100, 0]), ("MODIFIED", [80, 20]), ("DELETED", [80, 20])]
+    assert [(t, tr) for t, tr, _ in seen] == [
+        ("ADDED", [100, 0]),
+        ("MODIFIED", [80, 20]),
+        ("DELETED", [80, 20]),
+    ]
     rvs = [int(rv) for _, _, rv in seen]
     assert rvs == sorted(rvs) and len(set(rvs)) == 3  # events carry the stamped resourceVersion
 
 
-def test_watch_from_resource_version_replays_only_later_events(custom: Custom,
-                                                               kube_fake: KubeFake) -> None:
+def test_watch_from_resource_version_replays_only_later_events(custom: Custom, kube_fake: KubeFake) -> None:
     rv = custom.get_namespaced_custom_object(G, V, NS, PL, NAME)["metadata"]["resourceVersion"]
     kube_fake.cluster.mutate("sdep", NS, NAME, json_patch=_ops(70, 30))
-    events = list(kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, G, V, NS, PL,
-                                                  resource_version=rv, timeout_seconds=1,
-                                                  _request_timeout=20))
+    events = list(
+        kubernetes.watch.Watch().stream(
+            custom.list_namespaced_custom_object,
+            G,
+            V,
+            NS,
+            PL,
+            resource_version=rv,
+            timeout_seconds=1,
+            _request_timeout=20,
+        )
+    )
     assert [(e["type"], _traffic(e["object"])) for e in events] == [("MODIFIED", [70, 30])]
 
 
@@ -213,8 +261,9 @@ def test_injected_conflicts_and_request_counts(custom: Custom, kube_fake: KubeFa
         with pytest.raises(ApiException) as err:
             custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, _ops(90, 10), _content_type=JSON_PATCH)
         assert err.value.status == 409
-    assert _traffic(custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, _ops(90, 10),
-                                                         _content_type=JSON_PATCH)) == [90, 10]
+    assert _traffic(
+        custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, _ops(90, 10), _content_type=JSON_PATCH)
+    ) == [90, 10]
     assert kube_fake.cluster.count("PATCH", SDEP_PATH) == 3
     assert kube_fake.cluster.count("GET", SDEP_PATH) == 0
     assert [r.content_type for r in kube_fake.cluster.requests if r.method == "PATCH"] == [JSON_PATCH] * 3
@@ -222,8 +271,15 @@ def test_injected_conflicts_and_request_counts(custom: Custom, kube_fake: KubeFa
 
 def test_secret_string_data_is_stored_base64(api_client: kubernetes.client.ApiClient) -> None:
     core: Any = kubernetes.client.CoreV1Api(api_client)
-    core.create_namespaced_secret("default", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prom"},
-                                              "stringData": {"token": "s3cr3t"}})
+    core.create_namespaced_secret(
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "prom"},
+            "stringData": {"token": "s3cr3t"},
+        },
+    )
     secret = core.read_namespaced_secret("prom", "default")
     assert secret.data == {"token": "czNjcjN0"} and secret.string_data is None
 
@@ -235,8 +291,9 @@ def test_stop_ends_an_open_watch_and_closes_the_port() -> None:
     done = threading.Event()
 
     def watcher() -> None:
-        for _ in kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, G, V, "default", PL,
-                                                 timeout_seconds=60):
+        for _ in kubernetes.watch.Watch().stream(
+            custom.list_namespaced_custom_object, G, V, "default", PL, timeout_seconds=60
+        ):
             pass
         done.set()
 
@@ -259,12 +316,28 @@ def test_stop_drops_kept_alive_connections(kube_fake: KubeFake, custom: Custom) 
         custom.get_namespaced_custom_object(G, V, NS, PL, NAME, _request_timeout=5)
 
 
-def test_subprocess_entry_point_loads_manifests_and_stops_on_sigterm(tmp_path: Path,
-                                                                     seed_manifest_file: Path) -> None:
+def test_subprocess_entry_point_loads_manifests_and_stops_on_sigterm(
+    tmp_path: Path, seed_manifest_file: Path
+) -> None:
     port_file, kubeconfig = tmp_path / "port", tmp_path / "kubeconfig"
-    proc = subprocess.Popen([sys.executable, "-m", "simkit.live.kubefake", "--port", "0", "--port-file",
-                             str(port_file), "--kubeconfig-file", str(kubeconfig), "--load", str(seed_manifest_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simkit.live.kubefake",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--kubeconfig-file",
+            str(kubeconfig),
+            "--load",
+            str(seed_manifest_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):
             if port_file.exists() or proc.poll() is not None:
@@ -288,20 +361,30 @@ def test_subprocess_entry_point_loads_manifests_and_stops_on_sigterm(tmp_path: P
 def test_subprocess_reports_a_bad_manifest_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
-    proc = subprocess.run([sys.executable, "-m", "simkit.live.kubefake", "--port", "0", "--load", str(bad)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simkit.live.kubefake", "--port", "0", "--load", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Widget" in proc.stderr and "bad.yaml" in proc.stderr
 
 
 def test_status_subresource_is_separate_from_the_main_resource(custom: Custom) -> None:
-    exp = {"apiVersion": "iter8.tools/v2alpha2", "kind": "Experiment", "metadata": {"name": "quickstart-exp"},
-           "spec": {"target": "iris"}}
+    exp = {
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Experiment",
+        "metadata": {"name": "quickstart-exp"},
+        "spec": {"target": "iris"},
+    }
     args = ("iter8.tools", "v2alpha2", "default", "experiments", "quickstart-exp")
     custom.create_namespaced_custom_object(*args[:4], exp)
     out = custom.patch_namespaced_custom_object_status(*args, {"status": {"stage": "Running"}})
     assert out["status"] == {"stage": "Running"} and out["metadata"]["generation"] == 1
-    ignored = custom.patch_namespaced_custom_object(*args, {"status": {"stage": "Completed"}, "spec": {"target": "x"}})
+    ignored = custom.patch_namespaced_custom_object(
+        *args, {"status": {"stage": "Completed"}, "spec": {"target": "x"}}
+    )
     assert ignored["status"] == {"stage": "Running"} and ignored["spec"] == {"target": "x"}
     assert ignored["metadata"]["generation"] == 2
 
@@ -309,8 +392,11 @@ def test_status_subresource_is_separate_from_the_main_resource(custom: Custom) -
 def test_admin_endpoints_for_a_fake_in_another_process(kube_fake: KubeFake, custom: Custom) -> None:
     import httpx
 
-    armed = httpx.post(f"{kube_fake.url}/_fake/faults", timeout=5,
-                       json={"kind": "SeldonDeployment", "namespace": NS, "name": NAME, "count": 1})
+    armed = httpx.post(
+        f"{kube_fake.url}/_fake/faults",
+        timeout=5,
+        json={"kind": "SeldonDeployment", "namespace": NS, "name": NAME, "count": 1},
+    )
     assert armed.status_code == 200
     with pytest.raises(ApiException) as err:
         custom.patch_namespaced_custom_object(G, V, NS, PL, NAME, _ops(90, 10), _content_type=JSON_PATCH)
@@ -319,6 +405,7 @@ def test_admin_endpoints_for_a_fake_in_another_process(kube_fake: KubeFake, cust
     assert [(r["method"], r["path"]) for r in seen if r["method"] == "PATCH"] == [("PATCH", SDEP_PATH)]
     assert httpx.delete(f"{kube_fake.url}/_fake/requests", timeout=5).status_code == 200
     assert kube_fake.cluster.count("PATCH") == 0
-    bad = httpx.post(f"{kube_fake.url}/_fake/faults", json={"kind": "Widget", "namespace": "a", "name": "b"},
-                     timeout=5)
+    bad = httpx.post(
+        f"{kube_fake.url}/_fake/faults", json={"kind": "Widget", "namespace": "a", "name": "b"}, timeout=5
+    )
     assert bad.status_code == 400 and "Widget" in bad.json()["message"]

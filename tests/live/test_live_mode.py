@@ -49,8 +49,13 @@ def traffic(fake: KubeFake) -> list[int]:
 
 
 def reset(fake: KubeFake) -> None:
-    fake.cluster.mutate(*SDEP, json_patch=[{"op": "add", "path": "/spec/predictors/0/traffic", "value": 100},
-                                           {"op": "add", "path": "/spec/predictors/1/traffic", "value": 0}])
+    fake.cluster.mutate(
+        *SDEP,
+        json_patch=[
+            {"op": "add", "path": "/spec/predictors/0/traffic", "value": 100},
+            {"op": "add", "path": "/spec/predictors/1/traffic", "value": 0},
+        ],
+    )
     fake.cluster.clear_requests()
 
 
@@ -76,9 +81,28 @@ def kubeconfig(fake: KubeFake, tmp_path_factory: pytest.TempPathFactory) -> Path
 def serve(fake: KubeFake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`simkit serve` of the seed scenario, taking its routing weights from the fake."""
     port_file = tmp_path_factory.mktemp("serve") / "port"
-    proc = subprocess.Popen([sys.executable, "-m", "simkit.cli", "serve", str(SEED), "--port", "0", "--port-file",
-                             str(port_file), "--kube-url", fake.url, "--speed", str(SPEED), "--kube-interval", "0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simkit.cli",
+            "serve",
+            str(SEED),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--kube-url",
+            fake.url,
+            "--speed",
+            str(SPEED),
+            "--kube-interval",
+            "0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 30
         while not port_file.exists() and time.monotonic() < deadline:
@@ -109,13 +133,24 @@ def wait_for_data(prom: PrometheusServer, timeout: float = 30) -> None:
 @pytest.fixture(scope="module")
 def prometheus(serve: str) -> Iterator[PrometheusServer]:
     require_prometheus()
-    with run_prometheus(scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+    with run_prometheus(
+        scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]
+    ) as prom:
         wait_for_data(prom)
         yield prom
 
 
 def live_args(kubeconfig: Path, prom_url: str, *extra: str) -> list[str]:
-    return ["live", str(EXPERIMENT), str(METRICS), "--kubeconfig", str(kubeconfig), "--prometheus-url", prom_url, *extra]
+    return [
+        "live",
+        str(EXPERIMENT),
+        str(METRICS),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--prometheus-url",
+        prom_url,
+        *extra,
+    ]
 
 
 def trace(out: Path) -> list[dict[str, str]]:
@@ -126,8 +161,9 @@ def winners(rows: list[dict[str, str]]) -> list[str]:
     return [r["winner"] for r in rows if r["version"] == "iris-v1"]
 
 
-def test_live_run_promotes_the_candidate_to_95(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
-                                              tmp_path: Path) -> None:
+def test_live_run_promotes_the_candidate_to_95(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
     reset(fake)
     out = tmp_path / "out"
     code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--out", str(out)))
@@ -136,13 +172,17 @@ def test_live_run_promotes_the_candidate_to_95(fake: KubeFake, kubeconfig: Path,
     status = yaml.safe_load((out / "status.yaml").read_text())["status"]
     assert status["completedIterations"] == 15
     assert status["versionRecommendedForPromotion"] == "iris-v2"
-    assert status["currentWeightDistribution"] == [{"name": "iris-v1", "value": 5}, {"name": "iris-v2", "value": 95}]
+    assert status["currentWeightDistribution"] == [
+        {"name": "iris-v1", "value": 5},
+        {"name": "iris-v2", "value": 95},
+    ]
     # one JSON patch per iteration that changed the weights, both fields together
     assert patches(fake) == len({r["weight_after"] for r in trace(out) if r["version"] == "iris-v2"} - {"0"})
 
 
-def test_live_takes_the_same_decisions_as_the_simulation(fake: KubeFake, kubeconfig: Path, serve: str,
-                                                         tmp_path: Path) -> None:
+def test_live_takes_the_same_decisions_as_the_simulation(
+    fake: KubeFake, kubeconfig: Path, serve: str, tmp_path: Path
+) -> None:
     """The seed in sim: 10 s iterations, 15 s scrapes, the experiment starting on a scrape. Live runs
     it SPEED times faster (serve --speed, interval and scrape interval divided by SPEED), started
     just before a scrape so that each window holds as many scrapes as in the simulation."""
@@ -153,15 +193,22 @@ def test_live_takes_the_same_decisions_as_the_simulation(fake: KubeFake, kubecon
     plain = tmp_path / "seed"
     shutil.copytree(SEED, plain)
     text = (plain / "scenario.yaml").read_text()
-    (plain / "scenario.yaml").write_text(text[:text.index("  controller:")] + text[text.index("  predictors:"):])
+    (plain / "scenario.yaml").write_text(
+        text[: text.index("  controller:")] + text[text.index("  predictors:") :]
+    )
     assert main(["run", str(plain), "--quiet", "--out", str(sim_out)]) == 0
     sim_rows = trace(sim_out)
     scrape = 15 / SPEED
-    with run_prometheus(scrape=[ScrapeJob([serve], interval=f"{scrape:g}s", job_name="seldon",
-                                          metrics_path="/prometheus")]) as prom:
+    with run_prometheus(
+        scrape=[ScrapeJob([serve], interval=f"{scrape:g}s", job_name="seldon", metrics_path="/prometheus")]
+    ) as prom:
         wait_for_data(prom, timeout=60)
         with prom.client() as c:
-            last = float(c.get("/api/v1/query", params={"query": "timestamp(up)"}).json()["data"]["result"][0]["value"][1])
+            last = float(
+                c.get("/api/v1/query", params={"query": "timestamp(up)"}).json()["data"]["result"][0][
+                    "value"
+                ][1]
+            )
         next_scrape = last + scrape
         while next_scrape - time.time() < 1.0:
             next_scrape += scrape
@@ -169,7 +216,14 @@ def test_live_takes_the_same_decisions_as_the_simulation(fake: KubeFake, kubecon
         # simulation where it coincides with one; in-process start-up takes a few hundred ms
         time.sleep(next_scrape - 1.2 - time.time())
         live_out = tmp_path / "live"
-        assert main(live_args(kubeconfig, prom.url, "--interval-override", f"{10 / SPEED:g}s", "--out", str(live_out))) == 0
+        assert (
+            main(
+                live_args(
+                    kubeconfig, prom.url, "--interval-override", f"{10 / SPEED:g}s", "--out", str(live_out)
+                )
+            )
+            == 0
+        )
     live_rows = trace(live_out)
     assert winners(live_rows) == winners(sim_rows)
     assert [r["weight_after"] for r in live_rows] == [r["weight_after"] for r in sim_rows]
@@ -177,16 +231,33 @@ def test_live_takes_the_same_decisions_as_the_simulation(fake: KubeFake, kubecon
 
 
 def _completed(journal: Path) -> list[int]:
-    return [json.loads(line)["n"] for line in journal.read_text().splitlines()
-            if line.strip() and json.loads(line).get("type") == "iteration_completed"]
+    return [
+        json.loads(line)["n"]
+        for line in journal.read_text().splitlines()
+        if line.strip() and json.loads(line).get("type") == "iteration_completed"
+    ]
 
 
-def test_kill_9_then_resume_runs_every_iteration_exactly_once(fake: KubeFake, kubeconfig: Path,
-                                                             prometheus: PrometheusServer, tmp_path: Path) -> None:
+def test_kill_9_then_resume_runs_every_iteration_exactly_once(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
     reset(fake)
     journal = tmp_path / "live.journal"
-    cmd = [sys.executable, "-m", "simkit.cli", *live_args(kubeconfig, prometheus.url, "--interval-override", "1s",
-                                                          "--journal", str(journal), "--out", str(tmp_path / "out"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simkit.cli",
+        *live_args(
+            kubeconfig,
+            prometheus.url,
+            "--interval-override",
+            "1s",
+            "--journal",
+            str(journal),
+            "--out",
+            str(tmp_path / "out"),
+        ),
+    ]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -213,8 +284,14 @@ def test_kill_9_then_resume_runs_every_iteration_exactly_once(fake: KubeFake, ku
 def _restart(prom: PrometheusServer) -> subprocess.Popen[bytes]:
     """Start Prometheus again on the same port and data dir (as after a crash or an upgrade)."""
     bins = require_prometheus()
-    args = [bins.prometheus, f"--config.file={prom.workdir / 'prometheus.yml'}", f"--storage.tsdb.path={prom.data_dir}",
-            f"--web.listen-address=127.0.0.1:{prom.port}", "--web.enable-lifecycle", "--log.level=warn"]
+    args = [
+        bins.prometheus,
+        f"--config.file={prom.workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={prom.data_dir}",
+        f"--web.listen-address=127.0.0.1:{prom.port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -227,14 +304,28 @@ def _restart(prom: PrometheusServer) -> subprocess.Popen[bytes]:
     raise AssertionError("Prometheus did not come back")
 
 
-def test_prometheus_down_mid_run_then_recovery(fake: KubeFake, kubeconfig: Path, serve: str, tmp_path: Path) -> None:
+def test_prometheus_down_mid_run_then_recovery(
+    fake: KubeFake, kubeconfig: Path, serve: str, tmp_path: Path
+) -> None:
     reset(fake)
     out = tmp_path / "out"
-    with run_prometheus(scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+    with run_prometheus(
+        scrape=[ScrapeJob([serve], interval="1s", job_name="seldon", metrics_path="/prometheus")]
+    ) as prom:
         wait_for_data(prom)
-        proc = subprocess.Popen([sys.executable, "-m", "simkit.cli", *live_args(
-            kubeconfig, prom.url, "--interval-override", "2s", "--timeout", "1s", "--out", str(out))],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simkit.cli",
+                *live_args(
+                    kubeconfig, prom.url, "--interval-override", "2s", "--timeout", "1s", "--out", str(out)
+                ),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         restarted = None
         try:
             time.sleep(9)  # a few iterations with data
@@ -251,7 +342,9 @@ def test_prometheus_down_mid_run_then_recovery(fake: KubeFake, kubeconfig: Path,
                 restarted.wait(timeout=10)
     seq = winners(trace(out))
     rows = trace(out)
-    unavailable = [r["iteration"] for r in rows if r["version"] == "iris-v2" and r["iter8-seldon/user-engagement"] == ""]
+    unavailable = [
+        r["iteration"] for r in rows if r["version"] == "iris-v2" and r["iter8-seldon/user-engagement"] == ""
+    ]
     assert unavailable, "some iterations ran while Prometheus was down"
     # Iter8 semantics: no values -> objectives fail -> no winner -> the baseline takes the weight back
     down = [r for r in rows if r["iteration"] in unavailable and r["version"] == "iris-v2"]
@@ -263,15 +356,18 @@ def test_prometheus_down_mid_run_then_recovery(fake: KubeFake, kubeconfig: Path,
     assert seq[-1] == "iris-v2" and seq.index("iris-v2") < int(unavailable[0])
 
 
-def test_conflict_409_is_retried(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> None:
+def test_conflict_409_is_retried(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
     reset(fake)
     fake.cluster.fail_next(*SDEP, count=2, status=409)
     assert main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s")) == 0
     assert traffic(fake) == [5, 95]
 
 
-def test_dry_run_leaves_the_object_untouched(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_leaves_the_object_untouched(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     reset(fake)
     assert main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--dry-run")) == 0
     assert traffic(fake) == [100, 0] and patches(fake) == 0
@@ -281,18 +377,22 @@ def test_dry_run_leaves_the_object_untouched(fake: KubeFake, kubeconfig: Path, p
 
 
 @pytest.mark.parametrize("case", ["prometheus", "not-prometheus", "kubeconfig", "object", "jq"])
-def test_bad_input_or_backend_fails_before_sending_a_patch(case: str, fake: KubeFake, kubeconfig: Path,
-                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_or_backend_fails_before_sending_a_patch(
+    case: str, fake: KubeFake, kubeconfig: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Bad input (kubeconfig, a missing weightObjRef object, bad jq) exits 2; a Prometheus that is
     unreachable or is not a Prometheus (HTTP 404 on the query API) is a backend failure, exit 3,
     found by the preflight before anything is written."""
     reset(fake)
     exp, metrics = EXPERIMENT, METRICS
     prom, kcfg = "http://127.0.0.1:9", str(kubeconfig)  # port 9 (discard): nothing listens there
-    expected = {"prometheus": "Prometheus at http://127.0.0.1:9 is unreachable",
-                "not-prometheus": f"{fake.url} is not a Prometheus: the query vector(1)",
-                "kubeconfig": "kubeconfig", "object": "SeldonDeployment ns-production/iris-missing",
-                "jq": "spec.jqExpression"}[case]
+    expected = {
+        "prometheus": "Prometheus at http://127.0.0.1:9 is unreachable",
+        "not-prometheus": f"{fake.url} is not a Prometheus: the query vector(1)",
+        "kubeconfig": "kubeconfig",
+        "object": "SeldonDeployment ns-production/iris-missing",
+        "jq": "spec.jqExpression",
+    }[case]
     if case == "kubeconfig":
         kcfg = str(tmp_path / "no-such-kubeconfig")
     if case == "not-prometheus":
@@ -302,8 +402,12 @@ def test_bad_input_or_backend_fails_before_sending_a_patch(case: str, fake: Kube
         exp.write_text(EXPERIMENT.read_text().replace("name: iris\n", "name: iris-missing\n"))
     if case == "jq":
         metrics = tmp_path / "metrics.yaml"
-        metrics.write_text(METRICS.read_text().replace(".data.result[0].value[1] | tonumber", ".data.result[0 | tonumber", 1))
-    code = main(["live", str(exp), str(metrics), "--kubeconfig", kcfg, "--prometheus-url", prom, "--timeout", "1s"])
+        metrics.write_text(
+            METRICS.read_text().replace(".data.result[0].value[1] | tonumber", ".data.result[0 | tonumber", 1)
+        )
+    code = main(
+        ["live", str(exp), str(metrics), "--kubeconfig", kcfg, "--prometheus-url", prom, "--timeout", "1s"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == (3 if case in ("prometheus", "not-prometheus") else 2), err
     assert len(err.splitlines()) == 1 and expected in err, err
@@ -311,45 +415,86 @@ def test_bad_input_or_backend_fails_before_sending_a_patch(case: str, fake: Kube
     assert not [r for r in fake.cluster.requests if r.method != "GET"]  # no write of any kind
 
 
-def test_from_cluster_reads_experiment_metrics_and_secrets(fake: KubeFake, kubeconfig: Path,
-                                                          prometheus: PrometheusServer,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_from_cluster_reads_experiment_metrics_and_secrets(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`--from-cluster`: the Experiment and its Metrics come from the API; a Metric that names a
     Secret gets the Secret's data through the API too (here a bearer token header)."""
     reset(fake)
     metrics = list(yaml.safe_load_all(METRICS.read_text()))
     for m in metrics:
         if m.get("kind") == "Metric" and m["metadata"]["name"] == "user-engagement":
-            m["spec"].update(authType="Bearer", secret="iter8-seldon/prom-auth",
-                             headerTemplates=[{"name": "Authorization", "value": "Bearer ${token}"}])
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prom-auth", "namespace": "iter8-seldon"},
-              "data": {"token": "c2VjcmV0"}}
+            m["spec"].update(
+                authType="Bearer",
+                secret="iter8-seldon/prom-auth",
+                headerTemplates=[{"name": "Authorization", "value": "Bearer ${token}"}],
+            )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "prom-auth", "namespace": "iter8-seldon"},
+        "data": {"token": "c2VjcmV0"},
+    }
     experiment = yaml.safe_load(EXPERIMENT.read_text())
     experiment["metadata"]["namespace"] = "seldon"
     fake.cluster.load([*metrics, secret, experiment])
     fake.cluster.clear_requests()
-    code = main(["live", "--from-cluster", "quickstart-exp", "-n", "seldon", "--kubeconfig", str(kubeconfig),
-                 "--prometheus-url", prometheus.url, "--interval-override", "1s", "--dry-run"])
+    code = main(
+        [
+            "live",
+            "--from-cluster",
+            "quickstart-exp",
+            "-n",
+            "seldon",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--prometheus-url",
+            prometheus.url,
+            "--interval-override",
+            "1s",
+            "--dry-run",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "simkit live: seldon/quickstart-exp" in err
-    assert fake.cluster.count("GET", "/apis/iter8.tools/v2alpha2/namespaces/seldon/experiments/quickstart-exp") == 1
+    assert (
+        fake.cluster.count("GET", "/apis/iter8.tools/v2alpha2/namespaces/seldon/experiments/quickstart-exp")
+        == 1
+    )
     assert fake.cluster.count("GET", "/api/v1/namespaces/iter8-seldon/secrets/prom-auth") >= 1
     assert "recommended iris-v2" in err  # the authenticated reward metric was read
     assert patches(fake) == 0 and traffic(fake) == [100, 0]
 
 
-def test_from_cluster_keeps_the_experiment_status_current(fake: KubeFake, kubeconfig: Path,
-                                                         prometheus: PrometheusServer, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_from_cluster_keeps_the_experiment_status_current(
+    fake: KubeFake,
+    kubeconfig: Path,
+    prometheus: PrometheusServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Like etc3, a live run of a cluster Experiment writes its status (status subresource), so
     `kubectl get experiment -o yaml | simkit describe -` shows the run."""
     reset(fake)
     experiment = yaml.safe_load(EXPERIMENT.read_text())
     experiment["metadata"].update(name="status-exp", namespace="seldon")
     fake.cluster.load([*yaml.safe_load_all(METRICS.read_text()), experiment])
-    code = main(["live", "--from-cluster", "status-exp", "-n", "seldon", "--kubeconfig", str(kubeconfig),
-                 "--prometheus-url", prometheus.url, "--interval-override", "1s"])
+    code = main(
+        [
+            "live",
+            "--from-cluster",
+            "status-exp",
+            "-n",
+            "seldon",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--prometheus-url",
+            prometheus.url,
+            "--interval-override",
+            "1s",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     obj = fake.cluster.object("Experiment", "seldon", "status-exp")
     assert obj is not None
@@ -366,8 +511,9 @@ def test_from_cluster_keeps_the_experiment_status_current(fake: KubeFake, kubeco
 
 
 @pytest.mark.parametrize("option", ["--timeout", "--interval-override"])
-def test_bad_duration_option_exits_2_before_contacting_anything(option: str, fake: KubeFake, kubeconfig: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_duration_option_exits_2_before_contacting_anything(
+    option: str, fake: KubeFake, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     reset(fake)
     code = main(["live", str(EXPERIMENT), str(METRICS), "--kubeconfig", str(kubeconfig), option, "soon"])
     err = capsys.readouterr().err.strip()
@@ -378,16 +524,20 @@ def test_bad_duration_option_exits_2_before_contacting_anything(option: str, fak
     assert [r for r in fake.cluster.requests if not (r.method == "GET" and r.path == followed)] == []
 
 
-def _when_candidate_reaches(fake: KubeFake, weight: int, then: Callable[[], object],
-                            journal: Path | None = None) -> threading.Thread:
+def _when_candidate_reaches(
+    fake: KubeFake, weight: int, then: Callable[[], object], journal: Path | None = None
+) -> threading.Thread:
     """In the background: as soon as the candidate has ``weight`` (with a journal: and its
     iteration is completed, so that nothing is being patched), do ``then`` (another writer)."""
+
     def ready() -> bool:
         if traffic(fake)[1] < weight:
             return False
         try:
-            return journal is None or any(r["type"] == "iteration_completed" and r["weights"]["iris-v2"] >= weight  # type: ignore[index]
-                                          for r in _journal(journal))
+            return journal is None or any(
+                r["type"] == "iteration_completed" and r["weights"]["iris-v2"] >= weight  # type: ignore[index]
+                for r in _journal(journal)
+            )
         except (OSError, ValueError):  # not there yet, or a line being written
             return False
 
@@ -407,13 +557,26 @@ def _journal(path: Path) -> list[dict[str, object]]:
 
 
 def test_rollback_on_error_restores_the_baseline_after_a_rejected_patch(
-        fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    fake: KubeFake,
+    kubeconfig: Path,
+    prometheus: PrometheusServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     reset(fake)
     journal = tmp_path / "j"
     thread = _when_candidate_reaches(fake, 20, lambda: fake.cluster.fail_next(*SDEP, count=1, status=422))
-    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--rollback-on-error",
-                          "--journal", str(journal)))
+    code = main(
+        live_args(
+            kubeconfig,
+            prometheus.url,
+            "--interval-override",
+            "1s",
+            "--rollback-on-error",
+            "--journal",
+            str(journal),
+        )
+    )
     thread.join(timeout=5)
     err = capsys.readouterr().err
     assert code == 1, err
@@ -425,28 +588,40 @@ def test_rollback_on_error_restores_the_baseline_after_a_rejected_patch(
     assert "this run already finished" in capsys.readouterr().err
 
 
-def test_409_retries_exhausted_says_why(fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_409_retries_exhausted_says_why(
+    fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     reset(fake)
     fake.cluster.fail_next(*SDEP, count=100, status=409)
     code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s"))
     err = capsys.readouterr().err
     fake.cluster.fail_next(*SDEP, count=0)
     assert code == 1, err
-    assert "experiment failed: WeightRedistributionFailed" in err and "kept conflicting (HTTP 409)" in err, err
+    assert "experiment failed: WeightRedistributionFailed" in err and "kept conflicting (HTTP 409)" in err, (
+        err
+    )
 
 
 @pytest.mark.parametrize("adopt", [False, True], ids=["stops", "adopts"])
 def test_external_weight_drift_is_reported_and_stops_unless_adopted(
-        adopt: bool, fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    adopt: bool,
+    fake: KubeFake,
+    kubeconfig: Path,
+    prometheus: PrometheusServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     reset(fake)
     journal = tmp_path / "j"
-    drift = [{"op": "add", "path": "/spec/predictors/0/traffic", "value": 50},
-             {"op": "add", "path": "/spec/predictors/1/traffic", "value": 50}]
+    drift = [
+        {"op": "add", "path": "/spec/predictors/0/traffic", "value": 50},
+        {"op": "add", "path": "/spec/predictors/1/traffic", "value": 50},
+    ]
     thread = _when_candidate_reaches(fake, 20, lambda: fake.cluster.mutate(*SDEP, json_patch=drift), journal)
     extra = ["--adopt-drift"] if adopt else []
-    code = main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--journal", str(journal), *extra))
+    code = main(
+        live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--journal", str(journal), *extra)
+    )
     thread.join(timeout=5)
     err = capsys.readouterr().err
     assert "weights drifted to {'iris-v1': 50, 'iris-v2': 50}" in err, err
@@ -460,11 +635,14 @@ def test_external_weight_drift_is_reported_and_stops_unless_adopted(
 
 
 def test_metric_windows_shorter_than_the_scrape_interval_are_refused(
-        fake: KubeFake, kubeconfig: Path, serve: str, capsys: pytest.CaptureFixture[str]) -> None:
+    fake: KubeFake, kubeconfig: Path, serve: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The README's --interval-override 1s under Prometheus' default 15-s scrape: every
     [${elapsedTime}s] window stays under 15 s, so every value would be unavailable."""
     reset(fake)
-    with run_prometheus(scrape=[ScrapeJob([serve], interval="15s", job_name="seldon", metrics_path="/prometheus")]) as prom:
+    with run_prometheus(
+        scrape=[ScrapeJob([serve], interval="15s", job_name="seldon", metrics_path="/prometheus")]
+    ) as prom:
         code = main(live_args(kubeconfig, prom.url, "--interval-override", "1s"))
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
@@ -482,8 +660,10 @@ def test_short_windows_in_early_iterations_are_warned_about() -> None:
     prepared = dataclasses.replace(prepared, plan=dataclasses.replace(prepared.plan, interval_seconds=5.0))
     said: list[str] = []
     check_windows(prepared, 15.0, said.append)
-    assert said == ["warning: in iterations 1-6 some metric windows are shorter than two scrape intervals (30s); "
-                    "rates there may be unavailable"]
+    assert said == [
+        "warning: in iterations 1-6 some metric windows are shorter than two scrape intervals (30s); "
+        "rates there may be unavailable"
+    ]
     said.clear()
     check_windows(prepared, 0.5, said.append)
     assert said == []  # 1-s windows hold two 0.5-s scrapes

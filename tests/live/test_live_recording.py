@@ -53,9 +53,28 @@ class LiveRun:
 
 
 def _start_serve(fake: KubeFake, port_file: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "simkit.cli", "serve", str(SEED), "--port", "0", "--port-file",
-                             str(port_file), "--kube-url", fake.url, "--speed", str(SPEED), "--kube-interval", "0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simkit.cli",
+            "serve",
+            str(SEED),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--kube-url",
+            fake.url,
+            "--speed",
+            str(SPEED),
+            "--kube-interval",
+            "0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + 30
     while not port_file.exists() and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
@@ -74,20 +93,56 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
         proc = _start_serve(fake, tmp / "port")
         try:
             target = f"127.0.0.1:{(tmp / 'port').read_text().strip()}"
-            scrape = ScrapeJob([target], interval=f"{15 / SPEED:g}s", job_name="seldon", metrics_path="/prometheus")
+            scrape = ScrapeJob(
+                [target], interval=f"{15 / SPEED:g}s", job_name="seldon", metrics_path="/prometheus"
+            )
             with run_prometheus(scrape=[scrape], workdir=tmp / "prom") as prom:
                 time.sleep(2 * 15 / SPEED)  # two scrapes before the experiment starts
                 start = time.time() - 15 / SPEED
                 journal, out = tmp / "journal.jsonl", tmp / "live"
-                assert main(["live", str(SEED / "experiment.yaml"), str(SEED / "metrics.yaml"),
-                             "--kubeconfig", str(tmp / "kubeconfig"), "--prometheus-url", prom.url,
-                             "--interval-override", f"{10 / SPEED:g}s", "--journal", str(journal),
-                             "--out", str(out)]) == 0
+                assert (
+                    main(
+                        [
+                            "live",
+                            str(SEED / "experiment.yaml"),
+                            str(SEED / "metrics.yaml"),
+                            "--kubeconfig",
+                            str(tmp / "kubeconfig"),
+                            "--prometheus-url",
+                            prom.url,
+                            "--interval-override",
+                            f"{10 / SPEED:g}s",
+                            "--journal",
+                            str(journal),
+                            "--out",
+                            str(out),
+                        ]
+                    )
+                    == 0
+                )
                 end = time.time()
                 recording = tmp / "live.rec"
-                assert main(["record", "--prometheus-url", prom.url, "--experiment", str(SEED / "experiment.yaml"),
-                             str(SEED / "metrics.yaml"), str(SEED / "abtest.yaml"), "--start", f"{start:.3f}",
-                             "--end", f"{end:.3f}", "--out", str(recording), "--quiet"]) == 0
+                assert (
+                    main(
+                        [
+                            "record",
+                            "--prometheus-url",
+                            prom.url,
+                            "--experiment",
+                            str(SEED / "experiment.yaml"),
+                            str(SEED / "metrics.yaml"),
+                            str(SEED / "abtest.yaml"),
+                            "--start",
+                            f"{start:.3f}",
+                            "--end",
+                            f"{end:.3f}",
+                            "--out",
+                            str(recording),
+                            "--quiet",
+                        ]
+                    )
+                    == 0
+                )
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -128,11 +183,18 @@ def test_replay_observes_and_decides_what_the_live_run_did(live_run: LiveRun) ->
                 # the journal keeps, and increase() extrapolates over those ms (~1e-3 of a window)
                 assert (reading.value is None) == (want is None), (rec.iteration, metric, version)
                 if want is not None:
-                    assert reading.value == pytest.approx(want, rel=5e-3, abs=1e-9), (rec.iteration, metric, version)
+                    assert reading.value == pytest.approx(want, rel=5e-3, abs=1e-9), (
+                        rec.iteration,
+                        metric,
+                        version,
+                    )
     assert raced <= 3, raced
     live = [(r["winner"], r["weight_after"]) for r in live_run.trace]
-    replayed = [(rec.decision.winner or "", str(dict(rec.weights_after or ())[v]))
-                for rec in replay.result.iterations for v in replay.result.versions]
+    replayed = [
+        (rec.decision.winner or "", str(dict(rec.weights_after or ())[v]))
+        for rec in replay.result.iterations
+        for v in replay.result.versions
+    ]
     assert replayed == live
     assert dict(replay.result.final_weights or {}) == {"iris-v1": 5, "iris-v2": 95}
 

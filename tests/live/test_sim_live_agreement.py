@@ -45,8 +45,13 @@ NS = "ns-production"
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
 OMIT = "<omitted>"
 NAMES = ("baseline", "candidate", "challenger")
-FIELD_PATHS = (".spec.predictors[0].traffic", ".spec.predictors[1].traffic", ".spec.predictors[2].traffic",
-               ".spec.predictors[0].shadow", ".spec.routes[0].weight")
+FIELD_PATHS = (
+    ".spec.predictors[0].traffic",
+    ".spec.predictors[1].traffic",
+    ".spec.predictors[2].traffic",
+    ".spec.predictors[0].shadow",
+    ".spec.routes[0].weight",
+)
 _names = itertools.count()
 
 # ----------------------------------------------------------------------------- the reference side
@@ -77,7 +82,9 @@ def reference_weight(doc: Any, pointer: str) -> int | None:
     parts = jsonpointer.JsonPointer(pointer).parts
     try:
         parent = jsonpointer.JsonPointer.from_parts(parts[:-1]).resolve(doc)
-        value = parent.get(parts[-1]) if isinstance(parent, dict) else jsonpointer.resolve_pointer(doc, pointer)
+        value = (
+            parent.get(parts[-1]) if isinstance(parent, dict) else jsonpointer.resolve_pointer(doc, pointer)
+        )
     except jsonpointer.JsonPointerException:
         return None
     value = 0 if value is None else value
@@ -111,14 +118,21 @@ def deployments(draw: st.DrawFn) -> dict[str, Any]:
     n = draw(st.integers(1, 3))
     preds = []
     for i, traffic in enumerate(draw(weight_vectors(n))):
-        p: dict[str, Any] = {"name": NAMES[i], "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}}
+        p: dict[str, Any] = {
+            "name": NAMES[i],
+            "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"},
+        }
         if traffic != OMIT:
             p["traffic"] = traffic
         if draw(st.sampled_from([False] * 5 + [True])):
             p["shadow"] = True
         preds.append(p)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SeldonDeployment",
-            "metadata": {"namespace": NS}, "spec": {"predictors": preds}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SeldonDeployment",
+        "metadata": {"namespace": NS},
+        "spec": {"predictors": preds},
+    }
 
 
 @st.composite
@@ -134,33 +148,55 @@ def weight_patches(draw: st.DrawFn) -> tuple[dict[str, Any], ...]:
     return tuple(ops)
 
 
-PATHS = ["/spec/predictors/0/traffic", "/spec/predictors/1/traffic", "/spec/predictors/2/traffic",
-         "/spec/predictors/1", "/spec/predictors/-", "/spec/predictors/01/traffic", "/spec/predictors/0/shadow",
-         "/spec/predictors", "/spec/nothing/here"]
+PATHS = [
+    "/spec/predictors/0/traffic",
+    "/spec/predictors/1/traffic",
+    "/spec/predictors/2/traffic",
+    "/spec/predictors/1",
+    "/spec/predictors/-",
+    "/spec/predictors/01/traffic",
+    "/spec/predictors/0/shadow",
+    "/spec/predictors",
+    "/spec/nothing/here",
+]
 
 
 @st.composite
 def any_ops(draw: st.DrawFn) -> tuple[dict[str, Any], ...]:
     ops = []
     for _ in range(draw(st.integers(1, 3))):
-        op: dict[str, Any] = {"op": draw(st.sampled_from(["add", "replace", "remove", "test", "move", "copy"])),
-                              "path": draw(st.sampled_from(PATHS))}
+        op: dict[str, Any] = {
+            "op": draw(st.sampled_from(["add", "replace", "remove", "test", "move", "copy"])),
+            "path": draw(st.sampled_from(PATHS)),
+        }
         if op["op"] in ("move", "copy"):
             op["from"] = draw(st.sampled_from(PATHS))
         elif op["op"] != "remove":
-            op["value"] = draw(st.one_of(TRAFFIC.filter(lambda v: v != OMIT),
-                                         st.just({"name": "extra", "graph": {"name": "g"}, "traffic": 0})))
+            op["value"] = draw(
+                st.one_of(
+                    TRAFFIC.filter(lambda v: v != OMIT),
+                    st.just({"name": "extra", "graph": {"name": "g"}, "traffic": 0}),
+                )
+            )
         ops.append(op)
     return tuple(ops)
 
 
-CASES = st.builds(Case, deployments(), st.lists(st.one_of(weight_patches(), any_ops()), min_size=1, max_size=4)
-                  .map(tuple), st.lists(st.sampled_from(FIELD_PATHS), min_size=1, max_size=3, unique=True).map(tuple))
+CASES = st.builds(
+    Case,
+    deployments(),
+    st.lists(st.one_of(weight_patches(), any_ops()), min_size=1, max_size=4).map(tuple),
+    st.lists(st.sampled_from(FIELD_PATHS), min_size=1, max_size=3, unique=True).map(tuple),
+)
 
 
 def _sdep(preds: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SeldonDeployment", "metadata": {"namespace": NS},
-            "spec": {"predictors": preds}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SeldonDeployment",
+        "metadata": {"namespace": NS},
+        "spec": {"predictors": preds},
+    }
 
 
 def _pred(name: str, **extra: Any) -> dict[str, Any]:
@@ -169,14 +205,32 @@ def _pred(name: str, **extra: Any) -> dict[str, Any]:
 
 # the disagreements simkit had, as explicit examples every run (and every mutation run) tries
 KNOWN = [
-    Case(_sdep([_pred("baseline", traffic=100), _pred("candidate", traffic=0)]),
-         (({"op": "add", "path": "/spec/predictors/0/traffic", "value": -5},
-           {"op": "add", "path": "/spec/predictors/1/traffic", "value": 105}),), (".spec.predictors[0].traffic",)),
+    Case(
+        _sdep([_pred("baseline", traffic=100), _pred("candidate", traffic=0)]),
+        (
+            (
+                {"op": "add", "path": "/spec/predictors/0/traffic", "value": -5},
+                {"op": "add", "path": "/spec/predictors/1/traffic", "value": 105},
+            ),
+        ),
+        (".spec.predictors[0].traffic",),
+    ),
     Case(_sdep([_pred("baseline", traffic=100), _pred("candidate")]), (), (".spec.predictors[1].traffic",)),
-    Case(_sdep([_pred("baseline", traffic=None), _pred("candidate", traffic=100)]), (), (".spec.predictors[0].traffic",)),
-    Case(_sdep([_pred("baseline", traffic=100), _pred("candidate", traffic=0)]),
-         (({"op": "replace", "path": "/spec/predictors/00/traffic", "value": 90},
-           {"op": "replace", "path": "/spec/predictors/01/traffic", "value": 10}),), (".spec.predictors[1].traffic",)),
+    Case(
+        _sdep([_pred("baseline", traffic=None), _pred("candidate", traffic=100)]),
+        (),
+        (".spec.predictors[0].traffic",),
+    ),
+    Case(
+        _sdep([_pred("baseline", traffic=100), _pred("candidate", traffic=0)]),
+        (
+            (
+                {"op": "replace", "path": "/spec/predictors/00/traffic", "value": 90},
+                {"op": "replace", "path": "/spec/predictors/01/traffic", "value": 10},
+            ),
+        ),
+        (".spec.predictors[1].traffic",),
+    ),
 ]
 
 
@@ -190,7 +244,9 @@ def refs_for(name: str, field_paths: tuple[str, ...]) -> list[WeightRef]:
     return [WeightRef(fp, obj, fp, field_path_to_pointer(fp)) for fp in field_paths]
 
 
-def read_each(read: Callable[[list[WeightRef]], dict[str, int]], refs: list[WeightRef]) -> dict[str, int | None]:
+def read_each(
+    read: Callable[[list[WeightRef]], dict[str, int]], refs: list[WeightRef]
+) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for ref in refs:
         try:
@@ -249,8 +305,15 @@ def fake_side(case: Case, name: str, api_client: kubernetes.client.ApiClient) ->
     steps: list[Any] = [created["spec"]]
     for ops in case.patches:
         try:
-            out = custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, [dict(o) for o in ops],
-                                                        _content_type="application/json-patch+json")
+            out = custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                PLURAL,
+                name,
+                [dict(o) for o in ops],
+                _content_type="application/json-patch+json",
+            )
             steps.append(out["spec"])
         except kubernetes.client.ApiException as exc:
             assert exc.status == 422, exc
@@ -286,8 +349,13 @@ def client() -> Iterator[kubernetes.client.ApiClient]:
 
 
 def _property(api_client: kubernetes.client.ApiClient, max_examples: int, phases: tuple[Phase, ...]) -> None:
-    @settings(max_examples=max_examples, deadline=None, database=None, phases=phases,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        phases=phases,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(case=CASES)
     def prop(case: Case) -> None:
         check_agreement(case, api_client)
@@ -339,13 +407,18 @@ def _leading_zero_index(doc: Any, ops: Any) -> Any:
 fake_apply = fakestore.apply_json_patch
 
 
-@pytest.mark.parametrize(("module", "attr", "mutant"), [
-    (sim_objects, "admission_problem", _reject_out_of_range),
-    (sim_adapters, "weight_at", _omitted_is_an_error),
-    (fakestore, "apply_json_patch", _leading_zero_index),
-], ids=["sim-rejects-out-of-range-traffic", "sim-omitted-traffic-is-an-error", "fake-accepts-index-01"])
-def test_a_mutated_side_is_caught(client: kubernetes.client.ApiClient, monkeypatch: pytest.MonkeyPatch,
-                                  module: Any, attr: str, mutant: Any) -> None:
+@pytest.mark.parametrize(
+    ("module", "attr", "mutant"),
+    [
+        (sim_objects, "admission_problem", _reject_out_of_range),
+        (sim_adapters, "weight_at", _omitted_is_an_error),
+        (fakestore, "apply_json_patch", _leading_zero_index),
+    ],
+    ids=["sim-rejects-out-of-range-traffic", "sim-omitted-traffic-is-an-error", "fake-accepts-index-01"],
+)
+def test_a_mutated_side_is_caught(
+    client: kubernetes.client.ApiClient, monkeypatch: pytest.MonkeyPatch, module: Any, attr: str, mutant: Any
+) -> None:
     monkeypatch.setattr(module, attr, mutant)
     with pytest.raises(AssertionError, match="disagree"):
         _property(client, 30, (Phase.explicit, Phase.generate))

@@ -42,7 +42,11 @@ HIST_TYPES = {
     SERVER: ("histogram", "A histogram of latencies for executor server"),
     CLIENT: ("histogram", "A histogram of latencies for client calls from executor"),
 }
-MODEL_LABELS = {"model_name": "classifier", "model_image": "seldonio/sklearnserver", "model_version": "1.18.2"}
+MODEL_LABELS = {
+    "model_name": "classifier",
+    "model_image": "seldonio/sklearnserver",
+    "model_version": "1.18.2",
+}
 
 
 @dataclass(frozen=True)
@@ -110,25 +114,39 @@ def _scrape_times(rng: np.random.Generator, p: Predictor) -> npt.NDArray[np.int6
 
 def _labels(metric: str, p: Predictor, service: str, code: str) -> dict[str, str]:
     labels = {
-        "deployment_name": p.deployment, "predictor_name": p.name, "predictor_version": "",
-        "service": service, "method": "post", "code": code,
-        "seldon_deployment_id": p.deployment, "kubernetes_namespace": p.namespace, "job": "kubernetes-pods",
+        "deployment_name": p.deployment,
+        "predictor_name": p.name,
+        "predictor_version": "",
+        "service": service,
+        "method": "post",
+        "code": code,
+        "seldon_deployment_id": p.deployment,
+        "kubernetes_namespace": p.namespace,
+        "job": "kubernetes-pods",
     }
     if metric == CLIENT:
         labels.update(MODEL_LABELS)
     return labels
 
 
-def _emit(db: TSDB, cache: dict[tuple[str, ...], list[Series]], key: tuple[str, str, str],
-          p: Predictor, hist: _Hist, t_ms: int) -> None:
+def _emit(
+    db: TSDB,
+    cache: dict[tuple[str, ...], list[Series]],
+    key: tuple[str, str, str],
+    p: Predictor,
+    hist: _Hist,
+    t_ms: int,
+) -> None:
     metric, service, code = key
     ckey = (p.namespace, p.deployment, p.name, *key)
     series = cache.get(ckey)
     if series is None:
         base = _labels(metric, p, service, code)
         series = [db.get_or_create({**base, "__name__": f"{metric}_bucket", "le": le}) for le in LE]
-        series += [db.get_or_create({**base, "__name__": f"{metric}_sum"}),
-                   db.get_or_create({**base, "__name__": f"{metric}_count"})]
+        series += [
+            db.get_or_create({**base, "__name__": f"{metric}_sum"}),
+            db.get_or_create({**base, "__name__": f"{metric}_count"}),
+        ]
         cache[ckey] = series
     t = t_ms / 1000.0
     for s, v in zip(series[: len(LE)], hist.buckets, strict=True):
@@ -172,47 +190,108 @@ def _simulate(db: TSDB, rng: np.random.Generator, p: Predictor) -> None:
             _emit(db, cache, key, p, hist, t_ms)
 
 
-def _build(name: str, seed: int, predictors: list[Predictor], description: str,
-           marks: dict[str, float]) -> Dataset:
+def _build(
+    name: str, seed: int, predictors: list[Predictor], description: str, marks: dict[str, float]
+) -> Dataset:
     db = TSDB()
     db.types.update(HIST_TYPES)
     root = np.random.default_rng(seed)
     for p, child in zip(predictors, root.spawn(len(predictors)), strict=True):
         _simulate(db, child, p)
     assert db.min_time is not None and db.max_time is not None
-    return Dataset(name, db, db.min_time, db.max_time, description,
-                   {k: EPOCH + v for k, v in marks.items()})
+    return Dataset(name, db, db.min_time, db.max_time, description, {k: EPOCH + v for k, v in marks.items()})
 
 
 def steady() -> Dataset:
-    return _build("steady", 101, [
-        Predictor("baseline", rps=5.0, median_s=0.012, feedback_rps=0.7, phase_ms=3_217,
-                  feedback_client_stop_ms=2_400_000),
-        Predictor("candidate", rps=5.0, median_s=0.009, sigma=0.5, error_rate=0.03,
-                  errors_from_ms=1_500_000, feedback_rps=1.0, phase_ms=9_481),
-    ], "regular scrapes; candidate 500s from 25 min; baseline /send-feedback stops at 40 min",
-        {"errors_start": 1_500, "feedback_stop": 2_400, "stale": 2_700})
+    return _build(
+        "steady",
+        101,
+        [
+            Predictor(
+                "baseline",
+                rps=5.0,
+                median_s=0.012,
+                feedback_rps=0.7,
+                phase_ms=3_217,
+                feedback_client_stop_ms=2_400_000,
+            ),
+            Predictor(
+                "candidate",
+                rps=5.0,
+                median_s=0.009,
+                sigma=0.5,
+                error_rate=0.03,
+                errors_from_ms=1_500_000,
+                feedback_rps=1.0,
+                phase_ms=9_481,
+            ),
+        ],
+        "regular scrapes; candidate 500s from 25 min; baseline /send-feedback stops at 40 min",
+        {"errors_start": 1_500, "feedback_stop": 2_400, "stale": 2_700},
+    )
 
 
 def restart() -> Dataset:
-    return _build("restart", 202, [
-        Predictor("baseline", rps=4.0, median_s=0.04, sigma=0.8, error_rate=0.01, phase_ms=1_000,
-                  gap_ms=(1_200_000, 1_620_000)),
-        Predictor("candidate", rps=6.0, median_s=0.12, sigma=0.7, error_rate=0.02, errors_from_ms=600_000,
-                  phase_ms=7_500, restart_at_ms=1_800_000, feedback_rps=1.0),
-        Predictor("baseline", namespace="ns-staging", rps=1.0, median_s=0.02, phase_ms=12_345),
-    ], "candidate restarts at 30 min (counter reset); baseline target down 20-27 min; a staging twin",
-        {"gap_start": 1_200, "gap_end": 1_620, "restart": 1_800, "errors_start": 600})
+    return _build(
+        "restart",
+        202,
+        [
+            Predictor(
+                "baseline",
+                rps=4.0,
+                median_s=0.04,
+                sigma=0.8,
+                error_rate=0.01,
+                phase_ms=1_000,
+                gap_ms=(1_200_000, 1_620_000),
+            ),
+            Predictor(
+                "candidate",
+                rps=6.0,
+                median_s=0.12,
+                sigma=0.7,
+                error_rate=0.02,
+                errors_from_ms=600_000,
+                phase_ms=7_500,
+                restart_at_ms=1_800_000,
+                feedback_rps=1.0,
+            ),
+            Predictor("baseline", namespace="ns-staging", rps=1.0, median_s=0.02, phase_ms=12_345),
+        ],
+        "candidate restarts at 30 min (counter reset); baseline target down 20-27 min; a staging twin",
+        {"gap_start": 1_200, "gap_end": 1_620, "restart": 1_800, "errors_start": 600},
+    )
 
 
 def jitter() -> Dataset:
-    return _build("jitter", 303, [
-        Predictor("baseline", rps=0.4, median_s=0.2, sigma=1.0, phase_ms=2_000, jitter_ms=2_500,
-                  feedback_rps=0.05),
-        Predictor("candidate", rps=0.15, median_s=0.6, sigma=1.2, error_rate=0.2, errors_from_ms=900_000,
-                  phase_ms=10_250, jitter_ms=2_500, feedback_rps=0.02),
-    ], "jittered scrape times, sparse traffic: short windows often have no increase",
-        {"errors_start": 900})
+    return _build(
+        "jitter",
+        303,
+        [
+            Predictor(
+                "baseline",
+                rps=0.4,
+                median_s=0.2,
+                sigma=1.0,
+                phase_ms=2_000,
+                jitter_ms=2_500,
+                feedback_rps=0.05,
+            ),
+            Predictor(
+                "candidate",
+                rps=0.15,
+                median_s=0.6,
+                sigma=1.2,
+                error_rate=0.2,
+                errors_from_ms=900_000,
+                phase_ms=10_250,
+                jitter_ms=2_500,
+                feedback_rps=0.02,
+            ),
+        ],
+        "jittered scrape times, sparse traffic: short windows often have no increase",
+        {"errors_start": 900},
+    )
 
 
 DATASETS: dict[str, Callable[[], Dataset]] = {"steady": steady, "restart": restart, "jitter": jitter}

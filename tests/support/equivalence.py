@@ -51,7 +51,9 @@ def equal_split(world: AnyWorld, bundle: Bundle) -> None:
     shares = [100 // n + (1 if i < 100 % n else 0) for i in range(n)]
     ops: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     for ref, share in zip(refs, shares, strict=True):
-        ops[(ref.obj.kind, ref.obj.namespace, ref.obj.name)].append({"op": "add", "path": ref.pointer, "value": share})
+        ops[(ref.obj.kind, ref.obj.namespace, ref.obj.name)].append(
+            {"op": "add", "path": ref.pointer, "value": share}
+        )
     for (kind, ns, name), patch in ops.items():  # one patch per object: admission checks the sum
         world.store.patch(kind, ns, name, patch, source="equivalence")
 
@@ -117,8 +119,14 @@ def observe(world: AnyWorld, begin: float, end: float) -> tuple[dict[str, np.nda
     return dict(windowed), pooled
 
 
-def collect(bundle: Bundle, engine: str, seeds: Sequence[int], duration: float, split_at: float = 0.0,
-            mutate: Callable[[AnyWorld], None] | None = None) -> Sample:
+def collect(
+    bundle: Bundle,
+    engine: str,
+    seeds: Sequence[int],
+    duration: float,
+    split_at: float = 0.0,
+    mutate: Callable[[AnyWorld], None] | None = None,
+) -> Sample:
     """Run ``engine`` for every seed and stack the statistics (a statistic missing in a run is 0)."""
     runs = []
     for seed in seeds:
@@ -153,12 +161,24 @@ def _pair(name: str, a: np.ndarray, b: np.ndarray) -> list[Comparison]:
     scale = max(abs(float(np.mean(a))), abs(float(np.mean(b))), 1e-12)
     if sa <= 1e-12 * scale and sb <= 1e-12 * scale:
         same = abs(float(np.mean(a)) - float(np.mean(b))) <= 1e-9 * scale
-        return [Comparison(f"{name} (deterministic)", 1.0 if same else 0.0, f"{np.mean(a):g} vs {np.mean(b):g}")]
-    out = [Comparison(f"{name} mean", float(stats.ttest_ind(a, b, equal_var=False).pvalue),
-                f"{np.mean(a):.6g} vs {np.mean(b):.6g}")]
+        return [
+            Comparison(f"{name} (deterministic)", 1.0 if same else 0.0, f"{np.mean(a):g} vs {np.mean(b):g}")
+        ]
+    out = [
+        Comparison(
+            f"{name} mean",
+            float(stats.ttest_ind(a, b, equal_var=False).pvalue),
+            f"{np.mean(a):.6g} vs {np.mean(b):.6g}",
+        )
+    ]
     if sa > 0 or sb > 0:
-        out.append(Comparison(f"{name} spread", float(stats.levene(a, b, center="median").pvalue),
-                        f"sd {sa:.4g} vs {sb:.4g}"))
+        out.append(
+            Comparison(
+                f"{name} spread",
+                float(stats.levene(a, b, center="median").pvalue),
+                f"sd {sa:.4g} vs {sb:.4g}",
+            )
+        )
     return out
 
 
@@ -172,7 +192,11 @@ def comparisons(a: Sample, b: Sample, label: str = "") -> list[Comparison]:
         if wa is None:
             wa = np.zeros((len(next(iter(a.windowed.values()))), wb.shape[1])) if a.windowed else None
         if wb is None:
-            wb = np.zeros((len(next(iter(b.windowed.values()))), wa.shape[1])) if b.windowed and wa is not None else None
+            wb = (
+                np.zeros((len(next(iter(b.windowed.values()))), wa.shape[1]))
+                if b.windowed and wa is not None
+                else None
+            )
         if wa is None or wb is None:
             out.append(Comparison(f"{label}{key}: no runs to compare", 0.0, ""))
             continue

@@ -103,7 +103,10 @@ def backfill(db: TSDB, data_dir: Path, promtool: str | None = None) -> None:
         save_openmetrics(db, om)
         proc = subprocess.run(
             [promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data_dir)],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
     if proc.returncode != 0:
         raise RuntimeError(f"promtool backfill failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -176,7 +179,9 @@ class PrometheusServer:
             pass
 
 
-def _start(bins: Binaries, workdir: Path, data_dir: Path, config: str, extra_args: Sequence[str]) -> PrometheusServer:
+def _start(
+    bins: Binaries, workdir: Path, data_dir: Path, config: str, extra_args: Sequence[str]
+) -> PrometheusServer:
     config_path = workdir / "prometheus.yml"
     config_path.write_text(config)
     log_path = workdir / "prometheus.log"

@@ -30,8 +30,19 @@ from pathlib import Path
 
 VERSION_PREFIX = "2.42.0+ds"
 TESTDATA = "promql/testdata"
-FILES = ("aggregators", "at_modifier", "collision", "functions", "histograms", "literals", "operators",
-         "selectors", "staleness", "subquery", "trig_functions")
+FILES = (
+    "aggregators",
+    "at_modifier",
+    "collision",
+    "functions",
+    "histograms",
+    "literals",
+    "operators",
+    "selectors",
+    "staleness",
+    "subquery",
+    "trig_functions",
+)
 _STAMP = "SOURCE"
 
 
@@ -56,7 +67,9 @@ def testdata_dir() -> Path:
 def _run(args: list[str], cwd: Path | None = None) -> str:
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
-        raise SourceUnavailable(f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
+        raise SourceUnavailable(
+            f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}"
+        )
     return proc.stdout
 
 
@@ -121,24 +134,40 @@ def fetch(dest: Path) -> None:
         (root / "lists" / "partial").mkdir(parents=True)
         (root / "cache" / "archives" / "partial").mkdir(parents=True)
         (root / "parts" / "simkit-src.sources").write_text("\n".join(_configured_sources()))
-        opts = [f"-oDir::Etc::SourceList={root / 'none.list'}", f"-oDir::Etc::SourceParts={root / 'parts'}",
-                f"-oDir::State::Lists={root / 'lists'}", f"-oDir::Cache={root / 'cache'}",
-                "-oAPT::Sandbox::User=root", "-oDebug::NoLocking=1", "-qq"]
-        update = subprocess.run(["apt-get", *opts, "update"], capture_output=True, text=True, timeout=600,
-                                check=False)
-        showsrc = subprocess.run(["apt-cache", *opts, "showsrc", "prometheus"], capture_output=True,
-                                 text=True, timeout=120, check=False).stdout
+        opts = [
+            f"-oDir::Etc::SourceList={root / 'none.list'}",
+            f"-oDir::Etc::SourceParts={root / 'parts'}",
+            f"-oDir::State::Lists={root / 'lists'}",
+            f"-oDir::Cache={root / 'cache'}",
+            "-oAPT::Sandbox::User=root",
+            "-oDebug::NoLocking=1",
+            "-qq",
+        ]
+        update = subprocess.run(
+            ["apt-get", *opts, "update"], capture_output=True, text=True, timeout=600, check=False
+        )
+        showsrc = subprocess.run(
+            ["apt-cache", *opts, "showsrc", "prometheus"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).stdout
         versions = [v for v in re.findall(r"^Version: (\S+)$", showsrc, re.M) if v.startswith(VERSION_PREFIX)]
         if not versions:
-            raise SourceUnavailable(f"no prometheus {VERSION_PREFIX} source package in the configured suites "
-                                    f"(apt-get update: {update.stderr.strip()[-500:] or 'ok'})")
+            raise SourceUnavailable(
+                f"no prometheus {VERSION_PREFIX} source package in the configured suites "
+                f"(apt-get update: {update.stderr.strip()[-500:] or 'ok'})"
+            )
         work = root / "dl"
         work.mkdir()
         _run(["apt-get", *opts, "source", "--download-only", f"prometheus={versions[0]}"], cwd=work)
         orig = next(work.glob("prometheus_*.orig.tar.*"), None)
         debian = next(work.glob("prometheus_*.debian.tar.*"), None)
         if orig is None or debian is None:
-            raise SourceUnavailable(f"apt-get source gave no orig/debian tarball in {sorted(os.listdir(work))}")
+            raise SourceUnavailable(
+                f"apt-get source gave no orig/debian tarball in {sorted(os.listdir(work))}"
+            )
         _check_patches(debian)
         staging = root / "out"
         _extract(orig, staging / TESTDATA)
@@ -155,7 +184,9 @@ def _check_patches(debian: Path) -> None:
             if member.name.startswith("debian/patches/") and member.isfile():
                 f = tar.extractfile(member)
                 if f is not None and f"/{TESTDATA}/".encode() in f.read():
-                    raise SourceUnavailable(f"{member.name} patches {TESTDATA}: the tarball's files are not Debian's")
+                    raise SourceUnavailable(
+                        f"{member.name} patches {TESTDATA}: the tarball's files are not Debian's"
+                    )
 
 
 def _extract(orig: Path, folder: Path) -> None:

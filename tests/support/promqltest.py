@@ -40,15 +40,30 @@ EPSILON = 1e-6
 MIN_NORMAL = 2.2250738585072014e-308  # math.Float64frombits(0x0010000000000000)
 STALE_NAN = float(np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0])
 # promql/engine.go: functions whose result varies with the evaluation time for step-invariant args
-AT_MODIFIER_UNSAFE = frozenset(["days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour",
-                                "minute", "month", "year", "predict_linear", "time", "timestamp"])
+AT_MODIFIER_UNSAFE = frozenset(
+    [
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "hour",
+        "minute",
+        "month",
+        "year",
+        "predict_linear",
+        "time",
+        "timestamp",
+    ]
+)
 
 Labels = tuple[tuple[str, str], ...]
 _EVAL_RE = re.compile(r"^eval(?:_(fail|ordered))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$")
 _LOAD_RE = re.compile(r"^load\s+(.+?)$")
 _NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF]|[nN][aA][nN]"
 _ITEM_RE = re.compile(rf"_(?:x([0-9]+))?|(stale)|([+-]?(?:{_NUM}))(?:([+-](?:{_NUM}))?x([0-9]+))?")
-_LABEL_RE = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\s*(,|(?=}))")
+_LABEL_RE = re.compile(
+    r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\s*(,|(?=}))"
+)
 
 
 class FormatError(ValueError):
@@ -177,7 +192,9 @@ def parse_file(path: Path) -> list[Command]:
             if em is None:
                 raise FormatError(f"{path.name}:{i + 1}: invalid evaluation command")
             mod, at, expr = em.groups()
-            cmd = Eval(path.name, i + 1, expr, parse_duration_ms(at), fail=mod == "fail", ordered=mod == "ordered")
+            cmd = Eval(
+                path.name, i + 1, expr, parse_duration_ms(at), fail=mod == "fail", ordered=mod == "ordered"
+            )
             i += 1
             pos = 1
             while i < len(lines) and lines[i]:
@@ -305,7 +322,9 @@ def _fmt(labels: Labels) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
 
 
-def compare(cmd: Eval, result_type: str, samples: list[tuple[Labels, float]], scalar: float | None) -> str | None:
+def compare(
+    cmd: Eval, result_type: str, samples: list[tuple[Labels, float]], scalar: float | None
+) -> str | None:
     """test.go's compareResult: None if the result is what the file expects, else why not."""
     if result_type == "scalar":
         assert scalar is not None
@@ -356,8 +375,11 @@ def run_eval(cmd: Eval, db: TSDB) -> None:
             raise AssertionError(f"{where} in range mode: error {err}") from None
         if cmd.ordered:
             continue
-        mid = [(canonical_labels(s.metric), float(s.values[j])) for s in ranged.matrix
-               for j in np.flatnonzero(np.rint(s.timestamps * 1000).astype(np.int64) == t_ms)[:1]]
+        mid = [
+            (canonical_labels(s.metric), float(s.values[j]))
+            for s in ranged.matrix
+            for j in np.flatnonzero(np.rint(s.timestamps * 1000).astype(np.int64) == t_ms)[:1]
+        ]
         if res.result_type == "scalar":
             problem = compare(cmd, "scalar", [], mid[0][1] if mid else math.nan)
         else:

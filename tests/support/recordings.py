@@ -15,8 +15,15 @@ from simkit.replay.selectors import metric_selectors, unique_selectors
 from simkit.tsdb import TSDB
 
 
-def recording_from_tsdb(db: TSDB, folder: Path, out: Path, start: float, end: float,
-                        experiment: str = "experiment.yaml", others: tuple[str, ...] = ("metrics.yaml",)) -> Path:
+def recording_from_tsdb(
+    db: TSDB,
+    folder: Path,
+    out: Path,
+    start: float,
+    end: float,
+    experiment: str = "experiment.yaml",
+    others: tuple[str, ...] = ("metrics.yaml",),
+) -> Path:
     files, docs, exp_doc = load_manifests(str(folder / experiment), [str(folder / o) for o in others])
     prepared = prepare(exp_doc, docs)
     found = metric_selectors(prepared)
@@ -35,8 +42,15 @@ def recording_from_tsdb(db: TSDB, folder: Path, out: Path, start: float, end: fl
                     for ti, vi in zip(t[keep].tolist(), v[keep].tolist(), strict=True):
                         target.append(ti, vi)
                         got.note_time(ti)
-    header = RecordingHeader(start=start, end=end, step=infer_step(got), mode="raw", source="test",
-                             experiment=prepared.experiment.name, manifests=tuple(files),
-                             selectors=tuple(unique_selectors(found)))
+    header = RecordingHeader(
+        start=start,
+        end=end,
+        step=infer_step(got),
+        mode="raw",
+        source="test",
+        experiment=prepared.experiment.name,
+        manifests=tuple(files),
+        selectors=tuple(unique_selectors(found)),
+    )
     write_recording(out, header, got)
     return out

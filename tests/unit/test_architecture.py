@@ -16,10 +16,29 @@ import simkit
 PKG = Path(simkit.__file__).parent
 # lower rank = lower layer; a module may import only its own rank or below
 RANK = {
-    "errors": 0, "ports": 0, "files": 0, "formats": 0, "spec": 1, "tsdb": 2, "promql": 3, "metrics": 4, "strategies": 4,
-    "actions": 5, "records": 5, "control": 5, "prepare": 5,
-    "sim": 6, "live": 6, "replay": 6,
-    "report": 7, "bench": 7, "serve": 7, "cli": 8, "cli_options": 8, "__init__": 9, "__main__": 9,
+    "errors": 0,
+    "ports": 0,
+    "files": 0,
+    "formats": 0,
+    "spec": 1,
+    "tsdb": 2,
+    "promql": 3,
+    "metrics": 4,
+    "strategies": 4,
+    "actions": 5,
+    "records": 5,
+    "control": 5,
+    "prepare": 5,
+    "sim": 6,
+    "live": 6,
+    "replay": 6,
+    "report": 7,
+    "bench": 7,
+    "serve": 7,
+    "cli": 8,
+    "cli_options": 8,
+    "__init__": 9,
+    "__main__": 9,
 }
 
 # The only upward imports a ``commands`` module (a package's command-line adapter) may make, each
@@ -66,12 +85,17 @@ def check_imports(name: str, imported: set[str]) -> None:
         assert {mine, other} != {"sim", "live"}, f"{name} imports {imp}: sim and live never import each other"
         if (name, other) in COMMANDS_EXCEPTIONS:
             continue
-        assert RANK[other] <= RANK[mine], f"{name} (layer {mine}) imports {imp} (layer {other}): upward import"
+        assert RANK[other] <= RANK[mine], (
+            f"{name} (layer {mine}) imports {imp} (layer {other}): upward import"
+        )
         if name.endswith(".commands"):
             assert other == mine or RANK[other] < RANK[mine], (
-                f"{name} imports {imp}: a commands module may import only its own package and the layers below")
+                f"{name} imports {imp}: a commands module may import only its own package and the layers below"
+            )
         if mine == "strategies":
-            assert other in ("errors", "ports", "spec", "strategies"), f"{name} imports {imp}: strategies do no I/O"
+            assert other in ("errors", "ports", "spec", "strategies"), (
+                f"{name} imports {imp}: strategies do no I/O"
+            )
 
 
 @pytest.mark.parametrize(("name", "path"), modules(), ids=[m for m, _ in modules()])
@@ -79,13 +103,16 @@ def test_layering(name: str, path: Path) -> None:
     check_imports(name, imports(path))
 
 
-@pytest.mark.parametrize(("name", "imported", "message"), [
-    ("simkit.sim.commands", {"simkit.live.kube"}, "sim and live never import each other"),
-    ("simkit.sim.commands", {"simkit.replay.recording"}, "only its own package and the layers below"),
-    ("simkit.report.commands", {"simkit.bench.sweep"}, "only its own package and the layers below"),
-    ("simkit.live.commands", {"simkit.serve.server"}, "upward import"),
-    ("simkit.control", {"simkit.sim.world"}, "upward import"),
-])
+@pytest.mark.parametrize(
+    ("name", "imported", "message"),
+    [
+        ("simkit.sim.commands", {"simkit.live.kube"}, "sim and live never import each other"),
+        ("simkit.sim.commands", {"simkit.replay.recording"}, "only its own package and the layers below"),
+        ("simkit.report.commands", {"simkit.bench.sweep"}, "only its own package and the layers below"),
+        ("simkit.live.commands", {"simkit.serve.server"}, "upward import"),
+        ("simkit.control", {"simkit.sim.world"}, "upward import"),
+    ],
+)
 def test_the_rules_catch_what_they_forbid(name: str, imported: set[str], message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         check_imports(name, imported)
@@ -102,5 +129,7 @@ def test_public_api_resolves_and_import_is_light() -> None:
     for name in simkit.__all__:
         assert getattr(simkit, name) is not None, name
     code = "import sys, simkit; print(','.join(m for m in ('simpy','httpx','kubernetes','numpy') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"import simkit pulled in {out}"

@@ -14,11 +14,24 @@ from simkit.spec.bundle import load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def truth(best: tuple[str, ...], feasible: dict[str, bool], rewards: dict[str, float],
-          errors: dict[str, float] | None = None) -> Truth:
+def truth(
+    best: tuple[str, ...],
+    feasible: dict[str, bool],
+    rewards: dict[str, float],
+    errors: dict[str, float] | None = None,
+) -> Truth:
     versions = tuple(feasible)
-    return Truth("case", versions, {v: f"ns/d/{v}" for v in versions}, {}, feasible, rewards,
-                 errors or dict.fromkeys(versions, 0.0), best, 100.0)
+    return Truth(
+        "case",
+        versions,
+        {v: f"ns/d/{v}" for v in versions},
+        {},
+        feasible,
+        rewards,
+        errors or dict.fromkeys(versions, 0.0),
+        best,
+        100.0,
+    )
 
 
 AA = truth(("b", "c"), {"b": True, "c": True}, {"b": 0.2, "c": 0.2})
@@ -27,20 +40,23 @@ WORSE = truth(("b",), {"b": True, "c": False}, {"b": 0.2, "c": 0.3})
 THREE = truth(("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25, "c2": 0.3})
 
 
-@pytest.mark.parametrize(("case", "decision", "final", "want"), [
-    (AA, "promote", "c", (True, False, False)),  # promoting the twin is fine
-    (AA, "keep", "b", (True, False, False)),
-    (AA, "rollback", "b", (False, False, True)),  # an A/A rollback is a false alarm
-    (BETTER, "promote", "c", (True, False, False)),
-    (BETTER, "keep", "b", (False, False, True)),  # a missed promotion
-    (BETTER, "rollback", "b", (False, False, True)),
-    (BETTER, "failed", "b", (False, False, True)),
-    (WORSE, "promote", "c", (False, True, False)),
-    (WORSE, "rollback", "b", (True, False, False)),
-    (WORSE, "keep", "b", (True, False, False)),
-    (THREE, "promote", "c", (False, True, False)),  # better than the baseline, not the best
-    (THREE, "promote", "c2", (True, False, False)),
-])
+@pytest.mark.parametrize(
+    ("case", "decision", "final", "want"),
+    [
+        (AA, "promote", "c", (True, False, False)),  # promoting the twin is fine
+        (AA, "keep", "b", (True, False, False)),
+        (AA, "rollback", "b", (False, False, True)),  # an A/A rollback is a false alarm
+        (BETTER, "promote", "c", (True, False, False)),
+        (BETTER, "keep", "b", (False, False, True)),  # a missed promotion
+        (BETTER, "rollback", "b", (False, False, True)),
+        (BETTER, "failed", "b", (False, False, True)),
+        (WORSE, "promote", "c", (False, True, False)),
+        (WORSE, "rollback", "b", (True, False, False)),
+        (WORSE, "keep", "b", (True, False, False)),
+        (THREE, "promote", "c", (False, True, False)),  # better than the baseline, not the best
+        (THREE, "promote", "c2", (True, False, False)),
+    ],
+)
 def test_classify(case: Truth, decision: str, final: str, want: tuple[bool, bool, bool]) -> None:
     assert classify(decision, final, case) == want
 

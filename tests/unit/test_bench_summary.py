@@ -40,9 +40,17 @@ def runs_frame() -> pd.DataFrame:
     for scenario, strategies in (("s1", ("a", "b")), ("s2", ("a",))):
         for strategy in strategies:
             for i in range(4):
-                rows.append({c: 0 for c in OUTCOME_COLUMNS} | {
-                    "scenario": scenario, "strategy": strategy, "seed_index": i, "correct": i % 2 == 0,
-                    "regret": float(i + (10 if strategy == "b" else 0)), "time_to_decision": 10.0 * i})
+                rows.append(
+                    {c: 0 for c in OUTCOME_COLUMNS}
+                    | {
+                        "scenario": scenario,
+                        "strategy": strategy,
+                        "seed_index": i,
+                        "correct": i % 2 == 0,
+                        "regret": float(i + (10 if strategy == "b" else 0)),
+                        "time_to_decision": 10.0 * i,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -66,8 +74,13 @@ def test_summary_cells_and_the_pooled_row_use_only_common_scenarios() -> None:
 def test_seeds_are_derived_from_scenario_strategy_and_index() -> None:
     assert derive_seed("s", "a", 3) == derive_seed("s", "a", 3)
     assert derive_seed("s", "a", 3) == derive_seed("s", "b", 3)  # common random numbers
-    assert derive_seed("s", "a", 3, common_random_numbers=False) != derive_seed("s", "b", 3, common_random_numbers=False)
-    assert len({derive_seed("s", "a", i) for i in range(100)} | {derive_seed("t", "a", i) for i in range(100)}) == 200
+    assert derive_seed("s", "a", 3, common_random_numbers=False) != derive_seed(
+        "s", "b", 3, common_random_numbers=False
+    )
+    assert (
+        len({derive_seed("s", "a", i) for i in range(100)} | {derive_seed("t", "a", i) for i in range(100)})
+        == 200
+    )
 
 
 def test_suite_folder_expands_and_carries_strategy_params() -> None:

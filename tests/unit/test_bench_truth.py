@@ -29,7 +29,9 @@ def lognormal_quantile_ms(median: float, p99: float, q: float) -> float:
     return 1000 * median * math.exp(stats.norm.ppf(q) * sigma)
 
 
-def make_scenario(tmp_path: Path, predictors: dict, truth: dict | None = None, events: list | None = None) -> Path:
+def make_scenario(
+    tmp_path: Path, predictors: dict, truth: dict | None = None, events: list | None = None
+) -> Path:
     """A copy of the suite's A/A scenario with its predictors, truth and events replaced."""
     folder = tmp_path / "case"
     shutil.copytree(SUITE / "aa", folder)
@@ -43,14 +45,27 @@ def make_scenario(tmp_path: Path, predictors: dict, truth: dict | None = None, e
 
 
 def test_objectives_and_reward_come_from_the_true_distributions(tmp_path: Path) -> None:
-    folder = make_scenario(tmp_path, {
-        "suite/model/baseline": {"latency": {"distribution": "lognormal", "median": "20ms", "p99": "60ms"},
-                                 "errors": {"rate": 0.004}, "feedback": {"probability": 0.2}},
-        "suite/model/candidate": {"latency": {"distribution": "lognormal", "median": "40ms", "p99": "200ms"},
-                                  "errors": {"codes": {"500": 0.01, "503": 0.01}}, "feedback": {"probability": 0.5}},
-    })
+    folder = make_scenario(
+        tmp_path,
+        {
+            "suite/model/baseline": {
+                "latency": {"distribution": "lognormal", "median": "20ms", "p99": "60ms"},
+                "errors": {"rate": 0.004},
+                "feedback": {"probability": 0.2},
+            },
+            "suite/model/candidate": {
+                "latency": {"distribution": "lognormal", "median": "40ms", "p99": "200ms"},
+                "errors": {"codes": {"500": 0.01, "503": 0.01}},
+                "feedback": {"probability": 0.5},
+            },
+        },
+    )
     truth = ground_truth(load_scenario(folder))
-    mean_ref, p95_ref, err_ref = "bench/mean-latency", "bench/95th-percentile-tail-latency", "bench/error-rate"
+    mean_ref, p95_ref, err_ref = (
+        "bench/mean-latency",
+        "bench/95th-percentile-tail-latency",
+        "bench/error-rate",
+    )
     assert truth.values[mean_ref]["v1"] == pytest.approx(lognormal_mean_ms(0.020, 0.060), rel=1e-9)
     assert truth.values[mean_ref]["v2"] == pytest.approx(lognormal_mean_ms(0.040, 0.200), rel=1e-9)
     assert truth.values[p95_ref]["v2"] == pytest.approx(lognormal_quantile_ms(0.040, 0.200, 0.95), rel=1e-6)
@@ -65,23 +80,34 @@ def test_objectives_and_reward_come_from_the_true_distributions(tmp_path: Path) 
 
 def test_identical_versions_tie_and_a_better_candidate_wins(tmp_path: Path) -> None:
     same = {"latency": {"distribution": "gamma", "mean": "15ms", "cv": 0.5}, "feedback": {"probability": 0.3}}
-    truth = ground_truth(load_scenario(make_scenario(tmp_path, {"suite/model/baseline": same,
-                                                                "suite/model/candidate": same})))
+    truth = ground_truth(
+        load_scenario(make_scenario(tmp_path, {"suite/model/baseline": same, "suite/model/candidate": same}))
+    )
     assert truth.best == ("v1", "v2") and truth.label == "aa"
     better = {**same, "feedback": {"probability": 0.31}}
     other = tmp_path / "other"
     other.mkdir()
-    truth = ground_truth(load_scenario(make_scenario(other, {"suite/model/baseline": same,
-                                                             "suite/model/candidate": better})))
+    truth = ground_truth(
+        load_scenario(make_scenario(other, {"suite/model/baseline": same, "suite/model/candidate": better}))
+    )
     assert truth.best == ("v2",) and truth.label == "better"
 
 
 def test_events_apply_at_the_horizon_and_temporary_ones_are_reverted(tmp_path: Path) -> None:
     base = {"feedback": {"probability": 0.2}}
-    folder = make_scenario(tmp_path, {"suite/model/baseline": base, "suite/model/candidate": base}, events=[
-        {"at": "60s", "predictor": "suite/model/candidate", "set": {"errors": {"rate": 0.05}}},
-        {"at": "10s", "duration": "20s", "predictor": "suite/model/baseline", "set": {"errors": {"rate": 0.5}}},
-    ])
+    folder = make_scenario(
+        tmp_path,
+        {"suite/model/baseline": base, "suite/model/candidate": base},
+        events=[
+            {"at": "60s", "predictor": "suite/model/candidate", "set": {"errors": {"rate": 0.05}}},
+            {
+                "at": "10s",
+                "duration": "20s",
+                "predictor": "suite/model/baseline",
+                "set": {"errors": {"rate": 0.5}},
+            },
+        ],
+    )
     bundle = load_scenario(folder)
     assert behaviour_at(bundle, "suite/model/candidate", 59).errors.rate == 0.0
     assert behaviour_at(bundle, "suite/model/candidate", 60).errors.rate == 0.05
@@ -94,9 +120,11 @@ def test_events_apply_at_the_horizon_and_temporary_ones_are_reverted(tmp_path: P
 
 def test_declared_truth_takes_precedence_and_can_be_ignored(tmp_path: Path) -> None:
     base = {"feedback": {"probability": 0.2}}
-    folder = make_scenario(tmp_path, {"suite/model/baseline": base, "suite/model/candidate": base},
-                           truth={"best": ["v2"], "feasible": {"v1": False},
-                                  "metrics": {"bench/mean-latency": {"v2": 80}}})
+    folder = make_scenario(
+        tmp_path,
+        {"suite/model/baseline": base, "suite/model/candidate": base},
+        truth={"best": ["v2"], "feasible": {"v1": False}, "metrics": {"bench/mean-latency": {"v2": 80}}},
+    )
     bundle = load_scenario(folder)
     declared = ground_truth(bundle)
     assert declared.best == ("v2",)

@@ -45,8 +45,11 @@ def test_split_keeps_shares_that_are_not_whole_percents() -> None:
     assert all(d >= -1e-12 for d in direct.values())
     assert routed["v1"] + direct["v1"] == pytest.approx(0.055)  # not 0.05: the old rounding
     assert carried > 0.99
-    assert split({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})[0] in ({"a": 34, "b": 33, "c": 33}, {"a": 33, "b": 33, "c": 34},
-                                                              {"a": 33, "b": 34, "c": 33})
+    assert split({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})[0] in (
+        {"a": 34, "b": 33, "c": 33},
+        {"a": 33, "b": 33, "c": 34},
+        {"a": 33, "b": 34, "c": 33},
+    )
 
 
 def test_a_series_born_mid_recording_keeps_its_first_scrapes_count() -> None:
@@ -69,12 +72,19 @@ def rollback_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = simulate_experiment(load_scenario(folder), engine="events")
     db = run.world.tsdb
     assert db.min_time is not None and run.result.end_time is not None
-    return recording_from_tsdb(db, folder, tmp_path_factory.mktemp("rb") / "rollback.rec", db.min_time,
-                               run.result.end_time, others=("metrics.yaml", "abtest.yaml"))
+    return recording_from_tsdb(
+        db,
+        folder,
+        tmp_path_factory.mktemp("rb") / "rollback.rec",
+        db.min_time,
+        run.result.end_time,
+        others=("metrics.yaml", "abtest.yaml"),
+    )
 
 
-def test_calibrate_without_latency_buckets_fits_the_rest_and_says_so(rollback_recording: Path, tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_without_latency_buckets_fits_the_rest_and_says_so(
+    rollback_recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = rollback_recording.read_text().splitlines()[1:]
     assert not [ln for ln in body if "_bucket{" in ln]  # its Metrics never read the buckets
     out = tmp_path / "cal"
@@ -85,8 +95,10 @@ def test_calibrate_without_latency_buckets_fits_the_rest_and_says_so(rollback_re
     assert "iris-v2: latency quantiles (p50/p95/p99): no client _bucket series recorded" in report
     rows = parse_report(report)
     assert not [r for r in rows if r[1].startswith("p9")]  # no quantile rows: nothing to compare them with
-    assert all(r[5] for r in rows) and {r[1] for r in rows if r[0] == "iris-v1"} >= {"request rate (1/s)",
-                                                                                      "mean latency (s)"}
+    assert all(r[5] for r in rows) and {r[1] for r in rows if r[0] == "iris-v1"} >= {
+        "request rate (1/s)",
+        "mean latency (s)",
+    }
     scenario = yaml.safe_load((out / "scenario.yaml").read_text().split("\n", 1)[1])
     latency = scenario["spec"]["predictors"]["ns-production/iris/baseline"]["latency"]
     assert latency["distribution"] == "lognormal" and latency["mean"] == pytest.approx(0.0138, rel=0.1)
@@ -117,30 +129,37 @@ def _no_traceback(capsys: pytest.CaptureFixture[str], code: int) -> str:
     return captured.err
 
 
-def test_no_command_ends_in_a_traceback_on_recordings_the_tool_wrote(rollback_recording: Path, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_ends_in_a_traceback_on_recordings_the_tool_wrote(
+    rollback_recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = SCENARIOS / "iris-abtest"
     world = simulate(str(folder), 100.0, 1)
     db = world.tsdb
     assert db.min_time is not None and db.max_time is not None
-    recs = [rollback_recording,
-            recording_from_tsdb(db, folder, tmp_path / "short.rec", db.min_time, db.max_time),
-            recording_from_tsdb(db, folder, tmp_path / "one-scrape.rec", db.min_time, db.min_time),
-            recording_from_tsdb(db, folder, tmp_path / "two-scrapes.rec", db.min_time, db.min_time + 15.0)]
+    recs = [
+        rollback_recording,
+        recording_from_tsdb(db, folder, tmp_path / "short.rec", db.min_time, db.max_time),
+        recording_from_tsdb(db, folder, tmp_path / "one-scrape.rec", db.min_time, db.min_time),
+        recording_from_tsdb(db, folder, tmp_path / "two-scrapes.rec", db.min_time, db.min_time + 15.0),
+    ]
     for rec in recs:
         h = read_recording(rec).header
-        for args in (["replay", str(rec)], ["replay", str(rec), "--at", str(h.end)],
-                     ["replay", str(rec), "--until", str(h.start)],
-                     ["replay", str(rec), "--strategy", "flagger", "--counterfactual"],
-                     ["calibrate", str(rec), "--out", str(tmp_path / f"cal-{rec.stem}")],
-                     ["calibrate", str(rec), "--out", str(tmp_path / f"nocmp-{rec.stem}"), "--no-compare"]):
+        for args in (
+            ["replay", str(rec)],
+            ["replay", str(rec), "--at", str(h.end)],
+            ["replay", str(rec), "--until", str(h.start)],
+            ["replay", str(rec), "--strategy", "flagger", "--counterfactual"],
+            ["calibrate", str(rec), "--out", str(tmp_path / f"cal-{rec.stem}")],
+            ["calibrate", str(rec), "--out", str(tmp_path / f"nocmp-{rec.stem}"), "--no-compare"],
+        ):
             _no_traceback(capsys, main(args))
     err = _no_traceback(capsys, main(["calibrate", str(recs[2]), "--out", str(tmp_path / "x")]))
     assert "nothing to calibrate" in err
 
 
 def test_a_quantity_promql_cannot_measure_on_the_recording_is_named_not_judged(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The rollback recorded with the counts engine: the candidate's predictions and errors first
     appear at the last scrape (one sample), so increase() gives no recorded value. Those rows are
     n/a, out of the verdict, and named under "Not calibrated"; the rest is still within 5 %."""
@@ -148,8 +167,14 @@ def test_a_quantity_promql_cannot_measure_on_the_recording_is_named_not_judged(
     run = simulate_experiment(load_scenario(folder), engine="counts")
     db = run.world.tsdb
     assert db.min_time is not None and run.result.end_time is not None
-    rec = recording_from_tsdb(db, folder, tmp_path / "rb.rec", db.min_time, run.result.end_time,
-                              others=("metrics.yaml", "abtest.yaml"))
+    rec = recording_from_tsdb(
+        db,
+        folder,
+        tmp_path / "rb.rec",
+        db.min_time,
+        run.result.end_time,
+        others=("metrics.yaml", "abtest.yaml"),
+    )
     import simkit.report.calibration_report as report_module
 
     monkeypatch.setattr(report_module, "MAX_SEEDS", 100)  # the n/a rows' rarity would ask for 1,000 runs

@@ -56,35 +56,85 @@ class FakeActions:
         self.runs: list[tuple[str, dict[str, str]]] = []
         self.fail: set[str] = set()
 
-    def run(self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]) -> ActionOutcome:
+    def run(
+        self, action: str, tasks: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    ) -> ActionOutcome:
         self.runs.append((action, dict(variables)))
         return ActionOutcome(action, tuple(tasks), ok=action not in self.fail)
 
 
 def metric(name: str, levels: dict[str, float]) -> Any:
-    raw = {"apiVersion": "iter8.tools/v2alpha2", "kind": "Metric", "metadata": {"name": name, "namespace": "m"},
-           "spec": {"type": "Counter", "mock": [{"name": v, "level": str(level)} for v, level in levels.items()]}}
+    raw = {
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Metric",
+        "metadata": {"name": name, "namespace": "m"},
+        "spec": {
+            "type": "Counter",
+            "mock": [{"name": v, "level": str(level)} for v, level in levels.items()],
+        },
+    }
     return parse_metric(raw, Location("metrics.yaml", 0, "Metric", name))
 
 
-def experiment(testing: str = "A/B", deployment: str = "Progressive", rollback: bool = False,
-               iterations: int = 5, loops: int = 1, actions: dict[str, Any] | None = None) -> dict[str, Any]:
-    ref = {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment", "name": "iris", "namespace": "prod"}
-    crit: dict[str, Any] = {"objectives": [{"metric": "m/latency", "upperLimit": 100, "rollback_on_failure": rollback}]}
+def experiment(
+    testing: str = "A/B",
+    deployment: str = "Progressive",
+    rollback: bool = False,
+    iterations: int = 5,
+    loops: int = 1,
+    actions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    ref = {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "name": "iris",
+        "namespace": "prod",
+    }
+    crit: dict[str, Any] = {
+        "objectives": [{"metric": "m/latency", "upperLimit": 100, "rollback_on_failure": rollback}]
+    }
     if testing in ("A/B", "A/B/N"):
         crit["rewards"] = [{"metric": "m/reward", "preferredDirection": "High"}]
     version_info: dict[str, Any] = {
-        "baseline": {"name": "v1", "variables": [{"name": "promote", "value": "p1"}],
-                     "weightObjRef": {**ref, "fieldPath": ".spec.predictors[0].traffic"}}}
+        "baseline": {
+            "name": "v1",
+            "variables": [{"name": "promote", "value": "p1"}],
+            "weightObjRef": {**ref, "fieldPath": ".spec.predictors[0].traffic"},
+        }
+    }
     if testing != "Conformance":
-        version_info["candidates"] = [{"name": "v2", "variables": [{"name": "promote", "value": "p2"}],
-                                       "weightObjRef": {**ref, "fieldPath": ".spec.predictors[1].traffic"}}]
-    return {"apiVersion": "iter8.tools/v2alpha2", "kind": "Experiment", "metadata": {"name": "exp", "namespace": "ns"},
-            "spec": {"target": "iris",
-                     "strategy": {"testingPattern": testing, "deploymentPattern": deployment, "actions": actions if actions is not None else {
-                         "finish": [{"task": "common/exec", "with": {"cmd": "kubectl", "args": ["apply", "-f", "{{ .promote }}"]}}]}},
-                     "criteria": crit, "duration": {"intervalSeconds": 10, "iterationsPerLoop": iterations, "maxLoops": loops},
-                     "versionInfo": version_info}}
+        version_info["candidates"] = [
+            {
+                "name": "v2",
+                "variables": [{"name": "promote", "value": "p2"}],
+                "weightObjRef": {**ref, "fieldPath": ".spec.predictors[1].traffic"},
+            }
+        ]
+    return {
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Experiment",
+        "metadata": {"name": "exp", "namespace": "ns"},
+        "spec": {
+            "target": "iris",
+            "strategy": {
+                "testingPattern": testing,
+                "deploymentPattern": deployment,
+                "actions": actions
+                if actions is not None
+                else {
+                    "finish": [
+                        {
+                            "task": "common/exec",
+                            "with": {"cmd": "kubectl", "args": ["apply", "-f", "{{ .promote }}"]},
+                        }
+                    ]
+                },
+            },
+            "criteria": crit,
+            "duration": {"intervalSeconds": 10, "iterationsPerLoop": iterations, "maxLoops": loops},
+            "versionInfo": version_info,
+        },
+    }
 
 
 def prepared(raw: dict[str, Any], latency: dict[str, float], reward: dict[str, float]) -> Prepared:
@@ -97,7 +147,12 @@ def prepared(raw: dict[str, Any], latency: dict[str, float], reward: dict[str, f
 def ports(weights: dict[str, int] | None = None) -> tuple[Ports, FakeClock, FakeActuator, FakeActions]:
     clock, act, actions = FakeClock(), FakeActuator(weights or {"v1": 100, "v2": 0}), FakeActions()
     client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    return Ports(clock, act, actions, MetricFetcher(client, rng=np.random.default_rng(0))), clock, act, actions
+    return (
+        Ports(clock, act, actions, MetricFetcher(client, rng=np.random.default_rng(0))),
+        clock,
+        act,
+        actions,
+    )
 
 
 def run(p: Prepared, strategy: str = "iter8", **kw: Any) -> tuple[Any, FakeActuator, FakeActions, FakeClock]:
@@ -145,9 +200,18 @@ class RollbackAt2:
         return Decision(weights=None, verdict="rollback", reason="test", weights_on_rollback=self.on_rollback)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("name", "on_rollback", "after"), [
-    ("iter8-lookalike", "apply", 0), ("flagger-lookalike", "keep", 30), ("iter8", "keep", 30), ("x", "apply", 0)])
-def test_the_decision_not_the_name_says_what_rollback_does_to_weights(name: str, on_rollback: str, after: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "on_rollback", "after"),
+    [
+        ("iter8-lookalike", "apply", 0),
+        ("flagger-lookalike", "keep", 30),
+        ("iter8", "keep", 30),
+        ("x", "apply", 0),
+    ],
+)
+def test_the_decision_not_the_name_says_what_rollback_does_to_weights(
+    name: str, on_rollback: str, after: int
+) -> None:
     p = prepared(experiment(rollback=True), {"v1": 1, "v2": 1}, {"v1": 1, "v2": 1})
     prt, _, act, _ = ports()
     result = run_experiment(p, RollbackAt2(name, on_rollback), prt, np.random.default_rng(1))  # type: ignore[arg-type]
@@ -172,7 +236,10 @@ def test_fixed_split_and_conformance_never_patch() -> None:
 
 
 def test_loop_actions_and_failed_action() -> None:
-    actions = {"loop": [{"task": "common/exec", "with": {"cmd": "true"}}], "finish": [{"task": "common/exec", "with": {"cmd": "true"}}]}
+    actions = {
+        "loop": [{"task": "common/exec", "with": {"cmd": "true"}}],
+        "finish": [{"task": "common/exec", "with": {"cmd": "true"}}],
+    }
     p = prepared(experiment(iterations=2, loops=2, actions=actions), {"v1": 0, "v2": 0}, {"v1": 1, "v2": 3})
     result, _, runs, _ = run(p)
     assert [a for a, _ in runs.runs] == ["loop-1", "loop-2", "finish"]
@@ -224,10 +291,22 @@ class Recorder(LoopHooks):
         if n == self.crash_at:
             raise Crash()
 
-    def iteration_completed(self, n: int, state: Mapping[str, Any], start_time: float | None, vrfp: str,
-                            weights: Sequence[tuple[str, int]] | None, status: Mapping[str, Any]) -> None:
+    def iteration_completed(
+        self,
+        n: int,
+        state: Mapping[str, Any],
+        start_time: float | None,
+        vrfp: str,
+        weights: Sequence[tuple[str, int]] | None,
+        status: Mapping[str, Any],
+    ) -> None:
         self.events.append(("completed", n))
-        self.completed[n] = {"state": state, "start": start_time, "vrfp": vrfp, "status": copy.deepcopy(dict(status))}
+        self.completed[n] = {
+            "state": state,
+            "start": start_time,
+            "vrfp": vrfp,
+            "status": copy.deepcopy(dict(status)),
+        }
 
 
 def test_resume_after_a_crash_repeats_nothing_and_skips_nothing() -> None:
@@ -238,8 +317,15 @@ def test_resume_after_a_crash_repeats_nothing_and_skips_nothing() -> None:
         run_experiment(p, create("iter8", p.plan), prt, np.random.default_rng(1), hooks=hooks)
     assert act.weights == {"v1": 70, "v2": 30} and len(act.applied) == 3
     last = hooks.completed[2]
-    resume = Resume(completed=2, start_time=last["start"], vrfp=last["vrfp"], state=last["state"],
-                    status=last["status"], last_update=clock.t, pending_decision=hooks.decisions[3])
+    resume = Resume(
+        completed=2,
+        start_time=last["start"],
+        vrfp=last["vrfp"],
+        state=last["state"],
+        status=last["status"],
+        last_update=clock.t,
+        pending_decision=hooks.decisions[3],
+    )
     prt2 = Ports(clock, act, prt.actions, prt.fetcher)
     hooks2 = Recorder()
     strategy = create("iter8", p.plan)

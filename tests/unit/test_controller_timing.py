@@ -28,7 +28,9 @@ def _copy(tmp_path: Path, name: str, controller: str | None) -> Path:
         start, end = text.index("  controller:"), text.index("  predictors:")
         text = text[:start] + text[end:]
     if controller is not None:
-        text = text.replace("  predictors:", f"  controller:\n    iterationDelay: {controller}\n  predictors:", 1)
+        text = text.replace(
+            "  predictors:", f"  controller:\n    iterationDelay: {controller}\n  predictors:", 1
+        )
     (dst / "scenario.yaml").write_text(text)
     return dst
 

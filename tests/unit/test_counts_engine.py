@@ -23,18 +23,33 @@ from simkit.tsdb.openmetrics import write_openmetrics
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 
 SDEP = {
-    "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+    "apiVersion": "machinelearning.seldon.io/v1",
+    "kind": "SeldonDeployment",
     "metadata": {"name": "m", "namespace": "p"},
-    "spec": {"predictors": [
-        {"name": "a", "traffic": 100, "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "x"}},
-        {"name": "b", "traffic": 0, "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "y"}},
-    ]},
+    "spec": {
+        "predictors": [
+            {
+                "name": "a",
+                "traffic": 100,
+                "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "x"},
+            },
+            {
+                "name": "b",
+                "traffic": 0,
+                "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "y"},
+            },
+        ]
+    },
 }
 
 
 def scenario(tmp: Path, predictors: dict[str, object], load: list[dict[str, object]], **spec: object) -> Path:
-    doc = {"apiVersion": "simkit/v1alpha1", "kind": "Scenario", "metadata": {"name": "t"},
-           "spec": {"predictors": predictors, "load": load, **spec}}
+    doc = {
+        "apiVersion": "simkit/v1alpha1",
+        "kind": "Scenario",
+        "metadata": {"name": "t"},
+        "spec": {"predictors": predictors, "load": load, **spec},
+    }
     path = tmp / "s.yaml"
     path.write_text(yaml.safe_dump_all([doc, SDEP]))
     return path
@@ -54,8 +69,11 @@ def test_same_seed_same_bytes_and_another_seed_differs() -> None:
 
 
 def test_every_arrival_is_served_once_and_feedback_follows_successes(tmp_path: Path) -> None:
-    path = scenario(tmp_path, {"p/m/a": {"errors": {"rate": 0.1}, "feedback": {"probability": 0.5}}},
-                    [{"name": "r", "to": "ingress:p/m", "qps": 300, "pattern": "poisson"}])
+    path = scenario(
+        tmp_path,
+        {"p/m/a": {"errors": {"rate": 0.1}, "feedback": {"probability": 0.5}}},
+        [{"name": "r", "to": "ingress:p/m", "qps": 300, "pattern": "poisson"}],
+    )
     world = CountsWorld(load_scenario(path), 1)
     world.run_until(600)
     a = world.predictors["p/m/a"]
@@ -73,9 +91,16 @@ def test_a_child_series_appears_with_its_first_call_and_weights_change_at_their_
     world = CountsWorld(load_scenario(path), 2)
     world.run_until(60)
     assert not any(s.label_dict().get("predictor_name") == "b" for s in world.tsdb)
-    world.store.patch("SeldonDeployment", "p", "m", [{"op": "add", "path": "/spec/predictors/0/traffic", "value": 0},
-                                                     {"op": "add", "path": "/spec/predictors/1/traffic", "value": 100}],
-                      source="test")
+    world.store.patch(
+        "SeldonDeployment",
+        "p",
+        "m",
+        [
+            {"op": "add", "path": "/spec/predictors/0/traffic", "value": 0},
+            {"op": "add", "path": "/spec/predictors/1/traffic", "value": 100},
+        ],
+        source="test",
+    )
     before = world.predictors["p/m/a"].truth.predictions
     world.run_until(120)
     assert world.predictors["p/m/a"].truth.predictions == before  # not one call after the patch
@@ -93,18 +118,26 @@ def test_uniform_arrivals_are_the_event_engines_deterministic_count(tmp_path: Pa
     assert counts["events"] == counts["counts"] == 5 * 330
 
 
-@pytest.mark.parametrize("dist", [
-    {"distribution": "lognormal", "median": 0.02, "p99": 0.08},
-    {"distribution": "gamma", "mean": 0.03, "cv": 0.7},
-    {"distribution": "exponential", "mean": 0.05},
-    {"distribution": "uniform", "low": 0.004, "high": 0.3},
-    {"distribution": "normal", "mean": 0.02, "std": 0.03},
-    {"distribution": "empirical", "samples": [0.005, 0.01, 0.2, 0.2, 1.5]},
-    {"distribution": "empirical", "histogram": {"bounds": [0.01, 0.1, 1.0], "counts": [1, 3, 1]}},
-    {"distribution": "mixture", "components": [
-        {"weight": 3, "distribution": "lognormal", "median": 0.01, "p99": 0.03},
-        {"weight": 1, "distribution": "constant", "value": 0.5}], "factor": 1.5},
-])
+@pytest.mark.parametrize(
+    "dist",
+    [
+        {"distribution": "lognormal", "median": 0.02, "p99": 0.08},
+        {"distribution": "gamma", "mean": 0.03, "cv": 0.7},
+        {"distribution": "exponential", "mean": 0.05},
+        {"distribution": "uniform", "low": 0.004, "high": 0.3},
+        {"distribution": "normal", "mean": 0.02, "std": 0.03},
+        {"distribution": "empirical", "samples": [0.005, 0.01, 0.2, 0.2, 1.5]},
+        {"distribution": "empirical", "histogram": {"bounds": [0.01, 0.1, 1.0], "counts": [1, 3, 1]}},
+        {
+            "distribution": "mixture",
+            "components": [
+                {"weight": 3, "distribution": "lognormal", "median": 0.01, "p99": 0.03},
+                {"weight": 1, "distribution": "constant", "value": 0.5},
+            ],
+            "factor": 1.5,
+        },
+    ],
+)
 def test_bucket_probabilities_match_a_large_sample(dist: dict[str, object]) -> None:
     d = Distribution.model_validate(dist)
     model = cell_model(d, overhead=0.0, rng=np.random.default_rng(1))
@@ -112,7 +145,9 @@ def test_bucket_probabilities_match_a_large_sample(dist: dict[str, object]) -> N
     from simkit.sim.distributions import make_draw
 
     sample = make_draw(d)(np.random.default_rng(2), 400_000)
-    empirical = np.bincount(np.searchsorted(BOUNDS, sample, side="left"), minlength=len(BOUNDS) + 1) / len(sample)
+    empirical = np.bincount(np.searchsorted(BOUNDS, sample, side="left"), minlength=len(BOUNDS) + 1) / len(
+        sample
+    )
     assert np.allclose(client, empirical, atol=0.004)
     # the conditional means give the distribution's mean
     assert float(model.p @ model.mean) == pytest.approx(float(sample.mean()), rel=0.02)
@@ -137,9 +172,17 @@ def test_erlang_c_known_values() -> None:
 
 def test_forced_counts_on_a_queueing_predictor_approximates_its_latency(tmp_path: Path) -> None:
     # one worker at 60% utilisation: M/M/1 waits add rho / (1 - rho) of the service time
-    path = scenario(tmp_path, {"p/m/a": {"replicas": 1, "concurrency": 1,
-                                         "latency": {"distribution": "exponential", "mean": 0.02}}},
-                    [{"name": "r", "to": "predictor:p/m/a", "qps": 30, "pattern": "poisson"}])
+    path = scenario(
+        tmp_path,
+        {
+            "p/m/a": {
+                "replicas": 1,
+                "concurrency": 1,
+                "latency": {"distribution": "exponential", "mean": 0.02},
+            }
+        },
+        [{"name": "r", "to": "predictor:p/m/a", "qps": 30, "pattern": "poisson"}],
+    )
     bundle = load_scenario(path)
     assert choose_engine(bundle).name == "events"
     means = {}
@@ -163,15 +206,17 @@ def test_auto_picks_counts_only_where_equivalent(tmp_path: Path) -> None:
     assert choice.name == "events" and "loadFactor" in choice.reason
     assert choose_engine(load_scenario(slow), "counts").name == "counts"
     pinned = scenario(tmp_path, {}, [{"name": "r", "to": "ingress:p/m", "qps": 5}], engine="events")
-    assert choose_engine(load_scenario(pinned)) .reason == "spec.engine"
+    assert choose_engine(load_scenario(pinned)).reason == "spec.engine"
     with pytest.raises(SpecError, match="--engine"):
         choose_engine(load_scenario(pinned), "fast")
 
 
 def test_feedback_delay_spreads_over_later_scrapes(tmp_path: Path) -> None:
-    path = scenario(tmp_path, {"p/m/a": {"feedback": {"probability": 1.0,
-                                                      "delay": {"distribution": "constant", "value": 45}}}},
-                    [{"name": "r", "to": "ingress:p/m", "qps": 100, "pattern": "poisson", "end": "30s"}])
+    path = scenario(
+        tmp_path,
+        {"p/m/a": {"feedback": {"probability": 1.0, "delay": {"distribution": "constant", "value": 45}}}},
+        [{"name": "r", "to": "ingress:p/m", "qps": 100, "pattern": "poisson", "end": "30s"}],
+    )
     world = CountsWorld(load_scenario(path), 1)
     world.run_until(44)
     assert world.predictors["p/m/a"].truth.feedback == 0

@@ -32,7 +32,9 @@ def test_matches_iter8ctl_testdata_experiment12() -> None:
 def test_matches_recorded_seldon_output_of_iter8ctl_v013() -> None:
     # v0.1.3 (recorded in seldon-core's docs) had no Reward Assessment section; the rest is identical
     text = describe(load("seldon_running.yaml"))
-    assert _drop_section(text, "Reward Assessment") == (DATA / "seldon_running.iter8ctl-v0.1.3.out").read_text()
+    assert (
+        _drop_section(text, "Reward Assessment") == (DATA / "seldon_running.iter8ctl-v0.1.3.out").read_text()
+    )
     assert "| iter8-seldon/user-engagement   |  49.867 | 68.240 * |" in text
 
 
@@ -43,20 +45,25 @@ def test_seed_status_golden() -> None:
 
 def _conformance() -> dict[str, Any]:
     return {
-        "apiVersion": "iter8.tools/v2alpha2", "kind": "Experiment",
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Experiment",
         "metadata": {"name": "my-experiment", "namespace": "default"},
         "spec": {
             "target": "my-app",
             "strategy": {"testingPattern": "Conformance"},
-            "criteria": {"objectives": [
-                {"metric": "iter8-system/mean-latency", "upperLimit": 50},
-                {"metric": "iter8-system/error-rate", "upperLimit": 0},
-                {"metric": "iter8-system/latency-95th-percentile", "upperLimit": 100},
-            ]},
+            "criteria": {
+                "objectives": [
+                    {"metric": "iter8-system/mean-latency", "upperLimit": 50},
+                    {"metric": "iter8-system/error-rate", "upperLimit": 0},
+                    {"metric": "iter8-system/latency-95th-percentile", "upperLimit": 100},
+                ]
+            },
             "versionInfo": {"baseline": {"name": "my-app"}},
         },
         "status": {
-            "stage": "Completed", "completedIterations": 1, "versionRecommendedForPromotion": "my-app",
+            "stage": "Completed",
+            "completedIterations": 1,
+            "versionRecommendedForPromotion": "my-app",
             "analysis": {
                 "versionAssessments": {"data": {"my-app": [True, True, True]}},
                 "winnerAssessment": {"data": {"winnerFound": True, "winner": "my-app"}},
@@ -124,7 +131,10 @@ def test_canary_explanation_and_failed_objective() -> None:
         "Version recommended for promotion: candidate\n"
     ) in text
     # recorded in the Iter8 v0.7 istio quickstart docs
-    assert "| iter8-istio/mean-latency <=    | false    | true      |\n|                        100.000 |" in text
+    assert (
+        "| iter8-istio/mean-latency <=    | false    | true      |\n|                        100.000 |"
+        in text
+    )
 
 
 def test_not_started_shows_only_overview_and_progress() -> None:
@@ -174,9 +184,18 @@ def test_reward_star_marks_best_value(direction: str, values: list[float], marke
 @pytest.mark.parametrize(
     ("raw", "text"),
     [
-        (0.01, "0.010"), ("0.01", "0.010"), (2000, "2000.000"), ("24804743n", "0.025"), ("1k", "1000.000"),
-        (-1.2345, "-1.234"), (-0.0001, "0.000"), ("7500676139n", "7.501"), (0.0005, "0.001"), ("0", "0.000"),
-        (1e-05, "0.001"), ("1.5e3", "1500.000"),
+        (0.01, "0.010"),
+        ("0.01", "0.010"),
+        (2000, "2000.000"),
+        ("24804743n", "0.025"),
+        ("1k", "1000.000"),
+        (-1.2345, "-1.234"),
+        (-0.0001, "0.000"),
+        ("7500676139n", "7.501"),
+        (0.0005, "0.001"),
+        ("0", "0.000"),
+        (1e-05, "0.001"),
+        ("1.5e3", "1500.000"),
     ],
 )
 def test_ceil3(raw: Any, text: str) -> None:
@@ -184,9 +203,13 @@ def test_ceil3(raw: Any, text: str) -> None:
 
 
 def test_wrap_is_minimum_raggedness_not_greedy() -> None:
-    assert wrap_string("iter8-seldon/mean-latency <= 2000.000", 30) == ["iter8-seldon/mean-latency <=", "2000.000"]
+    assert wrap_string("iter8-seldon/mean-latency <= 2000.000", 30) == [
+        "iter8-seldon/mean-latency <=",
+        "2000.000",
+    ]
     assert wrap_string("iter8-system/latency-95th-percentile <= 100.000", 30) == [
-        "iter8-system/latency-95th-percentile", "<= 100.000",
+        "iter8-system/latency-95th-percentile",
+        "<= 100.000",
     ]
     # greedy would give "aaa bb" / "cc" / "ddddd"; tablewriter minimises the squared slack
     assert wrap_string("aaa bb cc ddddd", 6) == ["aaa", "bb cc", "ddddd"]

@@ -47,7 +47,10 @@ def test_seed_experiment_loads_unmodified() -> None:
     assert exp.spec.strategy.testing_pattern == "A/B"
     assert version_names(exp) == ["iris-v1", "iris-v2"]
     assert exp.spec.criteria is not None and exp.spec.criteria.objectives[2].upper_limit == 0.01
-    assert exp.spec.strategy.actions["finish"][0].with_ == {"cmd": "/bin/bash", "args": ["-c", "kubectl apply -f {{ .promote }}"]}
+    assert exp.spec.strategy.actions["finish"][0].with_ == {
+        "cmd": "/bin/bash",
+        "args": ["-c", "kubectl apply -f {{ .promote }}"],
+    }
     assert not weights_given(exp)
     assert unused_actions(exp) == []
 
@@ -72,8 +75,14 @@ def test_defaults_are_etc3s() -> None:
     d, s = full.spec.duration, full.spec.strategy
     assert d is not None and (d.interval_seconds, d.iterations_per_loop, d.max_loops) == (20, 15, 1)
     assert s.deployment_pattern == "Progressive"
-    assert s.weights is not None and (s.weights.max_candidate_weight, s.weights.max_candidate_weight_increment) == (100, 10)
-    assert full.spec.criteria is not None and [o.rollback_on_failure for o in full.spec.criteria.objectives] == [False] * 3
+    assert s.weights is not None and (
+        s.weights.max_candidate_weight,
+        s.weights.max_candidate_weight_increment,
+    ) == (100, 10)
+    assert (
+        full.spec.criteria is not None
+        and [o.rollback_on_failure for o in full.spec.criteria.objectives] == [False] * 3
+    )
     assert not weights_given(full)  # remembered across with_defaults
 
 
@@ -91,7 +100,9 @@ def test_plan_weight_limits_only_when_given() -> None:
     plan = to_plan(exp, weights_given=weights_given(exp))
     assert plan.max_candidate_weight is None and plan.max_candidate_weight_increment is None
     assert plan.iterations == 15 and plan.interval_seconds == 10.0
-    assert plan.versions == ("iris-v1", "iris-v2") and plan.rewards[0].metric == "iter8-seldon/user-engagement"
+    assert (
+        plan.versions == ("iris-v1", "iris-v2") and plan.rewards[0].metric == "iter8-seldon/user-engagement"
+    )
     raw["spec"]["strategy"]["weights"] = {"maxCandidateWeight": 60}
     raw["spec"]["duration"]["maxLoops"] = 2
     exp = parse_experiment(raw, WHERE)
@@ -130,7 +141,9 @@ def test_field_path_to_pointer(path: str, pointer: str) -> None:
     assert field_path_to_pointer(path) == pointer
 
 
-@pytest.mark.parametrize("path", ["spec.traffic", ".spec.x[0]", ".spec.x[0][1].y", ".spec..x", ".spec.x[a].y", ".a/b"])
+@pytest.mark.parametrize(
+    "path", ["spec.traffic", ".spec.x[0]", ".spec.x[0][1].y", ".spec..x", ".spec.x[a].y", ".a/b"]
+)
 def test_bad_field_paths(path: str) -> None:
     with pytest.raises(ValueError):
         field_path_to_pointer(path)
@@ -158,12 +171,27 @@ _DELETE = object()
         ("spec.strategy.testingPattern", "A/B/n", "spec.strategy.testingPattern", "'A/B/N'"),
         ("spec.strategy.testingPattern", "Bandit", "spec.strategy.testingPattern", "unknown testing pattern"),
         ("spec.strategy.deploymentPattern", "Canary", "spec.strategy.deploymentPattern", "FixedSplit"),
-        ("spec.strategy.weights", {"maxCandidateWeight": 101}, "spec.strategy.weights.maxCandidateWeight", "100"),
+        (
+            "spec.strategy.weights",
+            {"maxCandidateWeight": 101},
+            "spec.strategy.weights.maxCandidateWeight",
+            "100",
+        ),
         ("spec.duration.intervalSeconds", 0, "spec.duration.intervalSeconds", "1"),
         ("spec.bogus", 1, "spec.bogus", "unknown field"),
         ("spec.criteria.rewards", [], "spec.criteria.rewards", "exactly 1 reward, found 0"),
-        ("spec.criteria.objectives.0.metric", "a/b/c", "spec.criteria.objectives[0].metric", "namespace/name"),
-        ("spec.criteria.objectives.0.upperLimit", "lots", "spec.criteria.objectives[0].upperLimit", "quantity"),
+        (
+            "spec.criteria.objectives.0.metric",
+            "a/b/c",
+            "spec.criteria.objectives[0].metric",
+            "namespace/name",
+        ),
+        (
+            "spec.criteria.objectives.0.upperLimit",
+            "lots",
+            "spec.criteria.objectives[0].upperLimit",
+            "quantity",
+        ),
         ("spec.versionInfo", _DELETE, "spec.versionInfo", "required"),
         ("spec.versionInfo.candidates", [], "spec.versionInfo.candidates", "exactly 1 candidate, found 0"),
         ("spec.versionInfo.candidates.0.name", "iris-v1", "spec.versionInfo.candidates[0].name", "duplicate"),
@@ -179,7 +207,12 @@ _DELETE = object()
             "spec.versionInfo.baseline.weightObjRef.fieldPath",
             "cannot be converted",
         ),
-        ("spec.versionInfo.baseline.variables.0.value", 3, "spec.versionInfo.baseline.variables[0].value", "string"),
+        (
+            "spec.versionInfo.baseline.variables.0.value",
+            3,
+            "spec.versionInfo.baseline.variables[0].value",
+            "string",
+        ),
         ("spec.strategy.actions.finish.0.run", "x", "spec.strategy.actions.finish[0].run", "unknown field"),
     ],
 )
@@ -193,13 +226,23 @@ def test_invalid_experiments_name_the_field(path: str, value: Any, field: str, w
 @pytest.mark.parametrize(
     ("pattern", "candidates", "rewards", "ok"),
     [
-        ("Conformance", 0, 0, True), ("Conformance", 1, 0, False), ("Conformance", 0, 1, False),
-        ("Canary", 1, 0, True), ("Canary", 2, 0, False), ("Canary", 1, 1, False),
-        ("A/B", 1, 1, True), ("A/B", 2, 1, False), ("A/B", 1, 0, False),
-        ("A/B/N", 1, 1, True), ("A/B/N", 3, 1, True), ("A/B/N", 0, 1, False),
+        ("Conformance", 0, 0, True),
+        ("Conformance", 1, 0, False),
+        ("Conformance", 0, 1, False),
+        ("Canary", 1, 0, True),
+        ("Canary", 2, 0, False),
+        ("Canary", 1, 1, False),
+        ("A/B", 1, 1, True),
+        ("A/B", 2, 1, False),
+        ("A/B", 1, 0, False),
+        ("A/B/N", 1, 1, True),
+        ("A/B/N", 3, 1, True),
+        ("A/B/N", 0, 1, False),
     ],
 )
-def test_candidate_and_reward_counts_per_pattern(pattern: str, candidates: int, rewards: int, ok: bool) -> None:
+def test_candidate_and_reward_counts_per_pattern(
+    pattern: str, candidates: int, rewards: int, ok: bool
+) -> None:
     raw = seed_raw()
     raw["spec"]["strategy"]["testingPattern"] = pattern
     raw["spec"]["versionInfo"]["candidates"] = [{"name": f"v{i + 2}"} for i in range(candidates)]
@@ -226,7 +269,9 @@ def test_status_is_lenient_but_typed() -> None:
     raw = yaml.safe_load((DATA / "seed_status.yaml").read_text())
     raw["status"]["somethingNew"] = {"from": "a later etc3"}
     assert parse_experiment(raw, WHERE).status is not None
-    raw["status"]["analysis"]["aggregatedMetrics"]["data"]["iter8-seldon/error-rate"]["data"]["iris-v1"]["value"] = "fast"
+    raw["status"]["analysis"]["aggregatedMetrics"]["data"]["iter8-seldon/error-rate"]["data"]["iris-v1"][
+        "value"
+    ] = "fast"
     err = error_of(raw)
     assert err.field is not None and err.field.endswith("iris-v1.value")
 

@@ -28,14 +28,20 @@ LAT, ERR, REW = "ns/latency", "ns/error-rate", "ns/reward"
 
 
 def plan(
-    pattern: str = "A/B", n: int = 2, limits: tuple[float, float] | None = None, direction: str = "High", **kw: Any
+    pattern: str = "A/B",
+    n: int = 2,
+    limits: tuple[float, float] | None = None,
+    direction: str = "High",
+    **kw: Any,
 ) -> Plan:
     versions = tuple(["v1"] + [f"v{i + 2}" for i in range(n - 1)])
     rewards = () if pattern in ("Canary", "Conformance") else (Reward(REW, direction),)  # type: ignore[arg-type]
     return Plan(
         versions=versions[: 1 if pattern == "Conformance" else n],
         testing_pattern=pattern,  # type: ignore[arg-type]
-        objectives=kw.pop("objectives", (Objective(LAT, upper_limit=100.0), Objective(ERR, upper_limit=0.01))),
+        objectives=kw.pop(
+            "objectives", (Objective(LAT, upper_limit=100.0), Objective(ERR, upper_limit=0.01))
+        ),
         rewards=kw.pop("rewards", rewards),
         max_candidate_weight=limits[0] if limits else None,
         max_candidate_weight_increment=limits[1] if limits else None,
@@ -47,7 +53,9 @@ def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def metrics(**per_version: tuple[float | None, float | None, float | None]) -> dict[str, dict[str, float | None]]:
+def metrics(
+    **per_version: tuple[float | None, float | None, float | None],
+) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {LAT: {}, ERR: {}, REW: {}}
     for v, (lat, err, rew) in per_version.items():
         out[LAT][v], out[ERR][v], out[REW][v] = lat, err, rew
@@ -58,7 +66,9 @@ def metrics(**per_version: tuple[float | None, float | None, float | None]) -> d
 
 
 def test_limits_are_inclusive_and_none_fails() -> None:
-    data, msg = assess_versions(plan(n=3), metrics(v1=(100.0, 0.01, 1), v2=(100.5, 0.0, 1), v3=(None, 0.0, 1)))
+    data, msg = assess_versions(
+        plan(n=3), metrics(v1=(100.0, 0.01, 1), v2=(100.5, 0.0, 1), v3=(None, 0.0, 1))
+    )
     assert data == {"v1": [True, True], "v2": [False, True], "v3": [False, True]}
     assert msg == "Error: ; Warning: Value for ns/latency metric and v3 version is None.; Info: "
 
@@ -72,10 +82,12 @@ def test_lower_limit() -> None:
 def test_missing_metric_and_version_warnings() -> None:
     data, msg = assess_versions(plan(), {LAT: {"v1": 1.0}})
     assert data == {"v1": [True, False], "v2": [False, False]}
-    assert msg == join_messages(warnings=[
-        "Value for ns/latency metric and v2 version is unavailable.",
-        "Aggregated metric object for ns/error-rate metric is unavailable.",
-    ])
+    assert msg == join_messages(
+        warnings=[
+            "Value for ns/latency metric and v2 version is unavailable.",
+            "Aggregated metric object for ns/error-rate metric is unavailable.",
+        ]
+    )
 
 
 def test_no_objectives_means_empty_assessment_and_all_feasible() -> None:
@@ -110,8 +122,14 @@ def test_conformance_winner_and_weights() -> None:
         {"winnerFound": True, "winner": "v1", "bestVersions": ["v1"]},
         "Error: ; Warning: ; Info: baseline satisfies all objectives",
     )
-    assert assess_winner(p, {}, {"v1": [True, False]}) == ({"winnerFound": False, "winner": None, "bestVersions": []}, None)
-    assert compute_weights(p, ["v1"], None, rng()) == ([], "weight computation is not applicable to a conformance experiment")
+    assert assess_winner(p, {}, {"v1": [True, False]}) == (
+        {"winnerFound": False, "winner": None, "bestVersions": []},
+        None,
+    )
+    assert compute_weights(p, ["v1"], None, rng()) == (
+        [],
+        "weight computation is not applicable to a conformance experiment",
+    )
 
 
 @pytest.mark.parametrize(("direction", "winner"), [("High", "v3"), ("Low", "v2")])
@@ -128,7 +146,10 @@ def test_exact_tie_is_no_winner_and_splits_exploitation() -> None:
     m = metrics(v1=(1, 0, 1.0), v2=(1, 0, 7.0), v3=(1, 0, 7.0))
     winner, msg = assess_winner(p, m, assess_versions(p, m)[0])
     assert winner == {"winnerFound": False, "winner": None, "bestVersions": ["v2", "v3"]}
-    assert msg == "Error: ; Warning: ; Info: no unique winner; two or more feasible versions with same reward value"
+    assert (
+        msg
+        == "Error: ; Warning: ; Info: no unique winner; two or more feasible versions with same reward value"
+    )
     # mix = 100 * (0.1/3 + 0.9 * [0, .5, .5]) = [3.33, 48.33, 48.33]; randomised rounding
     for seed in range(20):
         weights = [d["value"] for d in compute_weights(p, winner["bestVersions"], None, rng(seed))[0]]
@@ -196,7 +217,12 @@ def test_short_current_weights_fail_only_with_constraints() -> None:
     p = plan("A/B/N", n=3)
     assert sum(weights_of(p, ["v2"], [100, 0])) == 100
     with pytest.raises(AnalyticsFailure):
-        compute_weights(replace(p, max_candidate_weight=100.0, max_candidate_weight_increment=10.0), ["v2"], [("v1", 100), ("v2", 0)], rng())
+        compute_weights(
+            replace(p, max_candidate_weight=100.0, max_candidate_weight_increment=10.0),
+            ["v2"],
+            [("v1", 100), ("v2", 0)],
+            rng(),
+        )
 
 
 def test_rounding_can_exceed_the_increment_by_one() -> None:
@@ -234,9 +260,16 @@ def test_analyze_shape_and_fetch_errors() -> None:
     p = plan()
     answer = analyze(p, metrics(v1=(1.0, 0.0, 1.0), v2=(None, 0.0, 2.0)), None, rng())
     assert list(answer) == ["aggregatedMetrics", "versionAssessments", "winnerAssessment", "weights"]
-    assert answer["aggregatedMetrics"]["data"][LAT]["data"]["v1"] == {"max": None, "min": None, "value": "1.0", "sampleSize": None}
+    assert answer["aggregatedMetrics"]["data"][LAT]["data"]["v1"] == {
+        "max": None,
+        "min": None,
+        "value": "1.0",
+        "sampleSize": None,
+    }
     assert answer["aggregatedMetrics"]["message"] == (
-        "Error: Error from metrics backend for metric: ns/latency " + " " * 28 + "and version: v2; Warning: ; Info: "
+        "Error: Error from metrics backend for metric: ns/latency "
+        + " " * 28
+        + "and version: v2; Warning: ; Info: "
     )
     assert fetch_error("m", "v") == "Error from metrics backend for metric: m" + " " * 29 + "and version: v"
     assert answer["winnerAssessment"]["data"]["winner"] == "v1"
@@ -245,7 +278,9 @@ def test_analyze_shape_and_fetch_errors() -> None:
 
 def test_to_status_analysis_is_what_etc3_stores() -> None:
     answer = analyze(plan(), metrics(v1=(0.024804743, 0.0, 1.0), v2=(0.01, 0.0, 2.0)), None, rng())
-    status = to_status_analysis(answer, "http://iter8-analytics.iter8-system:8080/v2/analytics_results", "2021-06-15T15:23:23Z")
+    status = to_status_analysis(
+        answer, "http://iter8-analytics.iter8-system:8080/v2/analytics_results", "2021-06-15T15:23:23Z"
+    )
     assert status["aggregatedMetrics"]["data"][LAT]["data"]["v1"] == {"value": "24804743n"}
     assert status["aggregatedMetrics"]["data"][ERR]["data"]["v1"] == {"value": "0"}
     assert status["winnerAssessment"]["data"] == {"winner": "v2", "winnerFound": True}  # no bestVersions
@@ -253,21 +288,28 @@ def test_to_status_analysis_is_what_etc3_stores() -> None:
     assert status["versionAssessments"]["provenance"].endswith("/v2/analytics_results")
 
 
-def observation(m: dict[str, dict[str, float | None]], current: tuple[tuple[str, int], ...] | None = None) -> Observation:
+def observation(
+    m: dict[str, dict[str, float | None]], current: tuple[tuple[str, int], ...] | None = None
+) -> Observation:
     return Observation(iteration=1, elapsed=10.0, metrics=m, current_weights=current)
 
 
 def test_iter8_strategy_decision() -> None:
     assert {"iter8", "iter8-fixed"} <= set(available())
     p = plan(limits=(100, 10))
-    d = create("iter8", p).decide(observation(metrics(v1=(1, 0, 1.0), v2=(1, 0, 2.0)), (("v1", 100), ("v2", 0))), rng())
+    d = create("iter8", p).decide(
+        observation(metrics(v1=(1, 0, 1.0), v2=(1, 0, 2.0)), (("v1", 100), ("v2", 0))), rng()
+    )
     assert d.weights == {"v1": 90, "v2": 10} and d.winner == "v2" and d.verdict == "continue"
     assert d.assessments == {"v1": (True, True), "v2": (True, True)}
     assert d.analysis["winnerAssessment"]["message"] == "Error: ; Warning: ; Info: found unique winner"
 
 
 def test_rollback_when_any_version_fails_a_rollback_objective() -> None:
-    objectives = (Objective(LAT, upper_limit=100.0), Objective(ERR, upper_limit=0.01, rollback_on_failure=True))
+    objectives = (
+        Objective(LAT, upper_limit=100.0),
+        Objective(ERR, upper_limit=0.01, rollback_on_failure=True),
+    )
     p = plan(objectives=objectives)
     s = create("iter8", p)
     assert s.decide(observation(metrics(v1=(500, 0, 1.0), v2=(1, 0, 2.0))), rng()).verdict == "continue"

@@ -18,18 +18,35 @@ SDEP = ObjectRef("machinelearning.seldon.io/v1", "SeldonDeployment", "ns-product
 
 
 def _patch(a: int, b: int) -> ObjectPatch:
-    return ObjectPatch(SDEP, ({"op": "add", "path": "/spec/predictors/0/traffic", "value": a},
-                              {"op": "add", "path": "/spec/predictors/1/traffic", "value": b}))
+    return ObjectPatch(
+        SDEP,
+        (
+            {"op": "add", "path": "/spec/predictors/0/traffic", "value": a},
+            {"op": "add", "path": "/spec/predictors/1/traffic", "value": b},
+        ),
+    )
 
 
 def _iteration(j: Journal, n: int, weights: tuple[int, int], *, stop_after: str = "") -> None:
     """One iteration as the live loop writes it; ``stop_after`` simulates a crash after that record."""
-    j.iteration_started(n, time=1000.0 + 10 * n, metrics={"iter8-seldon/mean-latency": {"iris-v1": 0.016}},
-                        weights={"iris-v1": 100, "iris-v2": 0})
+    j.iteration_started(
+        n,
+        time=1000.0 + 10 * n,
+        metrics={"iter8-seldon/mean-latency": {"iris-v1": 0.016}},
+        weights={"iris-v1": 100, "iris-v2": 0},
+    )
     if stop_after == "started":
         return
-    j.decision(n, Decision(weights={"iris-v1": weights[0], "iris-v2": weights[1]}, winner="iris-v2",
-                           assessments={"iris-v2": (True, True)}, reason="ok", state={"n": n}))
+    j.decision(
+        n,
+        Decision(
+            weights={"iris-v1": weights[0], "iris-v2": weights[1]},
+            winner="iris-v2",
+            assessments={"iris-v2": (True, True)},
+            reason="ok",
+            state={"n": n},
+        ),
+    )
     if stop_after == "decision":
         return
     j.patch_intent(n, [_patch(*weights)], {"iris-v1": weights[0], "iris-v2": weights[1]})
@@ -38,8 +55,13 @@ def _iteration(j: Journal, n: int, weights: tuple[int, int], *, stop_after: str 
     j.patch_applied(n, {"iris-v1": weights[0], "iris-v2": weights[1]})
     if stop_after == "applied":
         return
-    j.iteration_completed(n, state={"n": n, "posterior": [1.5, 2.0]}, start_time=1010.0, vrfp="iris-v2",
-                          weights={"iris-v1": weights[0], "iris-v2": weights[1]})
+    j.iteration_completed(
+        n,
+        state={"n": n, "posterior": [1.5, 2.0]},
+        start_time=1010.0,
+        vrfp="iris-v2",
+        weights={"iris-v1": weights[0], "iris-v2": weights[1]},
+    )
 
 
 def test_every_record_is_one_json_line_in_order(tmp_path: Path) -> None:
@@ -49,16 +71,28 @@ def test_every_record_is_one_json_line_in_order(tmp_path: Path) -> None:
         j.finished(reason="completed", outcome={"winner": "iris-v2"})
     lines = path.read_text().splitlines()
     types = [json.loads(line)["type"] for line in lines]
-    assert types == ["header", "iteration_started", "decision", "patch_intent", "patch_applied",
-                     "iteration_completed", "finished"]
+    assert types == [
+        "header",
+        "iteration_started",
+        "decision",
+        "patch_intent",
+        "patch_applied",
+        "iteration_completed",
+        "finished",
+    ]
     header = json.loads(lines[0])
     assert header["experiment"] == {"namespace": "ns-production", "name": "quickstart-exp", "uid": None}
     assert header["strategy"] == "iter8"
     decision = json.loads(lines[2])["decision"]
-    assert decision["weights"] == {"iris-v1": 90, "iris-v2": 10} and decision["assessments"] == {"iris-v2": [True, True]}
+    assert decision["weights"] == {"iris-v1": 90, "iris-v2": 10} and decision["assessments"] == {
+        "iris-v2": [True, True]
+    }
     intent = json.loads(lines[3])
     assert intent["patches"][0]["object"]["name"] == "iris"
-    assert intent["patches"][0]["expected"] == {"/spec/predictors/0/traffic": 90, "/spec/predictors/1/traffic": 10}
+    assert intent["patches"][0]["expected"] == {
+        "/spec/predictors/0/traffic": 90,
+        "/spec/predictors/1/traffic": 10,
+    }
 
 
 def test_reopen_gives_resume_point_of_last_completed_iteration(tmp_path: Path) -> None:
@@ -114,7 +148,9 @@ def test_after_resume_the_interrupted_iteration_can_be_finished(tmp_path: Path) 
     with Journal.open(path, EXP) as j:
         j.patch_applied(1, {"iris-v1": 90, "iris-v2": 10}, resent=False)
         assert j.resume.pending_patch is None
-        j.iteration_completed(1, state={}, start_time=1.0, vrfp="iris-v1", weights={"iris-v1": 90, "iris-v2": 10})
+        j.iteration_completed(
+            1, state={}, start_time=1.0, vrfp="iris-v1", weights={"iris-v1": 90, "iris-v2": 10}
+        )
         with pytest.raises(ValueError, match="iteration 3 cannot start"):
             j.iteration_started(3, time=0.0, metrics={}, weights=None)
     assert Journal.open(path).resume.completed_iterations == 1
@@ -153,8 +189,10 @@ def test_journal_of_another_experiment_is_refused(tmp_path: Path) -> None:
     Journal.create(path, EXP, "iter8", None).close()
     with pytest.raises(DataError) as err:
         Journal.open(path, ExperimentIdentity("ns-production", "other-exp"))
-    assert str(err.value) == (f"journal {path} belongs to experiment ns-production/quickstart-exp, not "
-                              "ns-production/other-exp; use another journal file for this experiment")
+    assert str(err.value) == (
+        f"journal {path} belongs to experiment ns-production/quickstart-exp, not "
+        "ns-production/other-exp; use another journal file for this experiment"
+    )
     with_uid = tmp_path / "uid.jsonl"
     Journal.create(with_uid, ExperimentIdentity("a", "b", "uid-1"), "iter8", None).close()
     with pytest.raises(DataError, match="uid uid-1"):
@@ -191,10 +229,15 @@ def test_numpy_values_are_written_and_output_is_deterministic(tmp_path: Path) ->
     texts = []
     for name in ("a.jsonl", "b.jsonl"):
         with Journal.create(tmp_path / name, EXP, "thompson", 0.0) as j:
-            j.iteration_started(1, time=1.0, metrics={"m": {"v1": np.float64(0.25), "v2": None}},
-                                weights={"v1": int(np.int64(50))})
-            j.iteration_completed(1, state={"alpha": np.array([1.0, 2.0])}, start_time=1.0, vrfp=None,
-                                  weights=None)
+            j.iteration_started(
+                1,
+                time=1.0,
+                metrics={"m": {"v1": np.float64(0.25), "v2": None}},
+                weights={"v1": int(np.int64(50))},
+            )
+            j.iteration_completed(
+                1, state={"alpha": np.array([1.0, 2.0])}, start_time=1.0, vrfp=None, weights=None
+            )
         texts.append((tmp_path / name).read_text())
     assert texts[0] == texts[1]
     assert Journal.open(tmp_path / "a.jsonl").resume.state == {"alpha": [1.0, 2.0]}

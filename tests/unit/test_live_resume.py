@@ -104,19 +104,32 @@ def run_once(journal_path: Path, act: FakeActuator, strategy: Ramp, hooks_at: tu
     else:
         journal, resume = Journal.create(journal_path, ID, "ramp", None), None
     try:
-        return run_experiment(p, strategy, prt, np.random.default_rng(), hooks=CrashingHooks(journal, hooks_at),
-                              resume=resume)
+        return run_experiment(
+            p, strategy, prt, np.random.default_rng(), hooks=CrashingHooks(journal, hooks_at), resume=resume
+        )
     finally:
         journal.close()
 
 
 def completed_iterations(path: Path) -> list[int]:
-    return [r["n"] for r in map(json.loads, path.read_text().splitlines()) if r["type"] == "iteration_completed"]
+    return [
+        r["n"] for r in map(json.loads, path.read_text().splitlines()) if r["type"] == "iteration_completed"
+    ]
 
 
-POINTS = [("iteration_started", 1), ("decided", 1), ("patch_intent", 1), ("patch", 1), ("patch_applied", 1),
-          ("iteration_completed", 1), ("iteration_started", 3), ("decided", 3), ("patch", 3), ("patch_intent", 4),
-          ("iteration_completed", 5)]
+POINTS = [
+    ("iteration_started", 1),
+    ("decided", 1),
+    ("patch_intent", 1),
+    ("patch", 1),
+    ("patch_applied", 1),
+    ("iteration_completed", 1),
+    ("iteration_started", 3),
+    ("decided", 3),
+    ("patch", 3),
+    ("patch_intent", 4),
+    ("iteration_completed", 5),
+]
 
 
 @pytest.mark.parametrize(("step", "n"), POINTS, ids=[f"{s}-{n}" for s, n in POINTS])
@@ -137,7 +150,8 @@ def test_kill_anywhere_then_rerun_completes_each_iteration_once(tmp_path: Path, 
     assert completed_iterations(path) == list(range(1, ITERATIONS + 1))
     redone = len(result.iterations)
     assert [dict(r.weights_after) for r in result.iterations] == [
-        dict(r.weights_after) for r in expected.iterations[ITERATIONS - redone:]]
+        dict(r.weights_after) for r in expected.iterations[ITERATIONS - redone :]
+    ]
     assert act.weights == reference_act.weights == {"v1": 50, "v2": 50}
     assert len(act.applied) == len(reference_act.applied)  # no patch sent twice
     # the strategy was asked once per iteration in all: a journaled decision is not asked again

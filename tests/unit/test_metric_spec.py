@@ -47,7 +47,9 @@ def test_all_six_seed_metrics_parse_with_crd_defaults() -> None:
     assert by_name["mean-latency"].spec.units == "milliseconds"
     assert "${elapsedTime}s" in by_name["request-count"].spec.params[0].value
     # The Namespace document is skipped; each Metric remembers its document.
-    assert by_name["95th-percentile-tail-latency"].where == Location("metrics.yaml", 1, "Metric", "95th-percentile-tail-latency")
+    assert by_name["95th-percentile-tail-latency"].where == Location(
+        "metrics.yaml", 1, "Metric", "95th-percentile-tail-latency"
+    )
     assert by_name["user-engagement"].where.index == 6
 
 
@@ -96,13 +98,17 @@ def test_invalid_specs_name_the_field(spec: dict[str, Any], field: str) -> None:
 
 
 def test_mock_and_builtin_metrics_need_no_url_or_jq() -> None:
-    mocked = parse_metric(raw_metric(mock=[{"name": "v1", "level": "200m"}, {"name": "v2", "level": 15}]), WHERE)
+    mocked = parse_metric(
+        raw_metric(mock=[{"name": "v1", "level": "200m"}, {"name": "v2", "level": 15}]), WHERE
+    )
     assert mocked.spec.is_mocked and mocked.spec.url_template is None
     builtin = parse_metric(raw_metric(provider="iter8"), WHERE)
     assert builtin.spec.is_builtin and not builtin.spec.is_mocked
 
 
-@pytest.mark.parametrize(("level", "expected"), [("200m", 0.2), ("1k", 1000.0), (15, 15.0), ("0.5", 0.5), ("2Ki", 2048.0)])
+@pytest.mark.parametrize(
+    ("level", "expected"), [("200m", 0.2), ("1k", 1000.0), (15, 15.0), ("0.5", 0.5), ("2Ki", 2048.0)]
+)
 def test_mock_levels_are_kubernetes_quantities(level: Any, expected: float) -> None:
     metric = parse_metric(raw_metric(mock=[{"name": "v1", "level": level}]), WHERE)
     assert metric.spec.mock is not None

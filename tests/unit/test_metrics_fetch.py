@@ -31,7 +31,10 @@ MEAN_LATENCY_V1_600 = (
 
 
 def prom_vector(value: str) -> dict[str, Any]:
-    return {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1623770418.0, value]}]}}
+    return {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1623770418.0, value]}]},
+    }
 
 
 EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
@@ -43,7 +46,12 @@ def seed_metric(name: str) -> Metric:
 
 
 def metric(**spec: Any) -> Metric:
-    raw = {"apiVersion": "iter8.tools/v2alpha2", "kind": "Metric", "metadata": {"name": "m", "namespace": "ns1"}, "spec": spec}
+    raw = {
+        "apiVersion": "iter8.tools/v2alpha2",
+        "kind": "Metric",
+        "metadata": {"name": "m", "namespace": "ns1"},
+        "spec": spec,
+    }
     return parse_metric(raw, WHERE)
 
 
@@ -115,7 +123,10 @@ def test_url_override_replaces_scheme_host_port_and_keeps_path() -> None:
     fetcher.fetch(seed_metric("request-count"), "iris-v1", BASELINE_VARS, 10)
     url = rec.requests[0].url
     assert (url.scheme, url.host, url.port, url.path) == ("http", "127.0.0.1", 9090, "/api/v1/query")
-    assert override_base_url("http://prom.svc/api/v1/query?x=1", "https://h:1/prefix/") == "https://h:1/prefix/api/v1/query?x=1"
+    assert (
+        override_base_url("http://prom.svc/api/v1/query?x=1", "https://h:1/prefix/")
+        == "https://h:1/prefix/api/v1/query?x=1"
+    )
 
 
 def test_timeout_is_configurable() -> None:
@@ -141,12 +152,18 @@ def test_timeout_is_configurable() -> None:
         (json_answer({"data": {"result": [{"value": [1, "fast"]}]}}), 'string ("fast") cannot be parsed'),
     ],
 )
-def test_bad_answers_give_none_and_a_message(answer: Callable[[httpx.Request], httpx.Response], reason: str) -> None:
+def test_bad_answers_give_none_and_a_message(
+    answer: Callable[[httpx.Request], httpx.Response], reason: str
+) -> None:
     fetcher, _ = fetcher_for(answer)
-    result = fetcher.fetch(seed_metric("mean-latency"), "iris-v1", BASELINE_VARS, 60, name="iter8-seldon/mean-latency")
+    result = fetcher.fetch(
+        seed_metric("mean-latency"), "iris-v1", BASELINE_VARS, 60, name="iter8-seldon/mean-latency"
+    )
     assert result.value is None
     assert result.message is not None
-    assert result.message.startswith("Error from metrics backend for metric: iter8-seldon/mean-latency and version: iris-v1: ")
+    assert result.message.startswith(
+        "Error from metrics backend for metric: iter8-seldon/mean-latency and version: iris-v1: "
+    )
     assert reason in result.message
 
 
@@ -155,7 +172,9 @@ def test_http_status_is_not_checked_when_the_body_has_a_value() -> None:
     assert fetcher.fetch(seed_metric("mean-latency"), "iris-v1", BASELINE_VARS, 60).value == 2.5
 
 
-@pytest.mark.parametrize(("payload", "shown"), [({"v": True}, "true"), ({"v": "3"}, '"3"'), ({"v": [1]}, "[1]")])
+@pytest.mark.parametrize(
+    ("payload", "shown"), [({"v": True}, "true"), ({"v": "3"}, '"3"'), ({"v": [1]}, "[1]")]
+)
 def test_jq_result_must_be_a_number(payload: dict[str, Any], shown: str) -> None:
     fetcher, _ = fetcher_for(json_answer(payload))
     result = fetcher.fetch(metric(urlTemplate="http://p/q", jqExpression=".v"), "v1", {}, 5)
@@ -181,7 +200,9 @@ def test_connect_error_and_timeout_never_raise() -> None:
     result = fetcher.fetch(seed_metric("request-count"), "iris-v1", BASELINE_VARS, 60)
     assert result.value is None and result.message is not None
     assert "ConnectError: [Errno 111] Connection refused" in result.message
-    assert result.url.startswith("http://seldon-core-analytics-prometheus-seldon.seldon-system/api/v1/query?query=")
+    assert result.url.startswith(
+        "http://seldon-core-analytics-prometheus-seldon.seldon-system/api/v1/query?query="
+    )
     fetcher, _ = fetcher_for(slow)
     result = fetcher.fetch(seed_metric("request-count"), "iris-v1", BASELINE_VARS, 60)
     assert result.message is not None and "timed out after 5 s" in result.message
@@ -211,10 +232,17 @@ def test_post_sends_params_in_query_string_and_templated_json_body() -> None:
     (req,) = rec.requests
     assert req.method == "POST"
     assert dict(req.url.params) == {"from": "125s ago"}
-    assert json.loads(req.content) == {"query": "count by iris-v2", "window": 125, "sid": "iris", "cost": "$5"}
+    assert json.loads(req.content) == {
+        "query": "count by iris-v2",
+        "window": 125,
+        "sid": "iris",
+        "cost": "$5",
+    }
     assert req.headers["content-type"] == "application/json"
     assert req.headers["x-tenant"] == "t-$sid"  # headers never see version variables
-    assert result.query == json.dumps({"cost": "$5", "query": "count by iris-v2", "sid": "iris", "window": 125}, sort_keys=True)
+    assert result.query == json.dumps(
+        {"cost": "$5", "query": "count by iris-v2", "sid": "iris", "window": 125}, sort_keys=True
+    )
 
 
 def test_body_that_is_not_json_after_templating_gives_none_without_a_request() -> None:
@@ -228,7 +256,9 @@ def test_body_that_is_not_json_after_templating_gives_none_without_a_request() -
 
 def test_basic_auth_uses_secret_username_password_and_plain_name_is_in_iter8_system() -> None:
     calls: list[tuple[str, str]] = []
-    secrets = secrets_from({("iter8-system", "prom-creds"): {"username": "produser", "password": "t0p-secret"}}, calls)
+    secrets = secrets_from(
+        {("iter8-system", "prom-creds"): {"username": "produser", "password": "t0p-secret"}}, calls
+    )
     fetcher, rec = fetcher_for(json_answer(prom_vector("3")), secrets=secrets)
     m = metric(
         urlTemplate="https://prom/api/v1/query",
@@ -284,7 +314,9 @@ def test_missing_secret_or_missing_keys_give_none_without_a_request() -> None:
     fetcher, rec = fetcher_for(json_answer({"v": 1}), secrets=secrets)
     m = metric(urlTemplate="http://p", jqExpression=".v", authType="Bearer", secret="ns/absent")
     result = fetcher.fetch(m, "v1", {}, 5)
-    assert result.value is None and result.message is not None and "secret ns/absent not found" in result.message
+    assert (
+        result.value is None and result.message is not None and "secret ns/absent not found" in result.message
+    )
     m = metric(urlTemplate="http://p", jqExpression=".v", authType="Basic", secret="ns/partial")
     result = fetcher.fetch(m, "v1", {}, 5)
     assert result.message is not None and "username and password keys missing" in result.message

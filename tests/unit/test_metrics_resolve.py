@@ -44,7 +44,9 @@ def test_seed_experiment_references_resolve_in_criteria_order() -> None:
 
 def test_plain_name_is_looked_up_in_the_experiment_namespace() -> None:
     metrics = [make("latency", "other"), make("latency", "exp-ns")]
-    ((ref, metric),) = resolve_metric_refs([("spec.criteria.indicators[0]", "latency")], "exp-ns", metrics, EXP)
+    ((ref, metric),) = resolve_metric_refs(
+        [("spec.criteria.indicators[0]", "latency")], "exp-ns", metrics, EXP
+    )
     assert ref == "latency" and metric.namespace == "exp-ns"
 
 
@@ -55,7 +57,9 @@ def test_plain_sample_size_is_looked_up_in_the_referring_metric_namespace() -> N
         make("count", "exp-ns"),
         make("total", "base"),
     ]
-    resolved = resolve_metric_refs([("spec.criteria.objectives[0].metric", "mns/latency")], "exp-ns", metrics, EXP)
+    resolved = resolve_metric_refs(
+        [("spec.criteria.objectives[0].metric", "mns/latency")], "exp-ns", metrics, EXP
+    )
     assert [(ref, m.namespace, m.name) for ref, m in resolved] == [
         ("mns/latency", "mns", "latency"),
         ("count", "mns", "count"),
@@ -112,7 +116,13 @@ def test_metric_without_namespace_lives_in_the_experiment_namespace_by_default()
     ((_, metric),) = resolve_metric_refs([("spec.criteria.indicators[0]", "exp/m")], "exp", metrics, EXP)
     assert metric.name == "m"
     with pytest.raises(SpecError):
-        resolve_metric_refs([("spec.criteria.indicators[0]", "exp/m")], "exp", metrics, EXP, default_metric_namespace="default")
+        resolve_metric_refs(
+            [("spec.criteria.indicators[0]", "exp/m")],
+            "exp",
+            metrics,
+            EXP,
+            default_metric_namespace="default",
+        )
 
 
 def test_duplicate_metric_objects_are_an_error() -> None:

@@ -103,7 +103,11 @@ def test_lookback_is_inclusive_and_staleness_hides_series() -> None:
     db = _db({"g": [(0, 7.0)], "s": [(0, 1.0), (15, STALE), (30, 3.0)]})
     assert _one(db, "g", 300) == 7.0
     assert _vec(db, "g", 300.001) == {}
-    assert _vec(db, "g", 100, ) == {(("__name__", "g"),): 7.0}
+    assert _vec(
+        db,
+        "g",
+        100,
+    ) == {(("__name__", "g"),): 7.0}
     assert _vec(db, "s", 20) == {}
     assert _one(db, "s", 14) == 1.0
     assert _one(db, "s", 30) == 3.0
@@ -149,26 +153,47 @@ def test_histogram_quantile_degenerate_inputs() -> None:
 AGG = _db({"m{g=a,i=1}": [(0, 1.0)], "m{g=a,i=2}": [(0, 3.0)], "m{g=b,i=3}": [(0, 10.0)]})
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("sum by (g) (m)", {(("g", "a"),): 4.0, (("g", "b"),): 10.0}),
-    ("avg(m) by (g)", {(("g", "a"),): 2.0, (("g", "b"),): 10.0}),
-    ("count without (i) (m)", {(("g", "a"),): 2.0, (("g", "b"),): 1.0}),
-    ("max(m)", {(): 10.0}), ("min(m)", {(): 1.0}), ("group(m)", {(): 1.0}),
-    ("stdvar by (g) (m)", {(("g", "a"),): 1.0, (("g", "b"),): 0.0}),
-    ("stddev(m)", {(): pytest.approx(math.sqrt(((1 - 14 / 3) ** 2 + (3 - 14 / 3) ** 2 + (10 - 14 / 3) ** 2) / 3))}),
-    ("quantile(0.5, m)", {(): 3.0}), ("quantile(0.75, m)", {(): 6.5}),
-    ("topk(1, m)", {(("__name__", "m"), ("g", "b"), ("i", "3")): 10.0}),
-    ("bottomk by (g) (1, m)", {(("__name__", "m"), ("g", "a"), ("i", "1")): 1.0,
-                               (("__name__", "m"), ("g", "b"), ("i", "3")): 10.0}),
-    ("count_values('v', m)", {(("v", "1"),): 1.0, (("v", "3"),): 1.0, (("v", "10"),): 1.0}),
-    ("sum by (__name__) (m)", {(("__name__", "m"),): 14.0}),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sum by (g) (m)", {(("g", "a"),): 4.0, (("g", "b"),): 10.0}),
+        ("avg(m) by (g)", {(("g", "a"),): 2.0, (("g", "b"),): 10.0}),
+        ("count without (i) (m)", {(("g", "a"),): 2.0, (("g", "b"),): 1.0}),
+        ("max(m)", {(): 10.0}),
+        ("min(m)", {(): 1.0}),
+        ("group(m)", {(): 1.0}),
+        ("stdvar by (g) (m)", {(("g", "a"),): 1.0, (("g", "b"),): 0.0}),
+        (
+            "stddev(m)",
+            {(): pytest.approx(math.sqrt(((1 - 14 / 3) ** 2 + (3 - 14 / 3) ** 2 + (10 - 14 / 3) ** 2) / 3))},
+        ),
+        ("quantile(0.5, m)", {(): 3.0}),
+        ("quantile(0.75, m)", {(): 6.5}),
+        ("topk(1, m)", {(("__name__", "m"), ("g", "b"), ("i", "3")): 10.0}),
+        (
+            "bottomk by (g) (1, m)",
+            {
+                (("__name__", "m"), ("g", "a"), ("i", "1")): 1.0,
+                (("__name__", "m"), ("g", "b"), ("i", "3")): 10.0,
+            },
+        ),
+        ("count_values('v', m)", {(("v", "1"),): 1.0, (("v", "3"),): 1.0, (("v", "10"),): 1.0}),
+        ("sum by (__name__) (m)", {(("__name__", "m"),): 14.0}),
+    ],
+)
 def test_aggregations(query: str, expected: dict[object, float]) -> None:
     assert _vec(AGG, query, 0) == expected
 
 
-BIN = _db({"a{k=1,x=p}": [(0, 2.0)], "a{k=2,x=q}": [(0, 5.0)], "b{k=1}": [(0, 4.0)], "b{k=2}": [(0, 1.0)],
-           "one": [(0, 10.0)]})
+BIN = _db(
+    {
+        "a{k=1,x=p}": [(0, 2.0)],
+        "a{k=2,x=q}": [(0, 5.0)],
+        "b{k=1}": [(0, 4.0)],
+        "b{k=2}": [(0, 1.0)],
+        "one": [(0, 10.0)],
+    }
+)
 
 
 def test_binary_label_rules() -> None:
@@ -177,11 +202,22 @@ def test_binary_label_rules() -> None:
     # one-to-one ignoring() drops the ignored labels; comparisons keep the name unless bool
     assert _vec(BIN, "a > ignoring(x) b", 0) == {(("__name__", "a"), ("k", "2")): 5.0}
     assert _vec(BIN, "a > bool ignoring(x) b", 0) == {(("k", "1"),): 0.0, (("k", "2"),): 1.0}
-    assert _vec(BIN, "a - on() group_left one", 0) == {(("k", "1"), ("x", "p")): -8.0, (("k", "2"), ("x", "q")): -5.0}
-    assert _vec(BIN, "b * on(k) group_left(x) a", 0) == {(("k", "1"), ("x", "p")): 8.0, (("k", "2"), ("x", "q")): 5.0}
-    assert _vec(BIN, "3 < a", 0) == {(("__name__", "a"), ("k", "2"), ("x", "q")): 5.0}  # keeps the vector value
+    assert _vec(BIN, "a - on() group_left one", 0) == {
+        (("k", "1"), ("x", "p")): -8.0,
+        (("k", "2"), ("x", "q")): -5.0,
+    }
+    assert _vec(BIN, "b * on(k) group_left(x) a", 0) == {
+        (("k", "1"), ("x", "p")): 8.0,
+        (("k", "2"), ("x", "q")): 5.0,
+    }
+    assert _vec(BIN, "3 < a", 0) == {
+        (("__name__", "a"), ("k", "2"), ("x", "q")): 5.0
+    }  # keeps the vector value
     assert _vec(BIN, "a % 3 ^ 2", 0) == {(("k", "1"), ("x", "p")): 2.0, (("k", "2"), ("x", "q")): 5.0}
-    assert _vec(BIN, "-a / 0", 0) == {(("k", "1"), ("x", "p")): -math.inf, (("k", "2"), ("x", "q")): -math.inf}
+    assert _vec(BIN, "-a / 0", 0) == {
+        (("k", "1"), ("x", "p")): -math.inf,
+        (("k", "2"), ("x", "q")): -math.inf,
+    }
 
 
 def test_set_operators() -> None:
@@ -197,8 +233,11 @@ def test_matching_errors() -> None:
     with pytest.raises(QueryError, match="many-to-one matching must be explicit"):
         instant_query(BIN, "a + on() one", T0)
     with pytest.raises(QueryError, match="grouping labels must ensure unique matches"):
-        instant_query(_db({"l{u=1}": [(0, 1.0)], "m{u=1}": [(0, 1.0)], "r{u=1}": [(0, 1.0)]}),
-                      "{__name__=~'l|m'} * on(u) group_left r", T0)
+        instant_query(
+            _db({"l{u=1}": [(0, 1.0)], "m{u=1}": [(0, 1.0)], "r{u=1}": [(0, 1.0)]}),
+            "{__name__=~'l|m'} * on(u) group_left r",
+            T0,
+        )
 
 
 def test_scalar_results_and_functions() -> None:
@@ -213,9 +252,11 @@ def test_scalar_results_and_functions() -> None:
     assert _vec(BIN, "absent(nope{j='x', k=~'y'})", 0) == {(("j", "x"),): 1.0}
     assert _vec(BIN, "absent(one)", 0) == {}
     assert _vec(BIN, "label_replace(one, 'd', 'v-$1', '__name__', 'o(.*)')", 0) == {
-        (("__name__", "one"), ("d", "v-ne")): 10.0}
+        (("__name__", "one"), ("d", "v-ne")): 10.0
+    }
     assert _vec(BIN, "label_join(a{k='1'}, 'y', '/', 'k', 'x')", 0) == {
-        (("__name__", "a"), ("k", "1"), ("x", "p"), ("y", "1/p")): 2.0}
+        (("__name__", "a"), ("k", "1"), ("x", "p"), ("y", "1/p")): 2.0
+    }
     assert [s.value for s in instant_query(BIN, "sort_desc(a)", T0).vector] == [5.0, 2.0]
     assert _one(BIN, "timestamp(one)", 100) == pytest.approx(T0)
 
@@ -226,10 +267,12 @@ def test_duplicate_labelsets_are_refused() -> None:
 
 
 def test_seed_queries_with_trailing_whitespace() -> None:
-    db = _db({
-        "s_sum{p=base}": [(t, 0.01 * t) for t in range(0, 301, 15)],
-        "s_count{p=base}": [(t, 2.0 * t) for t in range(0, 301, 15)],
-    })
+    db = _db(
+        {
+            "s_sum{p=base}": [(t, 0.01 * t) for t in range(0, 301, 15)],
+            "s_count{p=base}": [(t, 2.0 * t) for t in range(0, 301, 15)],
+        }
+    )
     q = "(sum(increase(s_sum{p='base'}[31s])) or on() vector(0)) / (sum(increase(s_count{p='base'}[31s])) or on() vector(0))\n"
     assert _one(db, q, 300) == pytest.approx(0.005, rel=1e-12)
     assert _one(db, "sum(increase(s_sum{p='other'}[31s])) or on() vector(0)\n", 300) == 0.0
@@ -245,7 +288,8 @@ def test_range_query_steps_sorting_and_absent_series() -> None:
     res = range_query(db, "rate(z[30s])", T0, T0 + 60, 30)
     assert [s.metric for s in res.matrix] == [{"n": "2"}]  # z{n=1} has < 2 samples: dropped
     assert range_query(db, "time()", T0, T0 + 2, 1).matrix[0].values.tolist() == pytest.approx(
-        [T0, T0 + 1, T0 + 2])
+        [T0, T0 + 1, T0 + 2]
+    )
     with pytest.raises(QueryError, match="range vector"):
         range_query(db, "z[1m]", T0, T0 + 60, 30)
     with pytest.raises(QueryError, match="step"):

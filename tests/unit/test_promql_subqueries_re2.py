@@ -72,11 +72,14 @@ def test_subquery_step_limit_names_the_subquery() -> None:
     assert "2592001 steps" in info.value.message and info.value.position == 14
 
 
-@pytest.mark.parametrize(("query", "message", "position"), [
-    ("x[5m:1m][5m:1m]", "subquery is only allowed on instant vector", 8),
-    ('x{a=~"(?=b)"}', "invalid regular expression", 5),   # lookahead: RE2 refuses it, so does 2.42
-    ('x{a=~"(b)\\\\1"}', "invalid regular expression", 5),  # backreference
-])
+@pytest.mark.parametrize(
+    ("query", "message", "position"),
+    [
+        ("x[5m:1m][5m:1m]", "subquery is only allowed on instant vector", 8),
+        ('x{a=~"(?=b)"}', "invalid regular expression", 5),  # lookahead: RE2 refuses it, so does 2.42
+        ('x{a=~"(b)\\\\1"}', "invalid regular expression", 5),  # backreference
+    ],
+)
 def test_refused_like_prometheus(query: str, message: str, position: int) -> None:
     with pytest.raises(QueryError) as info:
         instant_query(RAMP, query, T0)
@@ -111,10 +114,29 @@ def test_new_functions() -> None:
         instant_query(RAMP, "holt_winters(x[6m], 1, 0.5)", T0 + 360)
     # 2016-02-29 12:34:56 UTC, a Monday
     t = 1456749296
-    vals = {f: _one(RAMP, f"{f}(vector({t}))", 0) for f in
-            ("year", "month", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute")}
-    assert vals == {"year": 2016, "month": 2, "day_of_month": 29, "day_of_week": 1, "day_of_year": 60,
-                    "days_in_month": 29, "hour": 12, "minute": 34}
+    vals = {
+        f: _one(RAMP, f"{f}(vector({t}))", 0)
+        for f in (
+            "year",
+            "month",
+            "day_of_month",
+            "day_of_week",
+            "day_of_year",
+            "days_in_month",
+            "hour",
+            "minute",
+        )
+    }
+    assert vals == {
+        "year": 2016,
+        "month": 2,
+        "day_of_month": 29,
+        "day_of_week": 1,
+        "day_of_year": 60,
+        "days_in_month": 29,
+        "hour": 12,
+        "minute": 34,
+    }
     assert _one(RAMP, "minute()", 360 + 59) == 6 and _one(RAMP, "hour()", 0) == 15
     assert _one(RAMP, "deg(vector(pi()))", 0) == 180 and _one(RAMP, "rad(vector(180))", 0) == math.pi
     assert _one(RAMP, "sin(vector(0)) + cos(vector(0))", 0) == 1
@@ -142,4 +164,5 @@ def test_edge_cases_of_the_issue() -> None:
         h.append({"__name__": "h_bucket", "le": le}, T0, v)
     assert math.isnan(_one(h, "histogram_quantile(NaN, h_bucket)", 0))
     assert _vec(_db({"j": [1.0]}, extra={"a": "x"}), 'label_join(j, "dst", ", ")', 0) == {
-        (("__name__", "j"), ("a", "x")): 1.0}
+        (("__name__", "j"), ("a", "x")): 1.0
+    }

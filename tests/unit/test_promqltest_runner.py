@@ -52,10 +52,10 @@ def test_series_descriptions() -> None:
 def test_a_right_file_passes_and_a_wrong_value_fails(tmp_path: Path) -> None:
     for cmd, db in _evals(tmp_path, FILE):
         pt.run_eval(cmd, db)  # no error: the expectations are right
-    (cmd, db), *_ = _evals(tmp_path, FILE.replace("foo{a=\"x\"} 11", "foo{a=\"x\"} 11.001"))
+    (cmd, db), *_ = _evals(tmp_path, FILE.replace('foo{a="x"} 11', 'foo{a="x"} 11.001'))
     with pytest.raises(AssertionError, match="expected 11.001"):
         pt.run_eval(cmd, db)
-    (cmd, db), *_ = _evals(tmp_path, FILE.replace("foo{a=\"x\"} 11", "foo{a=\"y\"} 11"))
+    (cmd, db), *_ = _evals(tmp_path, FILE.replace('foo{a="x"} 11', 'foo{a="y"} 11'))
     with pytest.raises(AssertionError, match="unexpected metric"):
         pt.run_eval(cmd, db)
     (cmd, db), *_ = _evals(tmp_path, FILE.replace("eval instant at 50m foo", "eval_fail instant at 50m foo"))
@@ -69,7 +69,7 @@ def test_relative_tolerance_is_1e6() -> None:
 
 
 def test_ordered_checks_positions(tmp_path: Path) -> None:
-    text = "load 1m\n  m{i=\"1\"} 2\n  m{i=\"2\"} 1\n\neval_ordered instant at 0m sort(m)\n  m{i=\"1\"} 2\n  m{i=\"2\"} 1\n"
+    text = 'load 1m\n  m{i="1"} 2\n  m{i="2"} 1\n\neval_ordered instant at 0m sort(m)\n  m{i="1"} 2\n  m{i="2"} 1\n'
     ((cmd, db),) = _evals(tmp_path, text)
     with pytest.raises(AssertionError, match="at position 2 but was at 1"):
         pt.run_eval(cmd, db)
@@ -80,7 +80,9 @@ def test_at_and_range_variants_are_run_and_checked(tmp_path: Path, monkeypatch: 
     calls: list[tuple[str, object]] = []
     instant, ranged = pt.instant_query, pt.range_query
     monkeypatch.setattr(pt, "instant_query", lambda d, e, t: calls.append(("i", e)) or instant(d, e, t))
-    monkeypatch.setattr(pt, "range_query", lambda d, e, a, b, s: calls.append(("r", e)) or ranged(d, e, a, b, s))
+    monkeypatch.setattr(
+        pt, "range_query", lambda d, e, a, b, s: calls.append(("r", e)) or ranged(d, e, a, b, s)
+    )
     pt.run_eval(cmd, db)
     assert [c[0] for c in calls] == ["i", "r"] * 6  # as written, then @ at -10t, 0, t/5, t, 10t
     at = [e for _, e in calls[2:]]
@@ -95,6 +97,7 @@ def test_at_and_range_variants_are_run_and_checked(tmp_path: Path, monkeypatch: 
         if isinstance(e, VectorSelector) and e.at_ms is not None and t < 0:
             return instant(d, "foo * 2", 3000)
         return res
+
     monkeypatch.setattr(pt, "instant_query", bad_instant)
     with pytest.raises(AssertionError, match=r"at -30000000 ms \(with @\)"):
         pt.run_eval(cmd, db)
@@ -116,6 +119,7 @@ def test_at_rewriting_follows_test_go() -> None:
         for _, v in pt._children(n):  # type: ignore[arg-type]
             for c in v if isinstance(v, tuple) else (v,):
                 walk(c)
+
     walk(expr)
     sels = {n.name: n for n in nodes if isinstance(n, VectorSelector)}
     assert sels["a"].at_ms == 7000 and sels["c"].at_ms == 7000 and sels["c"].at_edge is None

@@ -28,7 +28,9 @@ def seed_db() -> TSDB:
 
 
 def _prepared():  # type: ignore[no-untyped-def]
-    files, docs, exp = load_manifests(str(SEED / "experiment.yaml"), [str(SEED / "metrics.yaml"), str(SEED / "abtest.yaml")])
+    files, docs, exp = load_manifests(
+        str(SEED / "experiment.yaml"), [str(SEED / "metrics.yaml"), str(SEED / "abtest.yaml")]
+    )
     return files, prepare(exp, docs)
 
 
@@ -90,7 +92,9 @@ def test_same_inputs_give_byte_identical_recordings(seed_db: TSDB, tmp_path: Pat
     files, prepared = _prepared()
     texts = []
     for name in ("a.rec", "b.rec"):
-        req = RecordRequest("http://p", seed_db.min_time or 0, seed_db.max_time or 0, tmp_path / name, chunk=45.0)
+        req = RecordRequest(
+            "http://p", seed_db.min_time or 0, seed_db.max_time or 0, tmp_path / name, chunk=45.0
+        )
         record(httpx.Client(transport=FailingTransport(seed_db)), prepared, files, req)
         texts.append((tmp_path / name).read_bytes())
     assert texts[0] == texts[1]
@@ -98,7 +102,9 @@ def test_same_inputs_give_byte_identical_recordings(seed_db: TSDB, tmp_path: Pat
 
 def test_step_mode_resamples(seed_db: TSDB, tmp_path: Path) -> None:
     files, prepared = _prepared()
-    req = RecordRequest("http://p", seed_db.min_time or 0, seed_db.max_time or 0, tmp_path / "s.rec", step=5.0)
+    req = RecordRequest(
+        "http://p", seed_db.min_time or 0, seed_db.max_time or 0, tmp_path / "s.rec", step=5.0
+    )
     header, db = record(httpx.Client(transport=FailingTransport(seed_db)), prepared, files, req)
     assert header.mode == "step" and header.step == 5.0
     s = next(iter(db))
@@ -116,12 +122,29 @@ def test_other_arguments_refuse_a_stale_sidecar(seed_db: TSDB, tmp_path: Path) -
         record(httpx.Client(transport=FailingTransport(seed_db)), prepared, files, req)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--start", "yesterday", "--end", "1"], "--start"),
-    (["--start", "10", "--end", "5"], "--end"),
-])
-def test_bad_times_exit_2(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["record", "--prometheus-url", "http://127.0.0.1:9", "--experiment", str(SEED / "experiment.yaml"),
-                 str(SEED / "metrics.yaml"), *argv, "--out", str(tmp_path / "x.rec"), "--quiet"])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--start", "yesterday", "--end", "1"], "--start"),
+        (["--start", "10", "--end", "5"], "--end"),
+    ],
+)
+def test_bad_times_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(
+        [
+            "record",
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--experiment",
+            str(SEED / "experiment.yaml"),
+            str(SEED / "metrics.yaml"),
+            *argv,
+            "--out",
+            str(tmp_path / "x.rec"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0]

@@ -39,21 +39,32 @@ def test_unknown_field(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFix
     code, err = run_sim(scenario, tmp_path, capsys)
     assert code == 2
     assert len(err.splitlines()) == 1
-    assert "scenario.yaml: document 1 (Scenario iris-abtest): field spec.predictors.ns-production/iris/baseline.concurency: unknown field" in err
+    assert (
+        "scenario.yaml: document 1 (Scenario iris-abtest): field spec.predictors.ns-production/iris/baseline.concurency: unknown field"
+        in err
+    )
 
 
 def test_missing_manifest_file(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (scenario / "metrics.yaml").unlink()
     code, err = run_sim(scenario, tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1
-    assert "scenario.yaml: document 1 (Scenario iris-abtest): field spec.manifests[1]: manifest file 'metrics.yaml' not found" in err
+    assert (
+        "scenario.yaml: document 1 (Scenario iris-abtest): field spec.manifests[1]: manifest file 'metrics.yaml' not found"
+        in err
+    )
 
 
-def test_weights_not_summing_to_100(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_weights_not_summing_to_100(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit(scenario / "abtest.yaml", "traffic: 0", "traffic: 10")
     code, err = run_sim(scenario, tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1
-    assert "abtest.yaml: document 2 (SeldonDeployment iris): field spec.predictors[*].traffic: Traffic must sum to 100 for multiple predictors (got 110)" in err
+    assert (
+        "abtest.yaml: document 2 (SeldonDeployment iris): field spec.predictors[*].traffic: Traffic must sum to 100 for multiple predictors (got 110)"
+        in err
+    )
 
 
 def test_negative_qps(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,15 +85,41 @@ def test_malformed_yaml(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("old", "new", "field", "message"),
     [
-        ('to: "ingress:ns-production/iris"', 'to: "ingress:ns-production/iri"', "spec.load[0].to", "no SeldonDeployment 'ns-production/iri'"),
-        ("ns-production/iris/candidate:\n", "ns-production/iris/canary:\n", "spec.predictors['ns-production/iris/canary']", "no such predictor"),
-        ("latency: {distribution: lognormal, median: 12ms, p99: 31ms}", "latency: {distribution: lognormal, median: 12ms}",
-         "spec.predictors.ns-production/iris/baseline.latency", "lognormal needs median and p99"),
-        ("start: -30s,\n       payload: {data", "start: soon,\n       payload: {data", "spec.load[0].start", "not a duration"),
+        (
+            'to: "ingress:ns-production/iris"',
+            'to: "ingress:ns-production/iri"',
+            "spec.load[0].to",
+            "no SeldonDeployment 'ns-production/iri'",
+        ),
+        (
+            "ns-production/iris/candidate:\n",
+            "ns-production/iris/canary:\n",
+            "spec.predictors['ns-production/iris/canary']",
+            "no such predictor",
+        ),
+        (
+            "latency: {distribution: lognormal, median: 12ms, p99: 31ms}",
+            "latency: {distribution: lognormal, median: 12ms}",
+            "spec.predictors.ns-production/iris/baseline.latency",
+            "lognormal needs median and p99",
+        ),
+        (
+            "start: -30s,\n       payload: {data",
+            "start: soon,\n       payload: {data",
+            "spec.load[0].start",
+            "not a duration",
+        ),
     ],
 )
-def test_other_bad_fields(scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str,
-                          field: str, message: str) -> None:
+def test_other_bad_fields(
+    scenario: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    field: str,
+    message: str,
+) -> None:
     edit(scenario / "scenario.yaml", old, new)
     code, err = run_sim(scenario, tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1, err

@@ -115,8 +115,10 @@ def test_value_formatting_and_escaping() -> None:
 def test_documented_iris_outputs_and_shapes() -> None:
     seed_row = (6.8, 2.8, 4.8, 1.4)
     sk = models.predict("SKLEARN_SERVER", "ndarray", [seed_row])
-    assert sk == {"names": ["t:0", "t:1", "t:2"],
-                  "ndarray": [[0.008074020139121783, 0.7781601484222704, 0.21376583143860778]]}
+    assert sk == {
+        "names": ["t:0", "t:1", "t:2"],
+        "ndarray": [[0.008074020139121783, 0.7781601484222704, 0.21376583143860778]],
+    }
     assert models.predict("XGBOOST_SERVER", "ndarray", [seed_row]) == {"names": [], "ndarray": [1.0]}
     assert models.predict("XGBOOST_SERVER", "ndarray", [(1.0, 2.0, 5.0, 6.0)])["ndarray"] == [2.0]
     t = models.predict("SKLEARN_SERVER", "tensor", [seed_row, (5.0, 3.4, 1.5, 0.2)])
@@ -126,8 +128,18 @@ def test_documented_iris_outputs_and_shapes() -> None:
     assert models.label((6.7, 3.0, 5.6, 2.2)) == 2.0
 
 
-@pytest.mark.parametrize("data", [None, {}, {"ndarray": []}, {"ndarray": [[1, 2, 3]]}, {"ndarray": [["a", 1, 2, 3]]},
-                                  {"tensor": {"shape": [1, 4], "values": [1, 2]}}, {"jsonData": {"x": 1}}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        {},
+        {"ndarray": []},
+        {"ndarray": [[1, 2, 3]]},
+        {"ndarray": [["a", 1, 2, 3]]},
+        {"tensor": {"shape": [1, 4], "values": [1, 2]}},
+        {"jsonData": {"x": 1}},
+    ],
+)
 def test_bad_inputs_are_rejected(data: object) -> None:
     with pytest.raises(models.BadInput):
         models.input_rows(data)
@@ -135,24 +147,42 @@ def test_bad_inputs_are_rejected(data: object) -> None:
 
 def test_input_rows_accepts_ndarray_row_and_tensor() -> None:
     assert models.input_rows({"ndarray": [6.8, 2.8, 4.8, 1.4]}) == ("ndarray", [(6.8, 2.8, 4.8, 1.4)])
-    assert models.input_rows({"tensor": {"shape": [1, 4], "values": [1, 2, 3, 4]}}) == ("tensor", [(1.0, 2.0, 3.0, 4.0)])
+    assert models.input_rows({"tensor": {"shape": [1, 4], "values": [1, 2, 3, 4]}}) == (
+        "tensor",
+        [(1.0, 2.0, 3.0, 4.0)],
+    )
 
 
 def test_paths() -> None:
-    assert parse_path("/seldon/ns/iris/api/v1.0/predictions") == Target("ingress", "ns", "iris", None, "predictions")
-    assert parse_path("/seldon/ns/iris/api/v0.1/feedback") == Target("ingress", "ns", "iris", None, "feedback")
-    assert parse_path("/direct/ns/iris/baseline/api/v1.0/feedback") == Target("direct", "ns", "iris", "baseline", "feedback")
-    assert parse_path("/service/ns/iris-baseline/api/v1.0/predictions") == Target("service", "ns", "iris-baseline", None,
-                                                                                 "predictions")
-    assert parse_path("/vs/default/routing-rule/api/v1.0/health/status") == Target("vs", "default", "routing-rule", None,
-                                                                                  "health")
-    for bad in ("/seldon/ns/iris/api/v2.0/predictions", "/seldon/ns/api/v1.0/predictions", "/seldon/ns/iris/api/v0.1/status",
-                "/seldon/ns/iris/api/v1.0/predictions/x", "/prometheus"):
+    assert parse_path("/seldon/ns/iris/api/v1.0/predictions") == Target(
+        "ingress", "ns", "iris", None, "predictions"
+    )
+    assert parse_path("/seldon/ns/iris/api/v0.1/feedback") == Target(
+        "ingress", "ns", "iris", None, "feedback"
+    )
+    assert parse_path("/direct/ns/iris/baseline/api/v1.0/feedback") == Target(
+        "direct", "ns", "iris", "baseline", "feedback"
+    )
+    assert parse_path("/service/ns/iris-baseline/api/v1.0/predictions") == Target(
+        "service", "ns", "iris-baseline", None, "predictions"
+    )
+    assert parse_path("/vs/default/routing-rule/api/v1.0/health/status") == Target(
+        "vs", "default", "routing-rule", None, "health"
+    )
+    for bad in (
+        "/seldon/ns/iris/api/v2.0/predictions",
+        "/seldon/ns/api/v1.0/predictions",
+        "/seldon/ns/iris/api/v0.1/status",
+        "/seldon/ns/iris/api/v1.0/predictions/x",
+        "/prometheus",
+    ):
         assert parse_path(bad) is None
 
 
 def test_error_body_shapes() -> None:
     import json
 
-    assert json.loads(error_body(400, "x")) == {"status": {"status": 1, "info": "x", "code": -1, "reason": "MICROSERVICE_BAD_DATA"}}
+    assert json.loads(error_body(400, "x")) == {
+        "status": {"status": 1, "info": "x", "code": -1, "reason": "MICROSERVICE_BAD_DATA"}
+    }
     assert json.loads(error_body(503, "y"))["status"]["reason"] == "MICROSERVICE_INTERNAL_ERROR"

@@ -23,20 +23,37 @@ from simkit.sim.engine import make_world as build_world
 from simkit.spec.bundle import load_scenario
 
 SDEP = {
-    "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+    "apiVersion": "machinelearning.seldon.io/v1",
+    "kind": "SeldonDeployment",
     "metadata": {"name": "m", "namespace": "p"},
-    "spec": {"predictors": [
-        {"name": "a", "traffic": 100, "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "x"}},
-        {"name": "b", "traffic": 0, "graph": {"name": "clf", "implementation": "XGBOOST_SERVER", "modelUri": "y"}},
-    ]},
+    "spec": {
+        "predictors": [
+            {
+                "name": "a",
+                "traffic": 100,
+                "graph": {"name": "clf", "implementation": "SKLEARN_SERVER", "modelUri": "x"},
+            },
+            {
+                "name": "b",
+                "traffic": 0,
+                "graph": {"name": "clf", "implementation": "XGBOOST_SERVER", "modelUri": "y"},
+            },
+        ]
+    },
 }
-FLAKY = {"errors": {"codes": {"500": 0.3, "503": 0.2}}, "latency": {"distribution": "constant", "value": 0.01}}
+FLAKY = {
+    "errors": {"codes": {"500": 0.3, "503": 0.2}},
+    "latency": {"distribution": "constant", "value": 0.01},
+}
 ROW = {"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}}
 
 
 def make_world(tmp: Path, engine: str = "events") -> AnyWorld:
     spec = {"predictors": {"p/m/a": FLAKY, "p/m/b": {"latency": {"distribution": "constant", "value": 0.02}}}}
-    docs = [{"apiVersion": "simkit/v1alpha1", "kind": "Scenario", "metadata": {"name": "t"}, "spec": spec}, SDEP]
+    docs = [
+        {"apiVersion": "simkit/v1alpha1", "kind": "Scenario", "metadata": {"name": "t"}, "spec": spec},
+        SDEP,
+    ]
     path = tmp / "s.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     return build_world(load_scenario(path), None, engine)[0]
@@ -59,7 +76,9 @@ class FakeClock:
 @pytest.fixture(params=["events", "counts"])
 def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[RealtimeWorld, FakeClock]]:
     clock = FakeClock()
-    rt = RealtimeWorld(make_world(tmp_path, request.param), speed=2.0, step=0.002, clock=clock, wall=lambda: 1_700_000_000.0)
+    rt = RealtimeWorld(
+        make_world(tmp_path, request.param), speed=2.0, step=0.002, clock=clock, wall=lambda: 1_700_000_000.0
+    )
     rt.start()
     try:
         yield rt, clock
@@ -135,7 +154,11 @@ def test_dataplane_routes_by_weights_and_records(running: tuple[RealtimeWorld, F
             assert r is not None
             codes[r.status] += 1
             if r.status == 200:
-                assert json.loads(r.body)["data"]["names"] == ["t:0", "t:1", "t:2"]  # all traffic on sklearn "a"
+                assert json.loads(r.body)["data"]["names"] == [
+                    "t:0",
+                    "t:1",
+                    "t:2",
+                ]  # all traffic on sklearn "a"
             else:
                 assert json.loads(r.body)["status"]["reason"] == "MICROSERVICE_INTERNAL_ERROR"
         a = rt.world.predictors["p/m/a"].truth

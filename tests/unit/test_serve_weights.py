@@ -36,8 +36,11 @@ def rt() -> Iterator[RealtimeWorld]:
 
 def test_followed_objects_try_the_manifest_version_first() -> None:
     objs = {o.label: o for o in followed_objects(load_scenario(SCENARIO))}
-    assert set(objs) == {"SeldonDeployment ns-baseline/iris", "SeldonDeployment ns-candidate/iris",
-                         "VirtualService default/routing-rule"}
+    assert set(objs) == {
+        "SeldonDeployment ns-baseline/iris",
+        "SeldonDeployment ns-candidate/iris",
+        "VirtualService default/routing-rule",
+    }
     vs = objs["VirtualService default/routing-rule"].paths
     assert vs[0] == "/apis/networking.istio.io/v1alpha3/namespaces/default/virtualservices/routing-rule"
     assert "/apis/networking.istio.io/v1beta1/namespaces/default/virtualservices/routing-rule" in vs
@@ -45,7 +48,9 @@ def test_followed_objects_try_the_manifest_version_first() -> None:
 
 def test_virtualservice_weights_follow_and_missing_objects_are_logged_once(rt: RealtimeWorld) -> None:
     logs: list[str] = []
-    docs = [d.raw for name in ("routing-rule.yaml", "baseline.yaml") for d in load_yaml_documents(SCENARIO / name)]
+    docs = [
+        d.raw for name in ("routing-rule.yaml", "baseline.yaml") for d in load_yaml_documents(SCENARIO / name)
+    ]
     with KubeFake() as fake:
         fake.cluster.load(docs)  # the candidate SeldonDeployment is not in the API
         follower = KubeFollower(rt, fake.url, followed_objects(rt.world.bundle), log=logs.append)
@@ -55,11 +60,19 @@ def test_virtualservice_weights_follow_and_missing_objects_are_logged_once(rt: R
             assert vs_weights(rt) == [100, 0]
             assert sum("not found" in line for line in logs) == 1
             assert follower.state["SeldonDeployment ns-candidate/iris"] == "missing"
-            assert rt.world.store.get("SeldonDeployment", "ns-candidate", "iris") is not None  # scenario copy kept
+            assert (
+                rt.world.store.get("SeldonDeployment", "ns-candidate", "iris") is not None
+            )  # scenario copy kept
             applied = follower.applied
-            fake.cluster.mutate("VirtualService", "default", "routing-rule", json_patch=[
-                {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 40},
-                {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 60}])
+            fake.cluster.mutate(
+                "VirtualService",
+                "default",
+                "routing-rule",
+                json_patch=[
+                    {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 40},
+                    {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 60},
+                ],
+            )
             follower.poll_once()
             assert vs_weights(rt) == [40, 60]
             assert follower.applied == applied + 1  # only the changed object was re-applied

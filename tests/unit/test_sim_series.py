@@ -14,10 +14,41 @@ from simkit.tsdb import load_openmetrics
 SEED = Path(__file__).resolve().parents[2] / "scenarios" / "iris-abtest"
 SERVER = "seldon_api_executor_server_requests_seconds"
 CLIENT = "seldon_api_executor_client_requests_seconds"
-LE = ["0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10", "+Inf"]
-EXECUTOR_SERVER_LABELS = {"deployment_name", "predictor_name", "predictor_version", "service", "method", "code"}
+LE = [
+    "0.005",
+    "0.01",
+    "0.025",
+    "0.05",
+    "0.075",
+    "0.1",
+    "0.25",
+    "0.5",
+    "0.75",
+    "1",
+    "2.5",
+    "5",
+    "7.5",
+    "10",
+    "+Inf",
+]
+EXECUTOR_SERVER_LABELS = {
+    "deployment_name",
+    "predictor_name",
+    "predictor_version",
+    "service",
+    "method",
+    "code",
+}
 EXECUTOR_CLIENT_LABELS = EXECUTOR_SERVER_LABELS | {"model_name", "model_image", "model_version"}
-SCRAPE_LABELS = {"seldon_deployment_id", "kubernetes_namespace", "app", "seldon_app", "kubernetes_pod_name", "job", "instance"}
+SCRAPE_LABELS = {
+    "seldon_deployment_id",
+    "kubernetes_namespace",
+    "app",
+    "seldon_app",
+    "kubernetes_pod_name",
+    "job",
+    "instance",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +76,17 @@ def test_names_labels_and_buckets_match_seldon(seed_series) -> None:
         assert labels["code"] == "200"
         assert labels["seldon_deployment_id"] == "iris" and labels["kubernetes_namespace"] == "ns-production"
         service = labels["service"]
-        assert service in ({"predictions", "feedback"} if family == SERVER else {"/predict", "/send-feedback"})
+        assert service in (
+            {"predictions", "feedback"} if family == SERVER else {"/predict", "/send-feedback"}
+        )
     les = defaultdict(list)
     for s in seed_series:
         if s.name.endswith("_bucket"):
             key = tuple((k, v) for k, v in s.labels if k not in ("le", "__name__")) + (s.name,)
             les[key].append(s.label_dict()["le"])
-    assert les and all(sorted(v, key=lambda x: math.inf if x == "+Inf" else float(x)) == LE for v in les.values())
+    assert les and all(
+        sorted(v, key=lambda x: math.inf if x == "+Inf" else float(x)) == LE for v in les.values()
+    )
 
 
 def _last(db, name: str, **match: str) -> float:

@@ -23,7 +23,9 @@ def run(params: dict[str, Any], values: list[float | None], baseline: float = 0.
     state: Any = {}
     out = []
     for i, v in enumerate(values, start=1):
-        obs = Observation(iteration=i, elapsed=20.0 * i, metrics={ERR: {"stable": baseline, "canary": v}}, state=state)
+        obs = Observation(
+            iteration=i, elapsed=20.0 * i, metrics={ERR: {"stable": baseline, "canary": v}}, state=state
+        )
         d = strategy.decide(obs, rng)
         out.append(d)
         state = json.loads(json.dumps(d.state, allow_nan=False))  # journal-safe state
@@ -59,16 +61,23 @@ def test_failure_limit_one_aborts_on_second_failure() -> None:
 
 
 def test_count_reached_with_one_failure_within_limit_is_successful() -> None:
-    params = steps({"setWeight": 20}, analysis(successCondition="result <= 0.05", count=3, failureLimit=1),
-                   {"setWeight": 50})
+    params = steps(
+        {"setWeight": 20},
+        analysis(successCondition="result <= 0.05", count=3, failureLimit=1),
+        {"setWeight": 50},
+    )
     ds = run(params, [0.0, 0.2, 0.01, 0.01, 0.0])
     assert canary(ds) == [20, 20, 20, 100]
     assert ds[-1].verdict == "promote" and ds[-1].winner == "canary"
 
 
 def test_inconclusive_pauses_then_simulated_human_resumes() -> None:
-    params = steps({"setWeight": 20}, analysis(successCondition="result < 0.01", failureCondition="result > 0.05"),
-                   {"setWeight": 40}, pauseIterations=2)
+    params = steps(
+        {"setWeight": 20},
+        analysis(successCondition="result < 0.01", failureCondition="result > 0.05"),
+        {"setWeight": 40},
+        pauseIterations=2,
+    )
     ds = run(params, [0.0, 0.03, 0.03, 0.03, 0.03])
     assert "Inconclusive" in ds[1].reason
     assert canary(ds) == [20, 20, 20, 100]
@@ -76,8 +85,9 @@ def test_inconclusive_pauses_then_simulated_human_resumes() -> None:
 
 
 def test_inconclusive_limit_allows_that_many_inconclusive_measurements() -> None:
-    metric = analysis(successCondition="result < 0.01", failureCondition="result > 0.05", count=3,
-                      inconclusiveLimit=1)
+    metric = analysis(
+        successCondition="result < 0.01", failureCondition="result > 0.05", count=3, inconclusiveLimit=1
+    )
     ds = run(steps({"setWeight": 20}, metric), [0.0, 0.03, 0.0, 0.0])
     assert ds[-1].verdict == "promote"
 
@@ -115,8 +125,16 @@ def test_timed_pause_holds_ceil_duration_over_interval() -> None:
 
 
 def test_indefinite_pause_uses_pause_iterations() -> None:
-    ds = run(steps({"setWeight": 10}, {"pause": {}}, {"setWeight": 30}, {"pause": {"duration": 20}},
-                   pauseIterations=3), [0.0] * 10)
+    ds = run(
+        steps(
+            {"setWeight": 10},
+            {"pause": {}},
+            {"setWeight": 30},
+            {"pause": {"duration": 20}},
+            pauseIterations=3,
+        ),
+        [0.0] * 10,
+    )
     assert canary(ds) == [10, 10, 10, 30, 100]
 
 
@@ -135,22 +153,37 @@ def test_limit_condition_mapping() -> None:
 
 
 def test_background_analysis_aborts_during_a_pause() -> None:
-    params = steps({"setWeight": 20}, {"pause": {"duration": 100}}, {"setWeight": 50},
-                   analysis={"metrics": [{"metric": ERR, "failureCondition": "result > 0.05", "interval": 1}],
-                             "startingStep": 1})
+    params = steps(
+        {"setWeight": 20},
+        {"pause": {"duration": 100}},
+        {"setWeight": 50},
+        analysis={
+            "metrics": [{"metric": ERR, "failureCondition": "result > 0.05", "interval": 1}],
+            "startingStep": 1,
+        },
+    )
     ds = run(params, [0.0, 0.01, 0.2, 0.0])
     assert [d.verdict for d in ds] == ["continue", "continue", "rollback"]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    (steps({"setWeight": 20}, analysis(successCondition="__import__('os')")), "steps[1].analysis.metrics[0].successCondition"),
-    (steps({"setWeight": 20}, analysis(successCondition="result <=")), "steps[1].analysis.metrics[0].successCondition"),
-    (steps({"setWeight": 120}), "steps[0].setWeight"),
-    (steps({"jump": 1}), "steps[0]"),
-    ({"steps": []}, "steps"),
-    (steps({"setWeight": 20}, surprise=True), "surprise"),
-    (steps({"pause": {"duration": "soon"}}), "steps[0].pause.duration"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        (
+            steps({"setWeight": 20}, analysis(successCondition="__import__('os')")),
+            "steps[1].analysis.metrics[0].successCondition",
+        ),
+        (
+            steps({"setWeight": 20}, analysis(successCondition="result <=")),
+            "steps[1].analysis.metrics[0].successCondition",
+        ),
+        (steps({"setWeight": 120}), "steps[0].setWeight"),
+        (steps({"jump": 1}), "steps[0]"),
+        ({"steps": []}, "steps"),
+        (steps({"setWeight": 20}, surprise=True), "surprise"),
+        (steps({"pause": {"duration": "soon"}}), "steps[0].pause.duration"),
+    ],
+)
 def test_bad_parameters_raise_spec_error(params: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
         ArgoStrategy(PLAN, params)

@@ -115,14 +115,17 @@ def test_registered_and_created_by_name() -> None:
     assert "flagger" in base.available()
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"stepWeight": 10, "bogus": 1}, "bogus"),
-    ({"stepWeight": 0}, "stepWeight"),
-    ({"stepWeight": 150}, "stepWeight"),
-    ({"stepWeights": [10, 5]}, "stepWeights[1]"),
-    ({"stepWeight": "ten"}, "stepWeight"),
-    ({"stepWeight": 10, "checks": [{"metric": ERR}]}, "checks[0]"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"stepWeight": 10, "bogus": 1}, "bogus"),
+        ({"stepWeight": 0}, "stepWeight"),
+        ({"stepWeight": 150}, "stepWeight"),
+        ({"stepWeights": [10, 5]}, "stepWeights[1]"),
+        ({"stepWeight": "ten"}, "stepWeight"),
+        ({"stepWeight": 10, "checks": [{"metric": ERR}]}, "checks[0]"),
+    ],
+)
 def test_bad_parameters_raise_spec_error(params: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
         FlaggerStrategy(PLAN, params)

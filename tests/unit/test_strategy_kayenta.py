@@ -48,7 +48,11 @@ def test_interval_matches_an_independent_brent_search(seed: int) -> None:
     z = stats.norm.ppf(0.99)
     assert got.lower == pytest.approx(reference_root(experiment, control, z), abs=1e-9)
     assert got.upper == pytest.approx(reference_root(experiment, control, -z), abs=1e-9)
-    assert wdiff(experiment, control, got.estimate - 1e-9, 0) >= 0 >= wdiff(experiment, control, got.estimate + 1e-9, 0)
+    assert (
+        wdiff(experiment, control, got.estimate - 1e-9, 0)
+        >= 0
+        >= wdiff(experiment, control, got.estimate + 1e-9, 0)
+    )
 
 
 def test_hand_computed_shift() -> None:
@@ -89,8 +93,14 @@ def result(name: str, label: str, group: str = "default", critical: bool = False
 
 
 def test_group_scores_weights_and_leftover_share() -> None:
-    results = [result("a1", "Pass", "a"), result("a2", "High", "a"), result("b1", "Pass", "b"),
-               result("b2", "Nodata", "b"), result("c1", "Low", "c"), result("c2", "NodataFailMetric", "c")]
+    results = [
+        result("a1", "Pass", "a"),
+        result("a2", "High", "a"),
+        result("b1", "Pass", "b"),
+        result("b2", "Nodata", "b"),
+        result("c1", "Low", "c"),
+        result("c2", "NodataFailMetric", "c"),
+    ]
     judgement = score(results, {"a": 60.0})
     assert judgement.group_scores == {"a": 50.0, "b": 100.0, "c": 0.0}
     assert judgement.score == pytest.approx(0.6 * 50 + 0.2 * 100 + 0.2 * 0)
@@ -100,7 +110,9 @@ def test_critical_failure_and_nodata_majority_force_zero() -> None:
     assert score([result("a", "Pass"), result("b", "High", critical=True)], {}).score == 0.0
     assert score([result("a", "Pass"), result("b", "Nodata", critical=True)], {}).score == 0.0
     assert score([result("a", "Pass"), result("b", "High")], {}).score == 50.0
-    nodata = score([result("a", "Pass"), result("b", "Nodata"), result("c", "Pass"), result("d", "Nodata")], {})
+    nodata = score(
+        [result("a", "Pass"), result("b", "Nodata"), result("c", "Pass"), result("d", "Nodata")], {}
+    )
     assert nodata.score == 0.0 and "50%" in nodata.zero_reason
     assert score([result("a", "Pass"), result("b", "Nodata"), result("c", "Pass")], {}).score == 100.0
 
@@ -110,7 +122,9 @@ PLAN = Plan(versions=("base", "can"), objectives=(Objective(LAT, upper_limit=2.0
 NOISE = [0.0, 0.05, -0.04, 0.02, -0.01, 0.03, -0.02, 0.01, -0.03, 0.04]
 
 
-def run(params: dict[str, Any], canary_shift: float, steps: int = 20, other: float | None = 0.0) -> list[Decision]:
+def run(
+    params: dict[str, Any], canary_shift: float, steps: int = 20, other: float | None = 0.0
+) -> list[Decision]:
     """Latency around 1.0 on the baseline and 1.0 + shift on the canary; a second gauge `other`."""
     strategy = KayentaStrategy(PLAN, params)
     rng = np.random.default_rng(1)
@@ -120,7 +134,8 @@ def run(params: dict[str, Any], canary_shift: float, steps: int = 20, other: flo
         noise = NOISE[i % len(NOISE)]
         metrics: dict[str, dict[str, float | None]] = {
             LAT: {"base": 1.0 + noise, "can": 1.0 + canary_shift - noise},
-            ERR: {"base": 0.5 + noise, "can": None if other is None else 0.5 + other - noise}}
+            ERR: {"base": 0.5 + noise, "can": None if other is None else 0.5 + other - noise},
+        }
         d = strategy.decide(Observation(iteration=i, elapsed=20.0 * i, metrics=metrics, state=state), rng)
         out.append(d)
         state = json.loads(json.dumps(d.state, allow_nan=False))  # journal-safe state
@@ -178,16 +193,21 @@ def test_per_count_samples_are_interval_means() -> None:
     # cumulative mean 1.0 over 100 requests, then 2.0 over 200: the second interval's mean is 3.0
     for i, (mean, n) in enumerate([(1.0, 100.0), (2.0, 200.0)], start=1):
         metrics = {LAT: {"base": mean, "can": mean}, "ns/requests": {"base": n, "can": n}}
-        state = strategy.decide(Observation(i, 20.0 * i, metrics, state=state), np.random.default_rng(0)).state
+        state = strategy.decide(
+            Observation(i, 20.0 * i, metrics, state=state), np.random.default_rng(0)
+        ).state
     assert state["samples"][LAT]["base"] == [1.0, 3.0]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"metrics": [{"name": LAT, "direction": "up"}]}, "metrics[0].direction"),
-    ({"metrics": [{"name": LAT, "colour": 1}]}, "metrics[0].colour"),
-    ({"thresholds": {"marginal": 90, "pass": 80}}, "thresholds"),
-    ({"stepWeight": 0}, "stepWeight"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"metrics": [{"name": LAT, "direction": "up"}]}, "metrics[0].direction"),
+        ({"metrics": [{"name": LAT, "colour": 1}]}, "metrics[0].colour"),
+        ({"thresholds": {"marginal": 90, "pass": 80}}, "thresholds"),
+        ({"stepWeight": 0}, "stepWeight"),
+    ],
+)
 def test_bad_parameters(params: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
         KayentaStrategy(PLAN, params)

@@ -19,8 +19,14 @@ PLAN = Plan(versions=("v1", "v2"), rewards=(Reward(REW),), request_count=REQ)
 PARAMS = {"metrics": {"errors": ERRS}}
 
 
-def simulate(seeds: int, looks: int, error: tuple[float, float], reward: tuple[float, float],
-             per_look: int = 400, params: dict[str, Any] | None = None) -> list[list[Decision]]:
+def simulate(
+    seeds: int,
+    looks: int,
+    error: tuple[float, float],
+    reward: tuple[float, float],
+    per_look: int = 400,
+    params: dict[str, Any] | None = None,
+) -> list[list[Decision]]:
     """Cumulative counts for `seeds` independent runs, generated look by look for all runs at once;
     the traffic split of each run follows that run's own decisions."""
     strategy = SequentialStrategy(PLAN, params or PARAMS)
@@ -39,8 +45,11 @@ def simulate(seeds: int, looks: int, error: tuple[float, float], reward: tuple[f
         e += rng.binomial(new.astype(int), np.array(error))
         r += rng.poisson(new * np.array(reward))
         for s in np.nonzero(~done)[0]:
-            metrics = {REQ: {"v1": n[s, 0], "v2": n[s, 1]}, ERRS: {"v1": e[s, 0], "v2": e[s, 1]},
-                       REW: {"v1": r[s, 0], "v2": r[s, 1]}}
+            metrics = {
+                REQ: {"v1": n[s, 0], "v2": n[s, 1]},
+                ERRS: {"v1": e[s, 0], "v2": e[s, 1]},
+                REW: {"v1": r[s, 0], "v2": r[s, 1]},
+            }
             d = strategy.decide(Observation(look, 20.0 * look, metrics, state=states[s]), rng)
             history[s].append(d)
             states[s] = json.loads(json.dumps(d.state, allow_nan=False))  # journal-safe state
@@ -83,7 +92,11 @@ def test_not_enough_evidence_holds_verdict_and_ramps() -> None:
 def test_signs_of_harm_hold_the_weight() -> None:
     strategy = SequentialStrategy(PLAN, PARAMS)
     # 2% vs 5% errors: z of about 2 (signs of harm) but not credible yet at 200 requests
-    metrics = {REQ: {"v1": 2000.0, "v2": 200.0}, ERRS: {"v1": 40.0, "v2": 10.0}, REW: {"v1": 200.0, "v2": 20.0}}
+    metrics = {
+        REQ: {"v1": 2000.0, "v2": 200.0},
+        ERRS: {"v1": 40.0, "v2": 10.0},
+        REW: {"v1": 200.0, "v2": 20.0},
+    }
     d = strategy.decide(Observation(3, 60.0, metrics, state={"weight": 20}), np.random.default_rng(0))
     assert d.verdict == "continue" and "holding weight 20" in d.reason
     assert d.weights == {"v1": 80, "v2": 20}
@@ -94,7 +107,9 @@ def test_half_width_is_the_normal_mixture_boundary() -> None:
     alpha, tuning, se2, n = 0.025, 5000.0, 1e-4, 3000.0
     rho = math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning)
     sigma = math.sqrt(se2 * n)
-    expected = sigma * math.sqrt(2 * (n * rho**2 + 1) * math.log(math.sqrt(n * rho**2 + 1) / alpha) / (n * rho) ** 2)
+    expected = sigma * math.sqrt(
+        2 * (n * rho**2 + 1) * math.log(math.sqrt(n * rho**2 + 1) / alpha) / (n * rho) ** 2
+    )
     assert half_width(se2, n, alpha, tuning) == pytest.approx(expected, rel=1e-12)
     # wider than the fixed-horizon 97.5% interval, as the price of anytime validity
     assert half_width(se2, n, alpha, tuning) > 2.24 * math.sqrt(se2)

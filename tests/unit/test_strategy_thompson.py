@@ -14,13 +14,23 @@ from simkit.strategies.base import Decision, Objective, Observation, Plan, Rewar
 from simkit.strategies.thompson import ThompsonStrategy
 
 REQ, REW, ERRS, RATE = "ns/requests", "ns/reward", "ns/errors", "ns/error-rate"
-PLAN = Plan(versions=("v1", "v2"), rewards=(Reward(REW),), request_count=REQ,
-            objectives=(Objective(RATE, upper_limit=0.05),))
+PLAN = Plan(
+    versions=("v1", "v2"),
+    rewards=(Reward(REW),),
+    request_count=REQ,
+    objectives=(Objective(RATE, upper_limit=0.05),),
+)
 ROLES = {"metrics": {"errors": ERRS, "errorRate": RATE}}
 
 
-def simulate(strategy: ThompsonStrategy, rates: dict[str, float], seed: int, steps: int = 12,
-             error_rates: dict[str, float] | None = None, per_interval: int = 400) -> list[Decision]:
+def simulate(
+    strategy: ThompsonStrategy,
+    rates: dict[str, float],
+    seed: int,
+    steps: int = 12,
+    error_rates: dict[str, float] | None = None,
+    per_interval: int = 400,
+) -> list[Decision]:
     """Traffic follows the strategy's weights; rewards ~ Poisson(rate) per request; errors ~ Binomial."""
     traffic = np.random.default_rng(seed + 1000)
     rng = np.random.default_rng(seed)
@@ -37,8 +47,12 @@ def simulate(strategy: ThompsonStrategy, rates: dict[str, float], seed: int, ste
             n[v] += k
             r[v] += traffic.poisson(rates[v] * k)
             e[v] += traffic.binomial(k, (error_rates or {}).get(v, 0.0))
-        metrics: dict[str, dict[str, float | None]] = {REQ: dict(n), REW: dict(r), ERRS: dict(e),
-                                                        RATE: {v: e[v] / n[v] if n[v] else None for v in versions}}
+        metrics: dict[str, dict[str, float | None]] = {
+            REQ: dict(n),
+            REW: dict(r),
+            ERRS: dict(e),
+            RATE: {v: e[v] / n[v] if n[v] else None for v in versions},
+        }
         d = strategy.decide(Observation(i, 20.0 * i, metrics, tuple(weights.items()), state=state), rng)
         out.append(d)
         state = json.loads(json.dumps(d.state, allow_nan=False))  # journal-safe state
@@ -51,7 +65,9 @@ def simulate(strategy: ThompsonStrategy, rates: dict[str, float], seed: int, ste
 
 def test_same_seed_same_decisions() -> None:
     runs = [simulate(ThompsonStrategy(PLAN, ROLES), {"v1": 0.1, "v2": 0.12}, seed=7) for _ in range(2)]
-    assert [(d.weights, d.verdict, d.reason) for d in runs[0]] == [(d.weights, d.verdict, d.reason) for d in runs[1]]
+    assert [(d.weights, d.verdict, d.reason) for d in runs[0]] == [
+        (d.weights, d.verdict, d.reason) for d in runs[1]
+    ]
 
 
 def test_increment_cap_and_top_two_ramp() -> None:
@@ -64,7 +80,9 @@ def test_increment_cap_and_top_two_ramp() -> None:
 
 
 def test_clearly_better_candidate_is_promoted_with_early_stop() -> None:
-    ds = simulate(ThompsonStrategy(PLAN, {**ROLES, "earlyStop": True}), {"v1": 0.1, "v2": 0.3}, seed=5, steps=20)
+    ds = simulate(
+        ThompsonStrategy(PLAN, {**ROLES, "earlyStop": True}), {"v1": 0.1, "v2": 0.3}, seed=5, steps=20
+    )
     assert ds[-1].verdict == "promote" and ds[-1].winner == "v2"
     assert ds[-1].weights == {"v1": 0, "v2": 100}
 
@@ -83,8 +101,9 @@ def test_baseline_floor_with_plain_thompson() -> None:
     plan = Plan(versions=("v1", "v2", "v3"), rewards=(Reward(REW),), request_count=REQ)
     strategy = ThompsonStrategy(plan, {"topTwo": False, "maxIncrement": 100, "minRequests": 10})
     counts = {REQ: {"v1": 5000.0, "v2": 5000.0, "v3": 5000.0}, REW: {"v1": 100.0, "v2": 1000.0, "v3": 1000.0}}
-    d = strategy.decide(Observation(2, 40.0, counts, (("v1", 34), ("v2", 33), ("v3", 33))),
-                        np.random.default_rng(0))
+    d = strategy.decide(
+        Observation(2, 40.0, counts, (("v1", 34), ("v2", 33), ("v3", 33))), np.random.default_rng(0)
+    )
     assert d.verdict == "continue"
     assert d.weights is not None and d.weights["v1"] == 5
     assert abs(d.weights["v2"] - d.weights["v3"]) <= 8
@@ -94,14 +113,16 @@ def test_sample_ratio_mismatch_holds_the_weights() -> None:
     strategy = ThompsonStrategy(PLAN, ROLES)
     state = {"weights": {"v1": 50, "v2": 50}, "prevRequests": {"v1": 1000.0, "v2": 1000.0}}
     metrics = {REQ: {"v1": 1900.0, "v2": 1100.0}, REW: {"v1": 100.0, "v2": 300.0}}
-    d = strategy.decide(Observation(5, 100.0, metrics, (("v1", 50), ("v2", 50)), state=state),
-                        np.random.default_rng(0))
+    d = strategy.decide(
+        Observation(5, 100.0, metrics, (("v1", 50), ("v2", 50)), state=state), np.random.default_rng(0)
+    )
     assert d.verdict == "continue"
     assert d.weights == {"v1": 50, "v2": 50}
     assert "sample ratio mismatch" in d.reason
     balanced = {REQ: {"v1": 1510.0, "v2": 1490.0}, REW: {"v1": 100.0, "v2": 110.0}}
-    d2 = strategy.decide(Observation(5, 100.0, balanced, (("v1", 50), ("v2", 50)), state=state),
-                         np.random.default_rng(0))
+    d2 = strategy.decide(
+        Observation(5, 100.0, balanced, (("v1", 50), ("v2", 50)), state=state), np.random.default_rng(0)
+    )
     assert "sample ratio mismatch" not in d2.reason
 
 
@@ -113,8 +134,13 @@ def test_requests_at_weight_zero_are_a_mismatch() -> None:
 
 
 def test_credibly_infeasible_candidate_rolls_back() -> None:
-    ds = simulate(ThompsonStrategy(PLAN, ROLES), {"v1": 0.1, "v2": 0.3}, seed=2, steps=20,
-                  error_rates={"v1": 0.0, "v2": 0.2})
+    ds = simulate(
+        ThompsonStrategy(PLAN, ROLES),
+        {"v1": 0.1, "v2": 0.3},
+        seed=2,
+        steps=20,
+        error_rates={"v1": 0.0, "v2": 0.2},
+    )
     assert ds[-1].verdict == "rollback"
     assert ds[-1].weights == {"v1": 100, "v2": 0}
     assert "credibly infeasible" in ds[-1].reason
@@ -132,13 +158,16 @@ def test_count_model_needs_requests() -> None:
     assert err.value.field == "metrics.requests"
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"prior": [1]}, "prior"),
-    ({"feasibility": 2}, "feasibility"),
-    ({"metrics": {"clicks": REW}}, "metrics.clicks"),
-    ({"rewardModel": "gauss"}, "rewardModel"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"prior": [1]}, "prior"),
+        ({"feasibility": 2}, "feasibility"),
+        ({"metrics": {"clicks": REW}}, "metrics.clicks"),
+        ({"rewardModel": "gauss"}, "rewardModel"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_bad_parameters(params: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
         ThompsonStrategy(PLAN, params)

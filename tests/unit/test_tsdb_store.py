@@ -14,15 +14,29 @@ NAMES = ["a_total", "b_bucket", "c_count"]
 VALUES = ["", "x", "y", "xy", "baseline", "candidate"]
 labelsets = st.fixed_dictionaries(
     {"__name__": st.sampled_from(NAMES)},
-    optional={"code": st.sampled_from(VALUES), "predictor_name": st.sampled_from(VALUES), "le": st.sampled_from(VALUES)},
+    optional={
+        "code": st.sampled_from(VALUES),
+        "predictor_name": st.sampled_from(VALUES),
+        "le": st.sampled_from(VALUES),
+    },
 )
 matchers = st.lists(
     st.one_of(
-        st.builds(Matcher, st.just("__name__"), st.sampled_from(["=", "!=", "=~", "!~"]), st.sampled_from(NAMES + ["a.*", ".*_count"])),
-        st.builds(Matcher, st.sampled_from(["code", "predictor_name", "le", "missing"]), st.sampled_from(["=", "!=", "=~", "!~"]),
-                  st.sampled_from(VALUES + ["x.*", "(baseline|candidate)", ".+"])),
+        st.builds(
+            Matcher,
+            st.just("__name__"),
+            st.sampled_from(["=", "!=", "=~", "!~"]),
+            st.sampled_from(NAMES + ["a.*", ".*_count"]),
+        ),
+        st.builds(
+            Matcher,
+            st.sampled_from(["code", "predictor_name", "le", "missing"]),
+            st.sampled_from(["=", "!=", "=~", "!~"]),
+            st.sampled_from(VALUES + ["x.*", "(baseline|candidate)", ".+"]),
+        ),
     ),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 )
 
 
@@ -47,7 +61,9 @@ def scan(db: TSDB, ms: list[Matcher]) -> list[tuple[tuple[str, str], ...]]:
 
 @settings(max_examples=200, deadline=None)
 @given(ops=st.lists(st.tuples(labelsets, matchers), min_size=1, max_size=30))
-def test_select_matches_a_plain_scan_with_series_created_mid_run(ops: list[tuple[dict[str, str], list[Matcher]]]) -> None:
+def test_select_matches_a_plain_scan_with_series_created_mid_run(
+    ops: list[tuple[dict[str, str], list[Matcher]]],
+) -> None:
     db = TSDB()
     for t, (labels, ms) in enumerate(ops):
         db.append(labels, 1000.0 + t, float(t))
@@ -55,8 +71,10 @@ def test_select_matches_a_plain_scan_with_series_created_mid_run(ops: list[tuple
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=40),
-       overwrite=st.lists(st.tuples(st.integers(0, 39), st.floats(-5, 5, allow_nan=False)), max_size=10))
+@given(
+    values=st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=40),
+    overwrite=st.lists(st.tuples(st.integers(0, 39), st.floats(-5, 5, allow_nan=False)), max_size=10),
+)
 def test_counter_drops_track_overwrites(values: list[float], overwrite: list[tuple[int, float]]) -> None:
     db = TSDB()
     s = db.get_or_create({"__name__": "x"})

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from simkit.sim.deployment import WorkerPool
 
 
-def _grants(pool_kind: str, capacity: int, calls: list[tuple[float, float]]) -> list[tuple[int, float, float]]:
+def _grants(
+    pool_kind: str, capacity: int, calls: list[tuple[float, float]]
+) -> list[tuple[int, float, float]]:
     env = simpy.Environment()
     pool: Any = simpy.Resource(env, capacity=capacity) if pool_kind == "simpy" else WorkerPool(env, capacity)
     log: list[tuple[int, float, float]] = []
@@ -35,7 +37,9 @@ def _grants(pool_kind: str, capacity: int, calls: list[tuple[float, float]]) -> 
     return log
 
 
-CALLS = st.lists(st.tuples(st.integers(0, 20).map(float), st.integers(0, 5).map(float)), min_size=1, max_size=40)
+CALLS = st.lists(
+    st.tuples(st.integers(0, 20).map(float), st.integers(0, 5).map(float)), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=200, deadline=None)
