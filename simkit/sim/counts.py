@@ -220,6 +220,11 @@ class CountsWorld:
             self._segment(self._now, end)
             self._now = end
 
+    def stop_scraping(self) -> None:
+        """No more scrapes (the bench scores what follows a decision from the ground truth): the
+        segments then run from event to event, whatever the scrape interval."""
+        self._next_scrape = math.inf
+
     def scrape(self) -> None:
         t = self.epoch + self._now
         for sim in self.predictors.values():

@@ -22,7 +22,6 @@ from simkit.sim.distributions import make_draw, mean
 from simkit.sim.executor_metrics import (
     CLIENT,
     FEEDBACK_TOTAL,
-    LE,
     REWARD_TOTAL,
     SERVER,
     PodIdentity,
@@ -140,12 +139,8 @@ class CountsPredictor:
         ]
         sizes = per_pod[per_pod > 0]
         cells = rng.multinomial(sizes, model.p)  # (rows, cells)
-        nb = len(LE)
-        client = np.zeros((len(rows), nb), dtype=np.int64)
-        server = np.zeros((len(rows), nb), dtype=np.int64)
-        for i in range(cells.shape[0]):
-            client[i] = np.bincount(model.client_bucket, weights=cells[i], minlength=nb)
-            server[i] = np.bincount(model.server_bucket, weights=cells[i], minlength=nb)
+        client = cells @ model.client_matrix  # (rows, buckets)
+        server = cells @ model.server_matrix
         sums = cells @ model.mean + np.sqrt(cells @ model.var) * rng.standard_normal(len(rows))
         sums = np.maximum(sums, cells @ model.low)
         truth = self.truth
@@ -194,26 +189,24 @@ class CountsPredictor:
         k = int(self.rng.binomial(ok, fb.probability))
         if not k:
             return
-        times = a + (b - a) * self.rng.random(k) + self._delay(self.rng, k)
-        # one sorted queue per reward value: merging keeps the per-segment cost to one search
-        for i, (queued, reward) in enumerate(self._pending):
-            if reward == fb.reward:
-                self._pending[i] = (np.sort(np.concatenate((queued, times)), kind="stable"), reward)
-                return
-        self._pending.append((np.sort(times), fb.reward))
+        times = np.sort(a + (b - a) * self.rng.random(k) + self._delay(self.rng, k))
+        # one sorted batch per segment: each is sorted once and searched once per later segment
+        # (merging them into one queue re-sorted everything queued, which grew with the delay)
+        self._pending.append((times, fb.reward))
 
     def due_feedback(self, until: float) -> list[tuple[int, float]]:
-        """Per-prediction feedback calls arriving before ``until``: (count, reward) pairs."""
-        out: list[tuple[int, float]] = []
+        """Per-prediction feedback calls arriving before ``until``: (count, reward) pairs, one per
+        reward value in the order the rewards were first queued."""
+        due: dict[float, int] = {}
         keep = []
         for times, reward in self._pending:
             i = int(np.searchsorted(times, until, side="left"))
             if i:
-                out.append((i, reward))
+                due[reward] = due.get(reward, 0) + i
             if i < len(times):
                 keep.append((times[i:], reward))
         self._pending = keep
-        return out
+        return [(n, reward) for reward, n in due.items()]
 
     def has_pending(self) -> bool:
         return bool(self._pending)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -147,6 +148,21 @@ class CellModel:
     low: Array  # lower edge of each cell (the sum cannot be below n * low)
     overhead: float
     approximate: bool  # True when the queueing/load model was used
+
+    @cached_property
+    def client_matrix(self) -> npt.NDArray[np.int64]:
+        """cells x buckets one-hot: ``cell_counts @ client_matrix`` is the client bucket counts."""
+        return _one_hot(self.client_bucket)
+
+    @cached_property
+    def server_matrix(self) -> npt.NDArray[np.int64]:
+        return _one_hot(self.server_bucket)
+
+
+def _one_hot(index: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+    m = np.zeros((len(index), len(BOUNDS) + 1), dtype=np.int64)
+    m[np.arange(len(index)), index] = 1
+    return m
 
 
 def _partition(overhead: float) -> tuple[Array, npt.NDArray[np.intp], npt.NDArray[np.intp]]:

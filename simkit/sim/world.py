@@ -57,6 +57,7 @@ class World:
         for i, ev in enumerate(spec.events):
             self.env.process(self._event(i, ev))
         self.scrapes = 0
+        self.scraping = True
         self.env.process(self._scraper())
 
     # --- construction -------------------------------------------------------------------------
@@ -147,7 +148,13 @@ class World:
         for t in scrape_times(self.bundle, self.begin):
             if t > env.now:
                 yield env.timeout(t - env.now)
-            self.scrape()
+            if self.scraping:
+                self.scrape()
+
+    def stop_scraping(self) -> None:
+        """No more scrapes: what follows is scored from the ground truth only (the bench after a
+        decision), so the TSDB stops where the policy last looked."""
+        self.scraping = False
 
     def scrape(self) -> None:
         t = self.epoch + self.env.now
