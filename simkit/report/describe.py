@@ -24,33 +24,14 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
+
+from simkit.spec.quantity import quantity_text_decimal
 
 MAX_CELL_WIDTH = 30  # tablewriter's MAX_ROW_WIDTH
 _WRAP_PENALTY = 100000  # tablewriter's defaultPenalty
 _DECIMAL_CELL = re.compile(r"^-?(?:[0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)(?:\.[0-9]+)?$")
-_QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
-)
-_SUFFIX = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
 CANARY_EXPLANATION = (
     "> If the candidate version satisfies the experiment objectives, then it is the winner.\n"
     "> Otherwise, if the baseline version satisfies the experiment objectives, it is the winner.\n"
@@ -75,13 +56,9 @@ def quantity_decimal(value: Any) -> Decimal:
         if not math.isfinite(value):
             raise ValueError(f"{value!r} is not a finite quantity")
         return Decimal(repr(value))  # the shortest text that reads back as this float
-    m = _QUANTITY.match(value.strip()) if isinstance(value, str) else None
-    if not m:
+    if not isinstance(value, str):
         raise ValueError(f"not a quantity: {value!r}")
-    try:
-        return Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
-    except InvalidOperation:  # pragma: no cover - the regex already guards this
-        raise ValueError(f"not a quantity: {value!r}") from None
+    return quantity_text_decimal(value)
 
 
 def ceil3(value: Any) -> str:

@@ -28,7 +28,23 @@ _SUFFIX = {
     "Pi": Decimal(2**50),
     "Ei": Decimal(2**60),
 }
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# ASCII digits only, as Kubernetes' parser (Python's \d also matches other scripts' digits)
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+)
+
+
+def quantity_text_decimal(text: str) -> Decimal:
+    """The exact value of a quantity written as text (``24804743n``, ``1.5k``, ``2Mi``);
+    ValueError when it is not one. The one parser of the suffixes, for floats and for the exact
+    decimals ``describe`` prints."""
+    m = _QUANTITY.match(text.strip())
+    if not m:
+        raise ValueError(f"not a quantity: {text!r}")
+    try:
+        return Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
+    except InvalidOperation:  # pragma: no cover - the regex already guards this
+        raise ValueError(f"not a quantity: {text!r}") from None
 
 
 def parse_quantity(value: object) -> float:
@@ -42,14 +58,7 @@ def parse_quantity(value: object) -> float:
     text = value.strip()
     if text.lower() in ("nan", "+inf", "-inf", "inf"):
         return float(text)
-    m = _QUANTITY.match(text)
-    if not m:
-        raise ValueError(f"not a quantity: {value!r}")
-    try:
-        number = Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
-    except InvalidOperation as exc:  # pragma: no cover - regex already guards this
-        raise ValueError(f"not a quantity: {value!r}") from exc
-    return float(number)
+    return float(quantity_text_decimal(text))
 
 
 def format_quantity(value: float) -> str:
