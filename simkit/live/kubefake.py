@@ -33,7 +33,6 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,6 +49,7 @@ from simkit.live.kube_fakerules import (
     openapi_v3,
 )
 from simkit.live.kube_fakestore import FakeCluster
+from simkit.loopback import HOST, LoopbackServer
 
 SERVER_VERSION = {
     "major": "1",
@@ -345,32 +345,15 @@ class _Server(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
-class KubeFake:
+class KubeFake(LoopbackServer):
     """The fake as a context manager: serves on 127.0.0.1 in a background thread."""
 
     def __init__(self, port: int = 0, cluster: FakeCluster | None = None) -> None:
         self.cluster = cluster or FakeCluster()
-        self._server = _Server(("127.0.0.1", port))
-        self._server.cluster = self.cluster
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> KubeFake:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"kubefake:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        server = _Server((HOST, port))
+        server.cluster = self.cluster
+        super().__init__(server, thread_name="kubefake:{port}")
+        self._fake = server
 
     def serve_forever(self) -> None:
         self._server.serve_forever(poll_interval=0.2)
@@ -378,20 +361,8 @@ class KubeFake:
     def stop(self) -> None:
         """Stop accepting, end open watches, close the socket. Idempotent."""
         self.cluster.close()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._server.server_close()
-        self._server.drop_connections()
-
-    def __enter__(self) -> KubeFake:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
+        self._fake.drop_connections()
 
 
 def kubeconfig_text(url: str, namespace: str = "default") -> str:

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from simkit.loopback import HOST, LoopbackServer
 from simkit.serve import exposition
 from simkit.serve.dataplane import GO_TEXT, NOT_FOUND, DataPlane, Response
 from simkit.serve.realtime import RealtimeWorld
 
-HOST = "127.0.0.1"
 _POD_PATH = re.compile(r"^/prometheus/(?P<ns>[^/]+)/(?P<pod>[^/]+)/?$")
 MAX_BODY = 10 * 1024 * 1024
 
@@ -158,36 +157,10 @@ class _Server(ThreadingHTTPServer):
     app: ServeApp
 
 
-class HttpServer:
+class HttpServer(LoopbackServer):
     """The server on 127.0.0.1:``port`` (0 = any free port), serving in a background thread."""
 
     def __init__(self, app: ServeApp, port: int = 0) -> None:
-        self._server = _Server((HOST, port), _Handler)
-        self._server.app = app
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> HttpServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="simkit-serve-http",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop accepting and close the socket (handler threads are daemons). Idempotent."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._server.server_close()
+        server = _Server((HOST, port), _Handler)
+        server.app = app
+        super().__init__(server, thread_name="simkit-serve-http")

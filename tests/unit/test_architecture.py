@@ -20,6 +20,7 @@ RANK = {
     "ports": 0,
     "files": 0,
     "formats": 0,
+    "loopback": 0,
     "spec": 1,
     "tsdb": 2,
     "promql": 3,
