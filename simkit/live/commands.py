@@ -267,7 +267,7 @@ def _finish(
     journal: Journal | None,
     stopped: bool,
 ) -> int:
-    from simkit.report.describe import describe
+    from simkit.views.describe import describe
 
     if stopped:
         done = result.status.get("completedIterations", 0)
@@ -293,8 +293,8 @@ def _finish(
         journal.finished(reason=why if result.failed else result.message, outcome=outcome)
         journal.close()
     if args.out:
-        from simkit.report.run import write_text
-        from simkit.report.trace import status_yaml, trace_csv
+        from simkit.files import write_text_atomic as write_text
+        from simkit.views.trace import status_yaml, trace_csv
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

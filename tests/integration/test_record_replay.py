@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from simkit.cli import main
-from simkit.replay.commands import cmd_calibrate, cmd_record
+from simkit.replay.commands import cmd_record
 from simkit.replay.recording import read_recording
 from simkit.replay.replay import Replayer
 from simkit.report.calibration_report import parse_report
+from simkit.report.commands import cmd_calibrate
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
 from simkit.spec.bundle import load_scenario
