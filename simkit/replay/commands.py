@@ -105,6 +105,23 @@ def cmd_record(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         header, db = record(client, prepared, files, req, progress)
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        document = {
+            "recording": str(req.out),
+            "experiment": header.experiment,
+            "source": req.url,
+            "start": rfc3339(header.start),
+            "end": rfc3339(header.end),
+            "step": header.step,
+            "mode": header.mode,
+            "series": len(db),
+            "samples": db.sample_count(),
+        }
+        sys.stdout.write(render(document, fmt))
+        return 0
     print(
         f"recorded {len(db)} series, {db.sample_count()} samples of Experiment {header.experiment} "
         f"from {rfc3339(header.start)} to {rfc3339(header.end)} (step {header.step or 0:g}s, {header.mode}) "

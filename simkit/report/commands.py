@@ -98,11 +98,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from simkit.report.calibration import calibrate_folder
 
     recording = read_recording(args.file)
-    lines = calibrate_folder(
+    lines, document = calibrate_folder(
         recording,
         Path(args.out),
         seed=args.seed if args.seed is not None else 1,
         compare=not getattr(args, "no_compare", False),
+        engine=getattr(args, "engine", None),
     )
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        sys.stdout.write(render(document, fmt))
+        return 0
     print("\n".join(lines))
     return 0
