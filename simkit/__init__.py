@@ -41,7 +41,7 @@ _EXPORTS = {
     "range_query": "simkit.promql",
     "PrometheusAPITransport": "simkit.promql.api",
     "MetricFetcher": "simkit.metrics",
-    "describe": "simkit.report.describe",
+    "describe": "simkit.views.describe",
     "SimkitError": "simkit.errors",
     "SpecError": "simkit.errors",
 }

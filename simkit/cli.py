@@ -119,7 +119,7 @@ COMMANDS: dict[str, Command] = {
         "replaying {file}",
     ),
     "calibrate": Command(
-        "simkit.replay.commands",
+        "simkit.report.commands",
         "cmd_calibrate",
         "fit a scenario from a recording, with a comparison report",
         "calibrating from {file}",

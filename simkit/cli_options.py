@@ -168,6 +168,13 @@ def _add_live(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="carry on from weights another writer changed mid-run (default: report and stop)",
     )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the strategy's random draws (Iter8's randomised rounding), as `simkit run --seed`"
+        " seeds them; default: fresh entropy",
+    )
     p.add_argument("--timeout", default="5s", help="per-request timeout for Prometheus (default 5s)")
     p.add_argument("--prometheus-ca", default=None, metavar="FILE", help="CA bundle for an https Prometheus")
     p.add_argument(
@@ -183,6 +190,7 @@ def _add_live(p: argparse.ArgumentParser) -> None:
         "--prometheus-token", default=None, help=argparse.SUPPRESS
     )  # visible in ps: kept, not shown
     p.add_argument("--out", default=None, help="directory for status.yaml and trace.csv at the end")
+    add_output_format(p)
 
 
 def _add_serve(p: argparse.ArgumentParser) -> None:
@@ -200,6 +208,7 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
         help="seconds between polls of the kube API (default 0.25)",
     )
     add_engine(p)
+    add_output_format(p)
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
@@ -242,6 +251,7 @@ def _add_record(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", default="30s", help="per-request timeout (default 30s)")
     p.add_argument("--out", required=True, help="recording file to write")
+    add_output_format(p)
 
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
@@ -277,6 +287,14 @@ def _add_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-compare", action="store_true", help="skip simulating the calibrated scenario for the report"
     )
+    p.add_argument(
+        "--engine",
+        choices=("events", "counts", "auto"),
+        default=None,
+        help="engine of the comparison runs: events (per request; the default, as the fit assumes), "
+        "counts (per scrape, any traffic) or auto (counts where equivalent)",
+    )
+    add_output_format(p)
 
 
 def _add_strategies(p: argparse.ArgumentParser) -> None:

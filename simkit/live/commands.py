@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ from simkit.records import RunResult
 from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.experiment import metric_references, parse_experiment
 from simkit.spec.quantity import duration_option
+from simkit.spec.streams import child_rng
 from simkit.strategies.base import create
 from simkit.strategies.options import StrategyOption, single_strategy
 
@@ -144,6 +146,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         duration_option("--interval-override", args.interval_override) if args.interval_override else None
     )
     option = strategy_of(args)
+    # the same stream `simkit run` gives the strategy for world seed --seed (simkit.sim.experiment)
+    seed = getattr(args, "seed", None)
+    rng = np.random.default_rng() if seed is None else child_rng(seed, "strategy", option.name)
     token = prometheus_token(args)
     try:
         api = load_kube_client(args.kubeconfig, args.context)
@@ -239,7 +244,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             prepared,
             strategy,
             ports,
-            np.random.default_rng(),
+            rng,
             hooks=hooks,
             resume=resume,
             should_stop=stop.is_set,
@@ -267,7 +272,7 @@ def _finish(
     journal: Journal | None,
     stopped: bool,
 ) -> int:
-    from simkit.report.describe import describe
+    from simkit.views.describe import describe
 
     if stopped:
         done = result.status.get("completedIterations", 0)
@@ -293,14 +298,20 @@ def _finish(
         journal.finished(reason=why if result.failed else result.message, outcome=outcome)
         journal.close()
     if args.out:
-        from simkit.report.run import write_text
-        from simkit.report.trace import status_yaml, trace_csv
+        from simkit.files import write_text_atomic as write_text
+        from simkit.views.trace import status_yaml, trace_csv
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "status.yaml", status_yaml(result))
         write_text(out / "trace.csv", trace_csv(result))
-    print(describe(result.experiment_object))
+    fmt = getattr(args, "output", "table")
+    if fmt == "table":
+        print(describe(result.experiment_object))
+    else:  # the Experiment object with its final status, as `simkit run -o json`
+        from simkit.formats import render
+
+        sys.stdout.write(render(result.experiment_object, fmt))
     if result.failed:
         log.error(f"experiment failed: {why}")
         return 1

@@ -1,11 +1,11 @@
-"""CLI entry points: ``simkit record``, ``simkit replay``, ``simkit calibrate``.
+"""CLI entry points: ``simkit record`` and ``simkit replay``.
 
 Each ``cmd_*`` takes the parsed ``argparse`` namespace, prints its result and returns the exit
-code; bad input raises a :class:`~simkit.errors.SimkitError` (one line, exit 2). This module is
-CLI glue and sits with ``report``: it reuses the report views (status.yaml, trace.csv,
-rollout.png) and, for the calibration report only, runs the calibrated scenario through
-``simkit.sim.commands.simulate``. The replay core (:mod:`simkit.replay.replay` and friends) does
-neither. :func:`main` parses the same arguments as the ``simkit`` CLI does for these commands.
+code; bad input raises a :class:`~simkit.errors.SimkitError` (one line, exit 2). Like every
+``commands`` module it imports only its own package and the layers below: the run views
+(status.yaml, trace.csv, rollout.png) come from :mod:`simkit.views`. ``simkit calibrate`` runs the
+calibrated scenario in simulation to compare it with the recording, so it lives in
+:mod:`simkit.report.commands`, above both ``replay`` and ``sim``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from rich.console import Console
 
 from simkit.errors import SpecError
+from simkit.files import write_text_atomic as write_text
 from simkit.records import rfc3339
 from simkit.replay.recording import ManifestFile, read_recording
 from simkit.replay.replay import ReplayRun
-from simkit.report.run import write_text
 from simkit.spec.documents import Document, load_yaml_documents
 from simkit.spec.quantity import duration_option
 
@@ -105,6 +105,23 @@ def cmd_record(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         header, db = record(client, prepared, files, req, progress)
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        document = {
+            "recording": str(req.out),
+            "experiment": header.experiment,
+            "source": req.url,
+            "start": rfc3339(header.start),
+            "end": rfc3339(header.end),
+            "step": header.step,
+            "mode": header.mode,
+            "series": len(db),
+            "samples": db.sample_count(),
+        }
+        sys.stdout.write(render(document, fmt))
+        return 0
     print(
         f"recorded {len(db)} series, {db.sample_count()} samples of Experiment {header.experiment} "
         f"from {rfc3339(header.start)} to {rfc3339(header.end)} (step {header.step or 0:g}s, {header.mode}) "
@@ -183,8 +200,8 @@ def _folder(label: str) -> str:
 
 def write_run(run: ReplayRun, out: Path) -> list[Path]:
     """status.yaml, trace.csv, rollout.png exactly as ``simkit run`` writes them."""
-    from simkit.report.plots import plot_rollout
-    from simkit.report.trace import status_yaml, trace_csv
+    from simkit.views.plots import plot_rollout
+    from simkit.views.trace import status_yaml, trace_csv
 
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "status.yaml", out / "trace.csv", out / "rollout.png"]
@@ -290,20 +307,3 @@ def render_table(runs: Sequence[ReplayRun]) -> str:
         "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
         for line in [head, *body]
     )
-
-
-# --- calibrate --------------------------------------------------------------------------------------
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from simkit.report.calibration import calibrate_folder
-
-    recording = read_recording(args.file)
-    lines = calibrate_folder(
-        recording,
-        Path(args.out),
-        seed=args.seed if args.seed is not None else 1,
-        compare=not getattr(args, "no_compare", False),
-    )
-    print("\n".join(lines))
-    return 0

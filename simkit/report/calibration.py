@@ -287,8 +287,12 @@ def trace_lines(cal: Calibration) -> str:
     return "\n".join(out) + "\n"
 
 
-def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bool = True) -> list[str]:
-    """Fit, write the scenario folder, and (with ``compare``) simulate it and write the report."""
+def calibrate_folder(
+    recording: Recording, out: Path, seed: int = 1, compare: bool = True, engine: str | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """Fit, write the scenario folder, and (with ``compare``) simulate it with ``engine`` (None:
+    events, every call simulated) and write the report. Returns the lines to print and the
+    ``-o json|yaml`` document (README, "Machine-readable output")."""
     prepared = prepare(recording.experiment_document(), recording.documents())
     found = metric_selectors(prepared)
     cal = fit(recording, found, prepared.plan.versions)
@@ -314,10 +318,39 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
     ]
     gaps = [f"{f.version}: {n}" for f in cal.versions for n in f.notes]
     lines += [f"not calibrated: {g}" for g in gaps]
+    document: dict[str, Any] = {
+        "scenario": str(out),
+        "versions": [f.version for f in cal.versions],
+        "totalQps": cal.total_qps,
+        "stationary": cal.stationary,
+        "dispersion": cal.dispersion,
+        "notCalibrated": gaps,
+        "comparison": None,
+    }
     if compare:
         duration = cal.end - load_start(cal)
-        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration))
+        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration), engine or "events")
         rows, ok = comparison(recording.db, simulated, cal, n)
+        document["comparison"] = {
+            "runs": n,
+            "seed": seed,
+            "engine": engine or "events",
+            "tolerance": TOLERANCE,
+            "allWithin": ok,
+            "rows": [
+                {
+                    "version": r.version,
+                    "quantity": r.quantity,
+                    "recorded": r.recorded,
+                    "simulated": r.simulated,
+                    "relativeDifference": r.rel,
+                    "within": r.within,
+                    "relativeStandardError": r.noise,
+                    "comparable": r.comparable,
+                }
+                for r in rows
+            ],
+        }
         gof = [latency_fit(recording.db, simulated, f.identity.matchers, cal) for f in cal.versions]
         write_text(out / "report.md", report_markdown(cal, rows, gof, n, seed))
         plot_calibration(recording.db, simulated, cal, out / "calibration.png")
@@ -325,4 +358,4 @@ def calibrate_folder(recording: Recording, out: Path, seed: int = 1, compare: bo
             f"compared with {n} simulated run(s) of {cal.duration:g}s: "
             f"{'all within' if ok else 'NOT all within'} {TOLERANCE:.0%}; see {out / 'report.md'}"
         )
-    return lines
+    return lines, document

@@ -1,4 +1,4 @@
-"""CLI entry points of the report layer: ``describe``, ``analyze``, ``strategies``.
+"""CLI entry points of the report layer: ``describe``, ``analyze``, ``strategies``, ``calibrate``.
 
 Each ``cmd_*`` takes the parsed ``argparse`` namespace (see :mod:`simkit.cli`), prints its result
 on stdout (``-o json|yaml``: the Experiment object for ``describe``, the analytics answer for
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from simkit.errors import Location, SpecError
 from simkit.spec.documents import Document, load_yaml_documents, parse_yaml_documents
@@ -42,7 +43,7 @@ def single_experiment(path: str, etc3_checks: bool = True) -> Document:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from simkit.report.describe import describe
+    from simkit.views.describe import describe
 
     doc = single_experiment(args.status)
     fmt = getattr(args, "output", "table")
@@ -87,4 +88,28 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     width = max((len(n) for n in names), default=0)
     for name, doc in names.items():
         sys.stdout.write(f"{name.ljust(width)}  {doc}\n")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``simkit calibrate``: fit a scenario from a recording and compare a run of it with the
+    recording. It lives here, not in ``replay``, because the comparison runs the simulation."""
+    from simkit.replay.recording import read_recording
+    from simkit.report.calibration import calibrate_folder
+
+    recording = read_recording(args.file)
+    lines, document = calibrate_folder(
+        recording,
+        Path(args.out),
+        seed=args.seed if args.seed is not None else 1,
+        compare=not getattr(args, "no_compare", False),
+        engine=getattr(args, "engine", None),
+    )
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":
+        from simkit.formats import render
+
+        sys.stdout.write(render(document, fmt))
+        return 0
+    print("\n".join(lines))
     return 0

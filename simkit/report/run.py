@@ -18,11 +18,11 @@ from rich.console import Console
 
 from simkit.files import write_text_atomic
 from simkit.records import IterationRecord, RunResult
-from simkit.report.describe import describe
-from simkit.report.trace import require, status_yaml, trace_csv
 from simkit.sim.experiment import SimRun, simulate_experiment, strategy_choice
 from simkit.spec.bundle import Bundle, load_scenario
 from simkit.strategies.options import StrategyOption, for_name, single_strategy
+from simkit.views.describe import describe
+from simkit.views.trace import require, status_yaml, trace_csv
 
 
 def write_text(path: Path, text: str) -> None:
@@ -31,8 +31,8 @@ def write_text(path: Path, text: str) -> None:
 
 def write_outputs(run: SimRun, out: Path) -> list[Path]:
     # imported here: matplotlib alone costs more start-up than a whole seed run
-    from simkit.report.plots import plot_rollout
     from simkit.tsdb.openmetrics import save_openmetrics
+    from simkit.views.plots import plot_rollout
 
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "status.yaml", out / "trace.csv", out / "metrics.om", out / "rollout.png"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
@@ -120,11 +121,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
     try:
         port_file = getattr(args, "port_file", None)
         if port_file:
             write_text_atomic(port_file, f"{serving.http.port}\n")
-        print(f"listening on {serving.url}", flush=True)
+        # with -o json|yaml stdout holds only the final summary
+        banner = sys.stdout if getattr(args, "output", "table") == "table" else sys.stderr
+        print(f"listening on {serving.url}", flush=True, file=banner)
         _log(
             f"scenario {serving.rt.world.bundle.name}, speed {serving.rt.speed:g}x, seed {serving.rt.world.seed}"
             + (", no load" if getattr(args, "no_load", False) else "")
@@ -133,10 +137,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         while not stop.wait(0.2):
             if not serving.rt.running:
                 log.error(f"simkit serve: the simulation stopped: {serving.rt.error!r}")
-                return 1
+                code = 1
+                break
     finally:
         serving.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _log("stopped")
-    return 0
+    fmt = getattr(args, "output", "table")
+    if fmt != "table":  # a long-running command: its report is the summary printed when it stops
+        from simkit.formats import render
+
+        sys.stdout.write(render(summary(serving, args, code), fmt))
+    return code
+
+
+def summary(serving: Serving, args: argparse.Namespace, code: int) -> dict[str, object]:
+    """The ``-o json|yaml`` document ``simkit serve`` prints when it stops."""
+    world = serving.rt.world
+    return {
+        "scenario": world.bundle.name,
+        "url": serving.url,
+        "speed": serving.rt.speed,
+        "seed": world.seed,
+        "simulatedSeconds": world.now - world.begin,
+        "weightsFrom": args.kube_url,
+        "stopped": "simulation error" if code else "signal",
+        "error": repr(serving.rt.error) if code else None,
+    }

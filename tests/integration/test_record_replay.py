@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from simkit.cli import main
-from simkit.replay.commands import cmd_calibrate, cmd_record
+from simkit.replay.commands import cmd_record
 from simkit.replay.recording import read_recording
 from simkit.replay.replay import Replayer
 from simkit.report.calibration_report import parse_report
+from simkit.report.commands import cmd_calibrate
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
 from simkit.spec.bundle import load_scenario
@@ -183,3 +184,27 @@ def test_record_of_a_time_range_without_data_exits_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no data" in err[0]
     assert not (tmp_path / "x.rec").exists()
+
+
+def test_record_json_summary(
+    prometheus_binaries: Binaries, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    run = simulate_experiment(load_scenario(SEED), 1)
+    db = run.world.tsdb
+    assert db.min_time is not None and db.max_time is not None
+    out = tmp_path / "seed.rec"
+    with run_prometheus(db, workdir=tmp_path / "prom", binaries=prometheus_binaries) as prom:
+        capsys.readouterr()
+        code = main(
+            ["record", "--prometheus-url", prom.url, "--experiment", str(SEED / "experiment.yaml")]
+            + [str(SEED / "metrics.yaml"), "--start", str(db.min_time), "--end", str(db.max_time)]
+            + ["--out", str(out), "--quiet", "-o", "json"]
+        )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    rec = read_recording(out)
+    assert summary["recording"] == str(out) and summary["experiment"] == rec.header.experiment
+    assert summary["series"] == len(rec.db) and summary["samples"] == rec.db.sample_count() > 0
+    assert summary["source"] == prom.url and summary["mode"] == rec.header.mode

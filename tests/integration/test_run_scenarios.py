@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from simkit.cli import main
-from simkit.report.describe import describe
 from simkit.report.run import run_scenario
+from simkit.views.describe import describe
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SEED = SCENARIOS / "iris-abtest"

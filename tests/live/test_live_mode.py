@@ -1,9 +1,9 @@
 """`simkit live` end to end: a real Prometheus 2.42 scraping `simkit serve`, the Kubernetes API fake
 over real HTTP holding the seed's SeldonDeployment, and the seed's Experiment and Metrics unmodified.
 
-Covers: the candidate wins and the weights reach 5/95 in the fake; the same decision sequence as
-`simkit run`; kill -9 and resume from the journal with every iteration exactly once and no patch
-sent twice; Prometheus stopped mid-run (metrics unavailable, then recovery); an injected 409;
+Covers: the candidate wins and the weights reach 5/95 in the fake (the same decision sequence as
+`simkit run` is tests/live/test_sim_serve_decisions.py, each case on its own servers); kill -9 and
+resume from the journal with every iteration exactly once and no patch sent twice; Prometheus stopped mid-run (metrics unavailable, then recovery); an injected 409;
 `--dry-run`; bad input that must exit 2 before any patch. Never skipped in CI.
 """
 
@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -180,56 +179,6 @@ def test_live_run_promotes_the_candidate_to_95(
     assert patches(fake) == len({r["weight_after"] for r in trace(out) if r["version"] == "iris-v2"} - {"0"})
 
 
-def test_live_takes_the_same_decisions_as_the_simulation(
-    fake: KubeFake, kubeconfig: Path, serve: str, tmp_path: Path
-) -> None:
-    """The seed in sim: 10 s iterations, 15 s scrapes, the experiment starting on a scrape. Live runs
-    it SPEED times faster (serve --speed, interval and scrape interval divided by SPEED), started
-    just before a scrape so that each window holds as many scrapes as in the simulation."""
-    reset(fake)
-    sim_out = tmp_path / "sim"
-    # live iterations are --interval-override apart: compare with the seed without its controller
-    # timing model (spec.controller), whose extra 3 s per iteration live mode has no use for
-    plain = tmp_path / "seed"
-    shutil.copytree(SEED, plain)
-    text = (plain / "scenario.yaml").read_text()
-    (plain / "scenario.yaml").write_text(
-        text[: text.index("  controller:")] + text[text.index("  predictors:") :]
-    )
-    assert main(["run", str(plain), "--quiet", "--out", str(sim_out)]) == 0
-    sim_rows = trace(sim_out)
-    scrape = 15 / SPEED
-    with run_prometheus(
-        scrape=[ScrapeJob([serve], interval=f"{scrape:g}s", job_name="seldon", metrics_path="/prometheus")]
-    ) as prom:
-        wait_for_data(prom, timeout=60)
-        with prom.client() as c:
-            last = float(
-                c.get("/api/v1/query", params={"query": "timestamp(up)"}).json()["data"]["result"][0][
-                    "value"
-                ][1]
-            )
-        next_scrape = last + scrape
-        while next_scrape - time.time() < 1.0:
-            next_scrape += scrape
-        # the first iteration must come less than 5 sim seconds (2 s here) before a scrape, as in the
-        # simulation where it coincides with one; in-process start-up takes a few hundred ms
-        time.sleep(next_scrape - 1.2 - time.time())
-        live_out = tmp_path / "live"
-        assert (
-            main(
-                live_args(
-                    kubeconfig, prom.url, "--interval-override", f"{10 / SPEED:g}s", "--out", str(live_out)
-                )
-            )
-            == 0
-        )
-    live_rows = trace(live_out)
-    assert winners(live_rows) == winners(sim_rows)
-    assert [r["weight_after"] for r in live_rows] == [r["weight_after"] for r in sim_rows]
-    assert traffic(fake) == [5, 95]
-
-
 def _completed(journal: Path) -> list[int]:
     return [
         json.loads(line)["n"]
@@ -369,11 +318,19 @@ def test_dry_run_leaves_the_object_untouched(
     fake: KubeFake, kubeconfig: Path, prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reset(fake)
-    assert main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--dry-run")) == 0
+    capsys.readouterr()
+    assert (
+        main(live_args(kubeconfig, prometheus.url, "--interval-override", "1s", "--dry-run", "-o", "json"))
+        == 0
+    )
     assert traffic(fake) == [100, 0] and patches(fake) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "dry run: would patch SeldonDeployment ns-production/iris" in err
     assert "finish action (not run" in err
+    # -o json: stdout holds only the Experiment object with its final status, as `simkit run -o json`
+    experiment = json.loads(captured.out)
+    assert experiment["kind"] == "Experiment" and experiment["status"]["completedIterations"] == 15
 
 
 @pytest.mark.parametrize("case", ["prometheus", "not-prometheus", "kubeconfig", "object", "jq"])

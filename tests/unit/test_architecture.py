@@ -30,6 +30,7 @@ RANK = {
     "records": 5,
     "control": 5,
     "prepare": 5,
+    "views": 5,
     "sim": 6,
     "live": 6,
     "replay": 6,
@@ -42,19 +43,19 @@ RANK = {
     "__main__": 9,
 }
 
-# The only upward imports a ``commands`` module (a package's command-line adapter) may make, each
-# named: `simkit live` and `simkit replay` write their results with report's renderers of a
-# RunResult (status.yaml, trace.csv, plots, describe) and `simkit calibrate` is report's. Anything
-# else, e.g. sim.commands importing live, fails.
-COMMANDS_EXCEPTIONS = {("simkit.live.commands", "report"), ("simkit.replay.commands", "report")}
+# A ``commands`` module (a package's command-line adapter) gets no exception: it may import only
+# its own package and the layers strictly below, not a neighbour of the same rank (sim.commands
+# importing replay) and not a layer above (live.commands importing report). The run views that
+# live and replay print (describe, status.yaml, trace.csv, rollout.png) sit in ``views``, below them.
 
 
 def modules() -> list[tuple[str, Path]]:
     return [(".".join(p.relative_to(PKG.parent).with_suffix("").parts), p) for p in sorted(PKG.rglob("*.py"))]
 
 
-def imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+def imports(path: Path, source: str | None = None) -> set[str]:
+    """Every absolute import in the module, at any depth (function-level lazy imports included)."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -84,8 +85,6 @@ def check_imports(name: str, imported: set[str]) -> None:
             continue
         other = part(imp)
         assert {mine, other} != {"sim", "live"}, f"{name} imports {imp}: sim and live never import each other"
-        if (name, other) in COMMANDS_EXCEPTIONS:
-            continue
         assert RANK[other] <= RANK[mine], (
             f"{name} (layer {mine}) imports {imp} (layer {other}): upward import"
         )
@@ -111,12 +110,35 @@ def test_layering(name: str, path: Path) -> None:
         ("simkit.sim.commands", {"simkit.replay.recording"}, "only its own package and the layers below"),
         ("simkit.report.commands", {"simkit.bench.sweep"}, "only its own package and the layers below"),
         ("simkit.live.commands", {"simkit.serve.server"}, "upward import"),
+        ("simkit.live.commands", {"simkit.report.describe"}, "upward import"),
+        ("simkit.replay.commands", {"simkit.report.run"}, "upward import"),
+        ("simkit.replay.commands", {"simkit.sim.engine"}, "only its own package and the layers below"),
+        ("simkit.views.trace", {"simkit.sim.world"}, "upward import"),
         ("simkit.control", {"simkit.sim.world"}, "upward import"),
     ],
 )
 def test_the_rules_catch_what_they_forbid(name: str, imported: set[str], message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         check_imports(name, imported)
+
+
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        ("simkit.live.commands", "from simkit.report.run import write_text"),
+        ("simkit.replay.commands", "from simkit.report.calibration import calibrate_folder"),
+        ("simkit.replay.commands", "from simkit.sim.engine import make_world"),  # a same-rank neighbour
+    ],
+)
+def test_an_upward_import_added_to_a_commands_module_fails(module: str, line: str) -> None:
+    """Mutation check on the real files: the two upward imports the commands modules once had (and
+    an import of a same-rank neighbour), added inside a function as lazy imports are, make the layering
+    check fail."""
+    path = PKG.parent / (module.replace(".", "/") + ".py")
+    check_imports(module, imports(path))  # as it is: clean
+    mutated = path.read_text() + f"\n\ndef _mutant() -> None:\n    {line.strip()}\n"
+    with pytest.raises(AssertionError, match="upward import|only its own package"):
+        check_imports(module, imports(path, mutated))
 
 
 def test_strategies_use_no_global_randomness() -> None:

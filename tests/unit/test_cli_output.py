@@ -304,3 +304,89 @@ def test_serve_logs_with_rfc3339_timestamps(tmp_path: Path) -> None:
     assert all(re.match(rf"{RFC3339} INFO simkit serve: ", line) for line in lines), lines
     assert any(" INFO simkit serve: scenario iris-abtest" in line for line in lines), lines
     assert re.match(rf"{RFC3339} INFO simkit serve: stopped", lines[-1]), lines
+
+
+def _seed_recording(tmp_path: Path) -> tuple[Path, float]:
+    """A recording of the seed run, taken through the in-process Prometheus API."""
+    import httpx
+
+    from simkit.prepare import prepare
+    from simkit.promql.api import PrometheusAPITransport
+    from simkit.replay.commands import load_manifests
+    from simkit.replay.record import RecordRequest, record
+    from simkit.sim.experiment import simulate_experiment
+    from simkit.spec.bundle import load_scenario
+
+    run = simulate_experiment(load_scenario(SEED), 1)
+    db = run.world.tsdb
+    files, docs, exp = load_manifests(str(SEED / "experiment.yaml"), [str(SEED / "metrics.yaml")])
+    rec = tmp_path / "seed.rec"
+    with httpx.Client(transport=PrometheusAPITransport(db, lambda: db.max_time or 0.0)) as client:
+        record(
+            client,
+            prepare(exp, docs),
+            files,
+            RecordRequest("http://p", db.min_time or 0, db.max_time or 0, rec),
+        )
+    return rec, run.world.epoch
+
+
+def test_calibrate_json_with_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec, _ = _seed_recording(tmp_path)
+    simulated: dict[str, list[float]] = {}
+    for engine in ("events", "counts"):
+        out = run_json(
+            ["calibrate", str(rec), "--out", str(tmp_path / engine), "--engine", engine, "-q", "-o", "json"],
+            capsys,
+        )
+        assert isinstance(out, dict) and out["versions"] == ["iris-v1", "iris-v2"]
+        comparison = out["comparison"]
+        assert comparison["engine"] == engine and comparison["runs"] >= 1
+        rows = comparison["rows"]
+        assert {r["quantity"] for r in rows} >= {"request rate (1/s)", "feedback rate (1/s)"}
+        for r in rows:
+            if r["comparable"] and r["recorded"]:
+                rel = abs(r["simulated"] - r["recorded"]) / r["recorded"]
+                assert r["relativeDifference"] == pytest.approx(rel)
+                assert r["within"] == (r["relativeDifference"] <= comparison["tolerance"])
+        assert comparison["allWithin"] == all(r["within"] for r in rows if r["comparable"])
+        assert (tmp_path / engine / "report.md").is_file()
+        simulated[engine] = [r["simulated"] for r in rows if r["quantity"] == "request rate (1/s)"]
+    # the option reaches the comparison's worlds: the two engines draw different traffic
+    assert simulated["events"] != simulated["counts"]
+
+
+def test_serve_json_summary_when_stopped(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simkit", "serve", str(SEED), "--port", "0", "--port-file", str(port_file)]
+        + ["--no-load", "--speed", "4", "-o", "json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_file.exists(), "simkit serve did not start"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)  # stdout holds only the summary; the banner went to stderr
+    assert "listening on http://127.0.0.1:" in err
+    assert (
+        summary["scenario"] == "iris-abtest" and summary["stopped"] == "signal" and summary["error"] is None
+    )
+    assert summary["url"].startswith("http://127.0.0.1:") and summary["speed"] == 4
+    assert summary["simulatedSeconds"] > 0

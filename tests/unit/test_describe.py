@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simkit.report.describe import ceil3, describe, render_table, wrap_string
+from simkit.views.describe import ceil3, describe, render_table, wrap_string
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iter8"
 
