@@ -87,8 +87,8 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str) -> None:
         ax.grid(alpha=0.3, linewidth=0.5)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=10, y=0.9)
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.suptitle(title, fontsize=10, y=0.93)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     try:
         with atomic_path(path, ".png") as tmp:
             fig.savefig(tmp, dpi=110, metadata={"Software": None})

@@ -6,6 +6,7 @@ reuses the bench sweep, it does not re-implement it); common random numbers; ide
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -117,3 +118,11 @@ def test_an_unknown_strategy_is_bad_input(tmp_path: Path, capsys: pytest.Capture
     space.write_text(SPACE)
     assert main(["tune", SMALL[0], "--strategy", "flager", "--space", str(space), "-q"]) == 2
     assert "unknown strategy 'flager'" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_a_local_dask_cluster_gives_identical_results(serial: Path, tmp_path: Path) -> None:
+    if not os.environ.get("CI"):
+        pytest.importorskip("distributed")  # the optional dask extra; `make test` installs it
+    dask = tune(tmp_path, "dask", "--dask-local", "--workers", "2")
+    assert (dask / "candidates.csv").read_bytes() == (serial / "candidates.csv").read_bytes()
