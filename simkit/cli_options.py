@@ -265,7 +265,10 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
         help="first seed index (default 0); use fresh ones to confirm a choice on held-out seeds",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the grid sample and of the bootstrap (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the grid sample and of the paired-difference bootstrap (default 0)",
     )
     p.add_argument(
         "--max-false-promotion",
