@@ -35,6 +35,7 @@ examples:
   simkit run scenarios/iris-abtest --strategy flagger:stepWeight=20,maxWeight=60 -o json
   simkit metrics scenarios/iris-abtest --at 150s        every Metric, evaluated, with warnings
   simkit bench scenarios/suite --strategies iter8,thompson --seeds 30
+  simkit tune scenarios/production --strategy flagger --space space.yaml --seeds 40 --out out/tune
   simkit live experiment.yaml metrics.yaml --prometheus-url http://127.0.0.1:9090 --dry-run
   simkit completion bash > ~/.local/share/bash-completion/completions/simkit
 
@@ -106,6 +107,12 @@ COMMANDS: dict[str, Command] = {
         "benchmark strategies over scenarios and seeds",
         "benchmarking {scenarios}",
     ),
+    "tune": Command(
+        "simkit.tune.commands",
+        "cmd_tune",
+        "tune a strategy's parameters: Pareto front over scenarios and seeds",
+        "tuning {strategy} on {scenarios}",
+    ),
     "record": Command(
         "simkit.replay.commands",
         "cmd_record",
@@ -142,6 +149,7 @@ OUTPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "live": (("--out", "dir"), ("--journal", "file")),
     "serve": (("--port-file", "file"),),
     "bench": (("--out", "dir"),),
+    "tune": (("--out", "dir"),),
     "record": (("--out", "file"),),
     "replay": (("--out", "dir"),),
     "calibrate": (("--out", "dir"),),

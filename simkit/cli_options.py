@@ -237,6 +237,80 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     add_engine(p)
 
 
+def _add_tune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenarios", nargs="+", help="scenario folders or files, or folders of scenario folders")
+    p.add_argument(
+        "--strategy",
+        required=True,
+        metavar="NAME[:k=v,...]",
+        help="the strategy to tune; its baseline parameters are strategies.yaml's (or these k=v)",
+    )
+    p.add_argument(
+        "--strategy-params",
+        default=None,
+        metavar="FILE",
+        help="YAML file of baseline parameters per strategy (default: strategies.yaml by the scenarios)",
+    )
+    p.add_argument(
+        "--space",
+        required=True,
+        metavar="FILE",
+        help="YAML search space: parameter -> [values] or {low, high, step} (see the README)",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=50,
+        help="most candidates to score; a larger grid is sampled with --seed (default 50)",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=20, help="runs per scenario and candidate, the same for all (default 20)"
+    )
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="first seed index (default 0); use fresh ones to confirm a choice on held-out seeds",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the grid sample and of the paired-difference bootstrap (default 0)",
+    )
+    p.add_argument(
+        "--max-false-promotion",
+        type=float,
+        default=None,
+        metavar="P",
+        help="feasible candidates promote falsely at most this often "
+        "(default: the baseline's rate plus its bootstrap margin)",
+    )
+    p.add_argument(
+        "--choose",
+        choices=("knee", "bad_requests", "time_to_decision", "false_rollback"),
+        default="knee",
+        help="which Pareto point to write: knee (closest to the ideal, default) or the best on one objective",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: one per core; 1 = in-process)"
+    )
+    p.add_argument(
+        "--dask-scheduler", default=None, metavar="ADDR", help="run on this Dask scheduler (tcp://host:port)"
+    )
+    p.add_argument(
+        "--dask-local", action="store_true", help="run on a local Dask cluster of --workers processes"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="directory for candidates.csv, runs (Parquet, CSV), pareto.png, strategies.yaml",
+    )
+    add_output_format(p)
+    add_engine(p)
+
+
 def _add_record(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prometheus-url", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     p.add_argument("--experiment", required=True, help="Experiment manifest file")
@@ -315,6 +389,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "live": _add_live,
     "serve": _add_serve,
     "bench": _add_bench,
+    "tune": _add_tune,
     "strategies": _add_strategies,
     "completion": _add_completion,
     "record": _add_record,

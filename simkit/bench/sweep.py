@@ -56,6 +56,7 @@ class Task:
     params: Mapping[str, Any] | None
     seeds: tuple[tuple[int, int], ...]  # (seed index, world seed)
     engine: str | None = None  # events, counts or auto (None: each scenario's spec.engine)
+    label: str | None = None  # the runs' "strategy" column (simkit tune: one label per candidate)
 
 
 @dataclass
@@ -144,7 +145,7 @@ def run_task(task: Task) -> list[tuple[dict[str, Any], list[tuple[int, float, in
             (
                 {
                     "scenario": bundle.name,
-                    "strategy": task.strategy,
+                    "strategy": task.label or task.strategy,
                     "seed_index": index,
                     "seed": seed,
                     "engine": run.engine.name,
@@ -165,9 +166,11 @@ def plan_tasks(
     common_random_numbers: bool = True,
     engine: str | None = None,
     options: Mapping[str, StrategyOption] | None = None,
+    first_seed: int = 0,
 ) -> tuple[list[Task], dict[str, Truth], list[tuple[str, str, str]]]:
     """Tasks for the sweep, the truth of every scenario, and the unsupported pairs. ``options``
-    (``--strategy NAME:k=v``, ``--strategy-params``) override ``strategies.yaml`` per strategy."""
+    (``--strategy NAME:k=v``, ``--strategy-params``) override ``strategies.yaml`` per strategy.
+    Seed indices run from ``first_seed`` (a held-out set of seeds for a tuned policy)."""
     tasks: list[Task] = []
     truths: dict[str, Truth] = {}
     skipped: list[tuple[str, str, str]] = []
@@ -194,7 +197,8 @@ def plan_tasks(
                     skipped.append((bundle.name, name, exc.message))
                     continue
                 raise
-            pairs = [(i, derive_seed(bundle.name, name, i, common_random_numbers)) for i in range(seeds)]
+            indices = range(first_seed, first_seed + seeds)
+            pairs = [(i, derive_seed(bundle.name, name, i, common_random_numbers)) for i in indices]
             for start in range(0, seeds, batch):
                 tasks.append(Task(str(path), name, params, tuple(pairs[start : start + batch]), engine))
     return tasks, truths, skipped

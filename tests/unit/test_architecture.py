@@ -37,10 +37,11 @@ RANK = {
     "report": 7,
     "bench": 7,
     "serve": 7,
-    "cli": 8,
-    "cli_options": 8,
-    "__init__": 9,
-    "__main__": 9,
+    "tune": 8,  # above bench: scores candidates with bench's sweep and summary
+    "cli": 9,
+    "cli_options": 9,
+    "__init__": 10,
+    "__main__": 10,
 }
 
 # A ``commands`` module (a package's command-line adapter) gets no exception: it may import only

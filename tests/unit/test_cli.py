@@ -211,6 +211,7 @@ def test_unwritable_output_fails_before_any_work(
         "live": ["live", "no-such-experiment.yaml"],
         "serve": ["serve", "no-such-scenario", "--port", "0"],
         "bench": ["bench", "no-such-scenario"],
+        "tune": ["tune", "no-such-scenario", "--strategy", "flagger", "--space", "no-such-space.yaml"],
         "replay": ["replay", "no-such.rec"],
         "calibrate": ["calibrate", "no-such.rec"],
         "record": [

@@ -1,0 +1,1 @@
+"""``simkit tune``: search a strategy's parameters and report the Pareto front (issue 15)."""
