@@ -113,6 +113,12 @@ COMMANDS: dict[str, Command] = {
         "tune a strategy's parameters: Pareto front over scenarios and seeds",
         "tuning {strategy} on {scenarios}",
     ),
+    "plan": Command(
+        "simkit.plan.commands",
+        "cmd_plan",
+        "plan a rollout's power: detection by step of an effect, and the step size to use",
+        "planning {scenario}",
+    ),
     "record": Command(
         "simkit.replay.commands",
         "cmd_record",

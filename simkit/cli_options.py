@@ -237,6 +237,46 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     add_engine(p)
 
 
+def _add_plan(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario folder or file whose Experiment, policy and baseline to plan")
+    p.add_argument(
+        "--effect",
+        action="append",
+        metavar="METRIC=DELTA",
+        help="the regression to detect in the candidate: error-rate=+0.003 (absolute), "
+        "mean-latency=+3%% (relative), engagement-rate=-0.01; repeatable",
+    )
+    p.add_argument(
+        "--traffic",
+        type=float,
+        default=None,
+        metavar="QPS",
+        help="total requests per second (default: the scenario's)",
+    )
+    add_strategy(p, "default: the scenario's strategy; parameters from strategies.yaml by the scenario")
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="level of the confidence-sequence look (default 0.05)"
+    )
+    p.add_argument("--power", type=float, default=0.8, help="detection probability wanted (default 0.8)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="time within which to detect (default: the Experiment's whole duration)",
+    )
+    p.add_argument(
+        "--paths", type=int, default=2000, help="rollouts drawn from the count model (default 2000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the count model's rollouts (default 0)")
+    p.add_argument(
+        "--verify", type=int, default=0, metavar="N", help="simulate N seeds and compare (default 0: off)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="processes for --verify (default 1)")
+    add_engine(p)
+    add_output_format(p)
+
+
 def _add_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenarios", nargs="+", help="scenario folders or files, or folders of scenario folders")
     p.add_argument(
@@ -390,6 +430,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "serve": _add_serve,
     "bench": _add_bench,
     "tune": _add_tune,
+    "plan": _add_plan,
     "strategies": _add_strategies,
     "completion": _add_completion,
     "record": _add_record,

@@ -5,7 +5,8 @@
 laws given the traffic and the weights in force:
 
 * requests ``n ~ Poisson(qps * interval * weight / 100)``;
-* errors ``e ~ Binomial(n, p)``; feedback ``f ~ Binomial(n - e, q)`` (delays ignored);
+* errors ``e ~ Binomial(n, p)``; feedback ``f ~ Binomial(n - e, q)``, spread over this and later
+  intervals by its delay (``Multinomial(f, landing)``, the delay plus a uniform request time);
 * the latency sum ``S ~ Normal(n * mu, n * sigma^2)`` (the central limit theorem per interval).
 
 The cumulative values since the start are what the suite's metrics query (``increase(...[
@@ -21,14 +22,14 @@ anytime-valid confidence sequence of :mod:`simkit.strategies.sequential` at that
 
 What the model leaves out, and `plan --verify` measures: Prometheus' scrape lag and
 extrapolation, the controller's delay, histogram interpolation of the p95 (the model reports the
-true p95), and feedback delays.
+true p95).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr
@@ -83,15 +84,23 @@ class Arm:
     latency_sd: float
     latency_p95: float
     feedback: float  # feedback calls per successful prediction
+    landing: tuple[float, ...] = (1.0,)  # P(a feedback lands m intervals after its request's)
 
     @property
     def engagement(self) -> float:
         return self.feedback * (1 - self.error_rate)
 
 
-def arm_of(b: Behaviour) -> Arm:
-    draws = make_draw(b.latency)(np.random.default_rng(0), LATENCY_SAMPLE) * b.latencyFactor
+def arm_of(b: Behaviour, interval: float) -> Arm:
+    rng = np.random.default_rng(0)
+    draws = make_draw(b.latency)(rng, LATENCY_SAMPLE) * b.latencyFactor
+    landing: tuple[float, ...] = (1.0,)
+    if b.feedback is not None and interval > 0:
+        delay = make_draw(b.feedback.delay)(rng, LATENCY_SAMPLE)
+        m = np.floor((rng.random(LATENCY_SAMPLE) * interval + delay) / interval).astype(np.int64)
+        landing = tuple(float(x) for x in np.bincount(np.minimum(m, 60)) / LATENCY_SAMPLE)
     return Arm(
+        landing=landing,
         error_rate=sum(r for _, r in b.errors.table()),
         latency_mean=float(draws.mean()),
         latency_sd=float(draws.std()),
@@ -115,7 +124,7 @@ def with_effect(b: Behaviour, effects: tuple[Effect, ...]) -> Behaviour:
             code = out.errors.table()[0][0] if out.errors.table() else "500"
             out = out.model_copy(update={"errors": Errors(rate=rate, code=code)})
         elif e.metric == "mean-latency":
-            base = arm_of(out).latency_mean * 1000
+            base = arm_of(out, 0.0).latency_mean * 1000
             factor = _shifted(base, e) / base if base > 0 else 1.0
             if factor <= 0:
                 raise SpecError.from_cli("--effect", f"{e.text}: the mean latency becomes negative")
@@ -135,8 +144,9 @@ def with_effect(b: Behaviour, effects: tuple[Effect, ...]) -> Behaviour:
 class Counts:
     n: float = 0.0
     errors: float = 0.0
-    feedback: float = 0.0
+    feedback: float = 0.0  # landed so far
     latency_sum: float = 0.0
+    pending: list[int] = field(default_factory=list)  # feedback landing in the next intervals
 
 
 def metric_value(name: str, c: Counts, arm: Arm, *, milliseconds: bool) -> float | None:
@@ -167,7 +177,15 @@ def draw_interval(c: Counts, arm: Arm, expected: float, rng: np.random.Generator
     e = int(rng.binomial(n, arm.error_rate)) if n else 0
     c.n += n
     c.errors += e
-    c.feedback += int(rng.binomial(n - e, arm.feedback)) if n - e > 0 else 0
+    f = int(rng.binomial(n - e, arm.feedback)) if n - e > 0 else 0
+    if len(arm.landing) == 1:
+        c.feedback += f
+    else:
+        split = rng.multinomial(f, arm.landing).tolist()
+        c.pending += [0] * (len(split) - len(c.pending))
+        for m, k in enumerate(split):
+            c.pending[m] += k
+        c.feedback += c.pending.pop(0)
     if n:
         c.latency_sum += n * arm.latency_mean + math.sqrt(n) * arm.latency_sd * float(rng.standard_normal())
 

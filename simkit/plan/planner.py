@@ -95,7 +95,10 @@ def setup(
         qps=traffic,
         baseline=baseline,
         candidate=candidate,
-        arms={base_v: arm_of(baseline), cand_v: arm_of(candidate)},
+        arms={
+            base_v: arm_of(baseline, plan.interval_seconds),
+            cand_v: arm_of(candidate, plan.interval_seconds),
+        },
         weights=weights,
         candidate_key=truth.predictors[cand_v],
     )

@@ -81,5 +81,11 @@ def verify(
 
 
 def informative(rows: Sequence[VerifyRow]) -> list[VerifyRow]:
-    """The iterations worth comparing: where either rate is strictly between 2% and 98%."""
-    return [r for r in rows if 0.02 < r.predicted < 0.98 or 0.02 < r.simulated < 0.98]
+    """The iterations worth comparing: where either rate is strictly between 2% and 98% and
+    something changed since the iteration before (once every rollout has decided, rows repeat)."""
+    out = []
+    for i, r in enumerate(rows):
+        same = i > 0 and (r.predicted, r.simulated) == (rows[i - 1].predicted, rows[i - 1].simulated)
+        if not same and (0.02 < r.predicted < 0.98 or 0.02 < r.simulated < 0.98):
+            out.append(r)
+    return out

@@ -37,7 +37,8 @@ RANK = {
     "report": 7,
     "bench": 7,
     "serve": 7,
-    "tune": 8,  # above bench: scores candidates with bench's sweep and summary
+    "tune": 8,
+    "plan": 8,  # above bench: scores candidates with bench's sweep and summary
     "cli": 9,
     "cli_options": 9,
     "__init__": 10,
