@@ -49,7 +49,15 @@ import numpy as np
 
 from simkit.strategies.base import Decision, Observation, Plan, Verdict, register
 from simkit.strategies.latency_eprocess import LatencyShiftState, LatencyShiftTest
-from simkit.strategies.roles import MetricRoles, Params, check_number, param_error, single_candidate, split, value
+from simkit.strategies.roles import (
+    MetricRoles,
+    Params,
+    check_number,
+    param_error,
+    single_candidate,
+    split,
+    value,
+)
 from simkit.strategies.sequential import RateTest, Sequence, _guardrail, half_width
 
 
@@ -60,7 +68,11 @@ def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
     refs: list[str] = []
     for i, item in enumerate(raw["buckets"]):
         at = f"latency.buckets[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str) or set(item) - {"le", "metric"}:
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("metric"), str)
+            or set(item) - {"le", "metric"}
+        ):
             raise param_error(at, "must be a mapping {le: upper bound in seconds, metric: reference}")
         le = item.get("le")
         if isinstance(le, str) and le.strip().lower() in ("+inf", "inf", ".inf"):
@@ -103,7 +115,9 @@ class AnytimeStrategy:
             )
         extra = p.raw("guardrails", [])
         if not isinstance(extra, list):
-            raise param_error("guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}")
+            raise param_error(
+                "guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}"
+            )
         self.guardrails += [_guardrail(i, g, self.requests) for i, g in enumerate(extra)]
         latency = p.raw("latency")
         self.latency: LatencyShiftTest | None = None
@@ -115,10 +129,14 @@ class AnytimeStrategy:
         self.reward: RateTest | None = None
         if reward:
             high = not plan.rewards or plan.rewards[0].preferred_direction == "High"
-            self.reward = RateTest(f"reward {reward}", reward, self.requests, model, "decrease" if high else "increase")
+            self.reward = RateTest(
+                f"reward {reward}", reward, self.requests, model, "decrease" if high else "increase"
+            )
         p.finish()
         if not self.guardrails and self.latency is None:
-            raise param_error("metrics.errors", "strategy 'anytime' needs an errors role, guardrails or latency buckets")
+            raise param_error(
+                "metrics.errors", "strategy 'anytime' needs an errors role, guardrails or latency buckets"
+            )
         self.tests = len(self.guardrails) + (self.latency is not None) + (self.reward is not None)
         self.level = self.alpha / self.tests
 
@@ -176,7 +194,9 @@ class AnytimeStrategy:
                 f"not enough evidence yet: fewer than {self.min_requests:g} requests per version "
                 f"or missing counts; canary weight {weight} -> {first}",
             )
-        text = [f"{g.label}: harm {s.estimate:+.4g}, CS [{s.lower:+.4g}, {s.upper:+.4g}]" for g, s in guards if s]
+        text = [
+            f"{g.label}: harm {s.estimate:+.4g}, CS [{s.lower:+.4g}, {s.upper:+.4g}]" for g, s in guards if s
+        ]
         log_e = self.latency.log_e(lat) if self.latency and lat else 0.0
         lat_z = self.latency.z(lat) if self.latency and lat else 0.0
         if self.latency is not None:
@@ -188,19 +208,28 @@ class AnytimeStrategy:
         if self.latency is not None and log_e >= math.log(1 / self.level):
             worse.append("latency (distribution shifted up)")
         if worse:
-            return out(0, f"candidate credibly worse on {', '.join(worse)} {summary}: rolling back", "rollback")
+            return out(
+                0, f"candidate credibly worse on {', '.join(worse)} {summary}: rolling back", "rollback"
+            )
         harm = [g.label for g, s in guards if s is not None and s.estimate - g.tolerance > self.harm_z * s.se]
         if self.latency is not None and lat_z > self.harm_z:
             harm.append("latency")
         if self.promote and reward is not None and reward.upper < 0 and not harm:
             return out(
-                100, f"candidate credibly better on the reward, no guardrail worse {summary}: promoting", "promote"
+                100,
+                f"candidate credibly better on the reward, no guardrail worse {summary}: promoting",
+                "promote",
             )
         if harm:
             return out(
-                first, f"not enough evidence yet; signs of harm on {', '.join(harm)}, holding weight {first} {summary}"
+                first,
+                f"not enough evidence yet; signs of harm on {', '.join(harm)}, holding weight {first} {summary}",
             )
         benefit = reward is not None and reward.se > 0 and -reward.estimate / reward.se >= self.benefit_z
-        target = min(self.max_weight, first + self.step_weight) if benefit and weight >= self.step_weight else first
+        target = (
+            min(self.max_weight, first + self.step_weight)
+            if benefit and weight >= self.step_weight
+            else first
+        )
         why = "signs of benefit: ramping" if benefit else "no sign of benefit: holding the exploration weight"
         return out(target, f"not enough evidence yet {summary}; {why}, canary weight {weight} -> {target}")
