@@ -41,6 +41,10 @@ from simkit.report.run import write_text
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)
 MAX_BIRTH_LEAD = 600.0  # seconds of load before the first scrape, at most
 BIRTH_MARGIN = 4.0  # expected events of the rarest count before the first scrape (P(none) = 2 %)
+DEFAULT_CONCURRENCY = 4  # the Scenario's default workers per replica
+# workers per call in flight: with 8x the mean in flight, an M/M/c queue's wait is negligible
+# (Erlang C below 1e-6 at 4.5 in flight and 36 workers)
+QUEUE_HEADROOM = 8.0
 ASSUMED_CV = 0.65  # latency spread when only a mean is recorded: the default latency's (10 ms, p99 40 ms)
 
 
@@ -150,8 +154,18 @@ def latency_spec(f: VersionFit) -> dict[str, Any]:
     return {"distribution": "mixture", "components": comps}
 
 
-def _behaviour(f: VersionFit) -> dict[str, Any]:
-    behaviour: dict[str, Any] = {"concurrency": 4}
+def concurrency_for(f: VersionFit, calls_per_second: float) -> int:
+    """Workers enough that the calibrated world adds no queueing: the recorded latency already
+    holds whatever queueing there was, so the simulated one must not add its own. Calls in flight
+    by Little's law (every call of the deployment on this version: its share can reach 100 %),
+    times QUEUE_HEADROOM; never below the Scenario default (4), which it was at any traffic the
+    suites use (20 qps x 22 ms = 0.45 calls in flight)."""
+    in_flight = calls_per_second * (f.mean_latency or 0.0)
+    return max(DEFAULT_CONCURRENCY, math.ceil(QUEUE_HEADROOM * in_flight))
+
+
+def _behaviour(f: VersionFit, calls_per_second: float) -> dict[str, Any]:
+    behaviour: dict[str, Any] = {"concurrency": concurrency_for(f, calls_per_second)}
     if sum(f.counts) > 0:
         behaviour["latency"] = latency_spec(f)
     elif f.mean_latency:
@@ -198,8 +212,9 @@ def scenario_document(
     predictors: dict[str, Any] = {}
     loads: list[dict[str, Any]] = []
     groups: dict[str, list[VersionFit]] = {}
+    calls = cal.total_qps + sum(f.feedback_qps for f in cal.versions)
     for f in cal.versions:
-        predictors[f.identity.key] = _behaviour(f)
+        predictors[f.identity.key] = _behaviour(f, calls)
         groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
     for sdep, fits in sorted(groups.items()):
         qps = sum(f.predictions for f in fits) / cal.span
