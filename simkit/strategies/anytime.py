@@ -58,7 +58,7 @@ from simkit.strategies.roles import (
     split,
     value,
 )
-from simkit.strategies.sequential import RateTest, Sequence, _guardrail, half_width
+from simkit.strategies.sequential import RateTest, Sequence, _guardrail, rate_sequence
 
 
 def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
@@ -141,20 +141,15 @@ class AnytimeStrategy:
         self.level = self.alpha / self.tests
 
     def _sequence(self, test: RateTest, observation: Observation) -> Sequence | None:
-        counts = []
-        for version in (self.canary, self.baseline):
-            n = value(observation, test.denominator, version)
-            x = value(observation, test.numerator, version)
-            if n is None or x is None or n < self.min_requests:
-                return None
-            counts.append((max(0.0, x), n))
-        (xc, nc), (xb, nb) = counts
-        pc, pb = (xc + 0.5) / (nc + 1), (xb + 0.5) / (nb + 1)
-        var_c, var_b = (pc * (1 - pc), pb * (1 - pb)) if test.model == "bernoulli" else (pc, pb)
-        se2 = var_c / nc + var_b / nb
-        diff = xc / nc - xb / nb
-        hw = half_width(se2, nc + nb, self.level, self.tuning)
-        return Sequence(diff if test.bad_when == "increase" else -diff, hw, math.sqrt(se2))
+        return rate_sequence(
+            test,
+            observation,
+            canary=self.canary,
+            baseline=self.baseline,
+            min_requests=self.min_requests,
+            level=self.level,
+            tuning=self.tuning,
+        )
 
     def _latency(self, observation: Observation, raw: Mapping[str, Any] | None) -> LatencyShiftState | None:
         if self.latency is None:

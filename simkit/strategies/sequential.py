@@ -102,6 +102,35 @@ def half_width(se2: float, n: float, alpha: float, tuning: float) -> float:
     return math.sqrt(sigma2 * 2 * v * math.log(math.sqrt(v) / alpha) / (n * n * rho2))
 
 
+def rate_sequence(
+    test: RateTest,
+    observation: Observation,
+    *,
+    canary: str,
+    baseline: str,
+    min_requests: float,
+    level: float,
+    tuning: float,
+) -> Sequence | None:
+    """The confidence sequence of ``test`` (candidate - baseline, harm-oriented) at ``level``;
+    None while either version has fewer than ``min_requests`` requests or a value is missing.
+    The one implementation of the rate test, shared by ``sequential`` and ``anytime``."""
+    counts = []
+    for version in (canary, baseline):
+        n = value(observation, test.denominator, version)
+        x = value(observation, test.numerator, version)
+        if n is None or x is None or n < min_requests:
+            return None
+        counts.append((max(0.0, x), n))
+    (xc, nc), (xb, nb) = counts
+    pc, pb = (xc + 0.5) / (nc + 1), (xb + 0.5) / (nb + 1)
+    var_c, var_b = (pc * (1 - pc), pb * (1 - pb)) if test.model == "bernoulli" else (pc, pb)
+    se2 = var_c / nc + var_b / nb
+    diff = xc / nc - xb / nb
+    hw = half_width(se2, nc + nb, level, tuning)
+    return Sequence(diff if test.bad_when == "increase" else -diff, hw, math.sqrt(se2))
+
+
 @register("sequential")
 class SequentialStrategy:
     """Anytime-valid canary: confidence sequences on guardrails and reward, alpha-controlled."""
@@ -151,20 +180,15 @@ class SequentialStrategy:
         self.level = self.alpha / self.tests
 
     def sequence(self, test: RateTest, observation: Observation) -> Sequence | None:
-        counts = []
-        for version in (self.canary, self.baseline):
-            n = value(observation, test.denominator, version)
-            x = value(observation, test.numerator, version)
-            if n is None or x is None or n < self.min_requests:
-                return None
-            counts.append((max(0.0, x), n))
-        (xc, nc), (xb, nb) = counts
-        pc, pb = (xc + 0.5) / (nc + 1), (xb + 0.5) / (nb + 1)
-        var_c, var_b = (pc * (1 - pc), pb * (1 - pb)) if test.model == "bernoulli" else (pc, pb)
-        diff = xc / nc - xb / nb
-        hw = half_width(var_c / nc + var_b / nb, nc + nb, self.level, self.tuning)
-        se2 = var_c / nc + var_b / nb
-        return Sequence(diff if test.bad_when == "increase" else -diff, hw, math.sqrt(se2))
+        return rate_sequence(
+            test,
+            observation,
+            canary=self.canary,
+            baseline=self.baseline,
+            min_requests=self.min_requests,
+            level=self.level,
+            tuning=self.tuning,
+        )
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         weight = int(observation.state.get("weight", 0))
