@@ -202,6 +202,14 @@ def metric_refs(plan: Plan) -> list[str]:
     return list(dict.fromkeys([*refs, *([plan.request_count] if plan.request_count else [])]))
 
 
+def expected_interval(c: Counts, arm: Arm, expected: float, rng: np.random.Generator) -> None:
+    """The interval's expected counts, no noise and no feedback delay (the planned ramp)."""
+    c.n += expected
+    c.errors += expected * arm.error_rate
+    c.feedback += expected * (1 - arm.error_rate) * arm.feedback
+    c.latency_sum += expected * arm.latency_mean
+
+
 @dataclass(frozen=True)
 class PathOutcome:
     detected_at: int | None  # the iteration of the rollback
@@ -218,17 +226,23 @@ def run_path(
     weights: tuple[tuple[str, int], ...],
     rng: np.random.Generator,
     milliseconds: Callable[[str], bool],
+    draw: Callable[[Counts, Arm, float, np.random.Generator], None] = draw_interval,
+    schedule: list[int] | None = None,
 ) -> PathOutcome:
-    """One rollout of the policy on drawn counts."""
+    """One rollout of the policy on drawn counts (``draw``: :func:`draw_interval`, or
+    :func:`expected_interval` for the noiseless path); ``schedule`` collects the candidate's
+    weight in the interval before each iteration."""
     counts = {v: Counts() for v in plan.versions}
     state: Mapping[str, object] = {}
     candidate = plan.versions[1]
     metrics = metric_refs(plan)
     current = dict(weights)
     for i in range(1, plan.iterations + 1):
+        if schedule is not None:
+            schedule.append(current.get(candidate, 0))
         if i > 1:  # the first iteration runs at the start, before any traffic (as Iter8's does)
             for v in plan.versions:
-                draw_interval(counts[v], arms[v], qps * plan.interval_seconds * current.get(v, 0) / 100, rng)
+                draw(counts[v], arms[v], qps * plan.interval_seconds * current.get(v, 0) / 100, rng)
         obs = Observation(
             iteration=i,
             elapsed=iteration_elapsed(plan, i),

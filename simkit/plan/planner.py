@@ -22,13 +22,11 @@ from simkit.control.wiring import read_weights
 from simkit.errors import SpecError
 from simkit.plan.model import (
     Arm,
-    Counts,
     Effect,
     PathOutcome,
     arm_of,
+    expected_interval,
     iteration_elapsed,
-    metric_refs,
-    metric_value,
     run_path,
     single_look_power,
     with_effect,
@@ -39,7 +37,7 @@ from simkit.sim.engine import make_world
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour
 from simkit.spec.streams import child_rng
-from simkit.strategies.base import Observation, Plan, create
+from simkit.strategies.base import Plan, create
 
 STEP_FAMILY = (1, 2, 5, 10, 20, 25, 50)
 
@@ -166,41 +164,20 @@ def plan_detection(s: Setup, *, paths: int, seed: int, alpha: float, step: int |
 
 
 def _nominal_schedule(s: Setup, strategy: Any) -> list[int]:
-    """Candidate weight per interval on the noiseless path (expected counts, no detection)."""
-
-    cand = s.plan.versions[1]
-    out, current = [], dict(s.weights)
-    state: Mapping[str, object] = {}
-    counts = {v: Counts() for v in s.plan.versions}
+    """Candidate weight per interval on the noiseless, effect-free path (the planned ramp)."""
     base_arm = s.arms[s.plan.versions[0]]
-    ms = _ms(s.plan)
-    rng = np.random.default_rng(0)
-    for i in range(1, s.plan.iterations + 1):
-        out.append(current.get(cand, 0))
-        for v in s.plan.versions if i > 1 else ():
-            n = s.qps * s.plan.interval_seconds * current.get(v, 0) / 100
-            c = counts[v]
-            c.n += n
-            c.errors += n * base_arm.error_rate  # noiseless and effect-free: the planned ramp
-            c.feedback += n * (1 - base_arm.error_rate) * base_arm.feedback
-            c.latency_sum += n * base_arm.latency_mean
-        metrics = {
-            m: {v: metric_value(m, counts[v], base_arm, milliseconds=ms(m)) for v in s.plan.versions}
-            for m in metric_refs(s.plan)
-        }
-        obs = Observation(
-            iteration=i,
-            elapsed=iteration_elapsed(s.plan, i),
-            metrics=metrics,
-            current_weights=tuple(current.items()),
-            state=state,
-        )
-        d = strategy.decide(obs, rng)
-        state = d.state
-        if d.verdict != "continue":
-            break
-        if d.weights is not None:
-            current = {v: int(d.weights.get(v, 0)) for v in s.plan.versions}
+    out: list[int] = []
+    run_path(
+        plan=s.plan,
+        strategy=strategy,
+        arms={v: base_arm for v in s.plan.versions},
+        qps=s.qps,
+        weights=s.weights,
+        rng=np.random.default_rng(0),
+        milliseconds=_ms(s.plan),
+        draw=expected_interval,
+        schedule=out,
+    )
     return out
 
 
