@@ -1,43 +1,32 @@
-"""The planning model: what a policy will see per interval, drawn from closed-form count laws.
+"""The planning model: the versions' true per-request laws, the effects, and two closed forms.
 
 ``simkit plan`` answers "can this rollout detect a +0.3 pp error regression before it reaches
-50%?" without simulating Prometheus. Per interval and version the counts a policy reads have known
-laws given the traffic and the weights in force:
-
-* requests ``n ~ Poisson(qps * interval * weight / 100)``;
-* errors ``e ~ Binomial(n, p)``; feedback ``f ~ Binomial(n - e, q)``, spread over this and later
-  intervals by its delay (``Multinomial(f, landing)``, the delay plus a uniform request time);
-* the latency sum ``S ~ Normal(n * mu, n * sigma^2)`` (the central limit theorem per interval).
-
-The cumulative values since the start are what the suite's metrics query (``increase(...[
-${elapsedTime}s])``), so the model hands the policy exactly the quantities of the bench metric
-convention (``request-count``, ``error-count``, ``feedback-count``, ``error-rate``,
-``engagement-rate``, ``mean-latency``, ``95th-percentile-tail-latency``), and the policy's **own**
-``decide`` turns them into decisions: the detection rule is never written twice. Paths are drawn
-with a seeded generator, so a plan is reproducible.
+50%?" without running the simulation. Per request a version has an error rate, a latency law
+(its mean, sd and p95) and a feedback probability with a delay law (:class:`Arm`); the planned
+candidate is the baseline with the effects applied (:func:`with_effect`). What a policy then
+reads per iteration, as Prometheus would hold it, is drawn for many paths at once by
+:mod:`simkit.plan.scraped`, and the policy's **own** ``decide`` turns it into decisions: the
+detection rule is never written twice.
 
 Two closed forms sit beside it (:func:`single_look_power`): the power of one fixed-horizon look
 (the objective check ``observed > limit`` after ``N`` candidate requests, a z-test) and of the
 anytime-valid confidence sequence of :mod:`simkit.strategies.sequential` at that look.
-
-What the model leaves out, and `plan --verify` measures: Prometheus' scrape lag and
-extrapolation, the controller's delay, histogram interpolation of the p95 (the model reports the
-true p95).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtr
 
 from simkit.errors import SpecError
+from simkit.promql.aggregate import bucket_quantile
 from simkit.sim.distributions import make_draw
+from simkit.sim.executor_metrics import BOUNDS
 from simkit.spec.scenario import Behaviour, Errors, Feedback
-from simkit.strategies.base import Observation, Plan, Strategy
+from simkit.strategies.base import Plan
 from simkit.strategies.sequential import half_width
 
 EFFECT_METRICS = ("error-rate", "mean-latency", "engagement-rate")
@@ -75,36 +64,68 @@ def parse_effect(text: str) -> Effect:
     return Effect(metric, delta, relative)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Arm:
     """One version's true per-request quantities."""
 
     error_rate: float
     latency_mean: float  # seconds
     latency_sd: float
-    latency_p95: float
+    latency_p95: float  # as histogram_quantile reports it from the executor's buckets
     feedback: float  # feedback calls per successful prediction
-    landing: tuple[float, ...] = (1.0,)  # P(a feedback lands m intervals after its request's)
+    delays: np.ndarray | None = None  # sorted sample of the feedback delay (s); None: no delay
+    # per executor bucket (BOUNDS, then +Inf): the share of predictions, and the mean and variance
+    # of the latencies that fall in it (a scrape's latency sum given its bucket counts)
+    buckets: tuple[float, ...] = ()
+    bucket_means: tuple[float, ...] = ()
+    bucket_vars: tuple[float, ...] = ()
 
     @property
     def engagement(self) -> float:
         return self.feedback * (1 - self.error_rate)
 
 
-def arm_of(b: Behaviour, interval: float) -> Arm:
+def histogram_p95(draws: np.ndarray) -> float:
+    """The p95 Prometheus reports for a latency law: ``histogram_quantile`` (the engine's own
+    :func:`bucket_quantile`) over the executor's buckets, which interpolates linearly inside the
+    bucket; not the true quantile (at a 100 ms limit the two differ by several ms)."""
+    cdf = [(b, float(np.mean(draws <= b))) for b in BOUNDS]
+    return bucket_quantile(0.95, [*cdf, (math.inf, 1.0)])
+
+
+def bucket_laws(draws: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Per executor bucket: the share of ``draws`` in it, their mean and their variance."""
+    which = np.searchsorted(np.array(BOUNDS), draws, side="left")  # le is inclusive
+    shares, means, variances = [], [], []
+    for b in range(len(BOUNDS) + 1):
+        inside = draws[which == b]
+        shares.append(len(inside) / len(draws))
+        means.append(float(inside.mean()) if len(inside) else 0.0)
+        variances.append(float(inside.var()) if len(inside) else 0.0)
+    return tuple(shares), tuple(means), tuple(variances)
+
+
+DELAY_SAMPLE = 4000  # quantiles that stand for a feedback delay law
+
+
+def arm_of(b: Behaviour) -> Arm:
     rng = np.random.default_rng(0)
     draws = make_draw(b.latency)(rng, LATENCY_SAMPLE) * b.latencyFactor
-    landing: tuple[float, ...] = (1.0,)
-    if b.feedback is not None and interval > 0:
-        delay = make_draw(b.feedback.delay)(rng, LATENCY_SAMPLE)
-        m = np.floor((rng.random(LATENCY_SAMPLE) * interval + delay) / interval).astype(np.int64)
-        landing = tuple(float(x) for x in np.bincount(np.minimum(m, 60)) / LATENCY_SAMPLE)
+    delays = None
+    if b.feedback is not None and b.feedback.delay is not None:
+        sample = np.sort(make_draw(b.feedback.delay)(rng, LATENCY_SAMPLE))
+        delays = sample[(np.arange(DELAY_SAMPLE) * LATENCY_SAMPLE) // DELAY_SAMPLE]
+        delays = None if not delays.any() else delays
+    shares, means, variances = bucket_laws(draws)
     return Arm(
-        landing=landing,
+        delays=delays,
+        buckets=shares,
+        bucket_means=means,
+        bucket_vars=variances,
         error_rate=sum(r for _, r in b.errors.table()),
         latency_mean=float(draws.mean()),
         latency_sd=float(draws.std()),
-        latency_p95=float(np.quantile(draws, 0.95)),
+        latency_p95=histogram_p95(draws),
         feedback=b.feedback.probability if b.feedback is not None else 0.0,
     )
 
@@ -124,7 +145,7 @@ def with_effect(b: Behaviour, effects: tuple[Effect, ...]) -> Behaviour:
             code = out.errors.table()[0][0] if out.errors.table() else "500"
             out = out.model_copy(update={"errors": Errors(rate=rate, code=code)})
         elif e.metric == "mean-latency":
-            base = arm_of(out, 0.0).latency_mean * 1000
+            base = arm_of(out).latency_mean * 1000
             factor = _shifted(base, e) / base if base > 0 else 1.0
             if factor <= 0:
                 raise SpecError.from_cli("--effect", f"{e.text}: the mean latency becomes negative")
@@ -139,55 +160,12 @@ def with_effect(b: Behaviour, effects: tuple[Effect, ...]) -> Behaviour:
     return out
 
 
-# --- the count model ---------------------------------------------------------------------------
-@dataclass
-class Counts:
-    n: float = 0.0
-    errors: float = 0.0
-    feedback: float = 0.0  # landed so far
-    latency_sum: float = 0.0
-    pending: list[int] = field(default_factory=list)  # feedback landing in the next intervals
-
-
-def metric_value(name: str, c: Counts, arm: Arm, *, milliseconds: bool) -> float | None:
-    """The bench convention's metric ``name`` (the part after ``namespace/``) from counts."""
-    scale = 1000.0 if milliseconds else 1.0
-    kind = name.rsplit("/", 1)[-1]
-    if kind == "request-count":
-        return c.n
-    if kind == "error-count":
-        return c.errors
-    if kind == "feedback-count":
-        return c.feedback
-    if c.n <= 0:
-        return None  # a ratio over no requests: Prometheus returns no sample
-    if kind == "error-rate":
-        return c.errors / c.n
-    if kind == "engagement-rate":
-        return c.feedback / c.n
-    if kind == "mean-latency":
-        return scale * c.latency_sum / c.n
-    if kind.startswith("95th-percentile"):
-        return scale * arm.latency_p95
-    return None
-
-
-def draw_interval(c: Counts, arm: Arm, expected: float, rng: np.random.Generator) -> None:
-    n = int(rng.poisson(expected)) if expected > 0 else 0
-    e = int(rng.binomial(n, arm.error_rate)) if n else 0
-    c.n += n
-    c.errors += e
-    f = int(rng.binomial(n - e, arm.feedback)) if n - e > 0 else 0
-    if len(arm.landing) == 1:
-        c.feedback += f
-    else:
-        split = rng.multinomial(f, arm.landing).tolist()
-        c.pending += [0] * (len(split) - len(c.pending))
-        for m, k in enumerate(split):
-            c.pending[m] += k
-        c.feedback += c.pending.pop(0)
-    if n:
-        c.latency_sum += n * arm.latency_mean + math.sqrt(n) * arm.latency_sd * float(rng.standard_normal())
+# --- what the policy reads ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PathOutcome:
+    detected_at: int | None  # the iteration of the rollback
+    promoted_at: int | None
+    exposure: float  # candidate requests until the decision (or the end)
 
 
 def iteration_elapsed(plan: Plan, i: int) -> float:
@@ -200,71 +178,6 @@ def metric_refs(plan: Plan) -> list[str]:
     """Every metric the Experiment names, as the loop fetches them."""
     refs = [*(o.metric for o in plan.objectives), *(r.metric for r in plan.rewards), *plan.indicators]
     return list(dict.fromkeys([*refs, *([plan.request_count] if plan.request_count else [])]))
-
-
-def expected_interval(c: Counts, arm: Arm, expected: float, rng: np.random.Generator) -> None:
-    """The interval's expected counts, no noise and no feedback delay (the planned ramp)."""
-    c.n += expected
-    c.errors += expected * arm.error_rate
-    c.feedback += expected * (1 - arm.error_rate) * arm.feedback
-    c.latency_sum += expected * arm.latency_mean
-
-
-@dataclass(frozen=True)
-class PathOutcome:
-    detected_at: int | None  # the iteration of the rollback
-    promoted_at: int | None
-    exposure: float  # candidate requests until the decision (or the end)
-
-
-def run_path(
-    *,
-    plan: Plan,
-    strategy: Strategy,
-    arms: Mapping[str, Arm],
-    qps: float,
-    weights: tuple[tuple[str, int], ...],
-    rng: np.random.Generator,
-    milliseconds: Callable[[str], bool],
-    draw: Callable[[Counts, Arm, float, np.random.Generator], None] = draw_interval,
-    schedule: list[int] | None = None,
-) -> PathOutcome:
-    """One rollout of the policy on drawn counts (``draw``: :func:`draw_interval`, or
-    :func:`expected_interval` for the noiseless path); ``schedule`` collects the candidate's
-    weight in the interval before each iteration."""
-    counts = {v: Counts() for v in plan.versions}
-    state: Mapping[str, object] = {}
-    candidate = plan.versions[1]
-    metrics = metric_refs(plan)
-    current = dict(weights)
-    for i in range(1, plan.iterations + 1):
-        if schedule is not None:
-            schedule.append(current.get(candidate, 0))
-        if i > 1:  # the first iteration runs at the start, before any traffic (as Iter8's does)
-            for v in plan.versions:
-                draw(counts[v], arms[v], qps * plan.interval_seconds * current.get(v, 0) / 100, rng)
-        obs = Observation(
-            iteration=i,
-            elapsed=iteration_elapsed(plan, i),
-            metrics={
-                m: {
-                    v: metric_value(m, counts[v], arms[v], milliseconds=milliseconds(m))
-                    for v in plan.versions
-                }
-                for m in metrics
-            },
-            current_weights=tuple(current.items()),
-            state=state,
-        )
-        d = strategy.decide(obs, rng)
-        state = d.state
-        if d.verdict == "rollback":
-            return PathOutcome(i, None, counts[candidate].n)
-        if d.weights is not None:
-            current = {v: int(d.weights.get(v, 0)) for v in plan.versions}
-        if d.verdict == "promote":
-            return PathOutcome(None, i, counts[candidate].n)
-    return PathOutcome(None, None, counts[candidate].n)
 
 
 # --- closed forms ------------------------------------------------------------------------------

@@ -25,15 +25,15 @@ from simkit.plan.model import (
     Effect,
     PathOutcome,
     arm_of,
-    expected_interval,
     iteration_elapsed,
-    run_path,
     single_look_power,
     with_effect,
 )
+from simkit.plan.scraped import Timeline, iteration_time, run_paths
 from simkit.prepare import prepare
 from simkit.sim.adapters import SimWeightActuator
 from simkit.sim.engine import make_world
+from simkit.sim.topology import scrape_times
 from simkit.spec.bundle import Bundle
 from simkit.spec.scenario import Behaviour
 from simkit.spec.streams import child_rng
@@ -57,6 +57,7 @@ class Setup:
     arms: Mapping[str, Arm]
     weights: tuple[tuple[str, int], ...]
     candidate_key: str
+    timeline: Timeline
 
 
 def setup(
@@ -93,12 +94,27 @@ def setup(
         qps=traffic,
         baseline=baseline,
         candidate=candidate,
-        arms={
-            base_v: arm_of(baseline, plan.interval_seconds),
-            cand_v: arm_of(candidate, plan.interval_seconds),
-        },
+        arms={base_v: arm_of(baseline), cand_v: arm_of(candidate)},
         weights=weights,
         candidate_key=truth.predictors[cand_v],
+        timeline=_timeline(
+            bundle, plan, world.begin, {v: world.predictors[truth.predictors[v]] for v in plan.versions}
+        ),
+    )
+
+
+def _timeline(bundle: Bundle, plan: Plan, begin: float, predictors: Mapping[str, Any]) -> Timeline:
+    """The world's scrape instants from its first load to the last iteration, and the pods."""
+    last = iteration_time(plan, plan.iterations)
+    scrapes = []
+    for t in scrape_times(bundle, begin):
+        if t > last + 1e-9:
+            break
+        scrapes.append(t)
+    return Timeline(
+        begin=begin,
+        scrapes=tuple(scrapes),
+        pods={v: max(int(getattr(p, "replicas", 1)), 1) for v, p in predictors.items()},
     )
 
 
@@ -147,18 +163,17 @@ def plan_detection(s: Setup, *, paths: int, seed: int, alpha: float, step: int |
     strategy = create(s.strategy, s.plan, params)
     ms = _ms(s.plan)
     rng = child_rng(seed, "plan", s.strategy, str(step))
-    outcomes = [
-        run_path(
-            plan=s.plan,
-            strategy=strategy,
-            arms=s.arms,
-            qps=s.qps,
-            weights=s.weights,
-            rng=rng,
-            milliseconds=ms,
-        )
-        for _ in range(paths)
-    ]
+    outcomes = run_paths(
+        plan=s.plan,
+        strategy=strategy,
+        arms=s.arms,
+        timeline=s.timeline,
+        qps=s.qps,
+        weights=s.weights,
+        paths=paths,
+        rng=rng,
+        milliseconds=ms,
+    )
     nominal = _nominal_schedule(s, create(s.strategy, s.plan, params))
     return _summarize(s, outcomes, nominal, alpha, step)
 
@@ -167,15 +182,17 @@ def _nominal_schedule(s: Setup, strategy: Any) -> list[int]:
     """Candidate weight per interval on the noiseless, effect-free path (the planned ramp)."""
     base_arm = s.arms[s.plan.versions[0]]
     out: list[int] = []
-    run_path(
+    run_paths(
         plan=s.plan,
         strategy=strategy,
         arms={v: base_arm for v in s.plan.versions},
+        timeline=s.timeline,
         qps=s.qps,
         weights=s.weights,
+        paths=1,
         rng=np.random.default_rng(0),
         milliseconds=_ms(s.plan),
-        draw=expected_interval,
+        noise=False,
         schedule=out,
     )
     return out

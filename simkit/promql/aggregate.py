@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from simkit.errors import QueryError
 from simkit.promql.ast import AggregateExpr
@@ -279,6 +281,31 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
     return bucket_start + (bucket_end - bucket_start) * (rank / count)
+
+
+def bucket_quantile_many(q: float, bounds: Sequence[float], cumulative: np.ndarray) -> np.ndarray:
+    """:func:`bucket_quantile` for many histograms with the same bounds at once (``simkit plan``'s
+    paths): ``bounds`` ascending and ending in ``+Inf``, ``cumulative`` of shape (rows, bounds),
+    monotonic. NaN for a row with no observations. The scalar form stays for the engine (one
+    histogram per group; numpy would cost more than it saves); tests/unit/test_promql_array_forms.py
+    checks the two agree."""
+    c = np.asarray(cumulative, np.float64)
+    ub = np.asarray(bounds, np.float64)
+    if not 0 <= q <= 1 or len(ub) < 2 or not math.isinf(ub[-1]):
+        return np.array([bucket_quantile(q, list(zip(ub.tolist(), row.tolist(), strict=True))) for row in c])
+    observations = c[:, -1]
+    rank = q * observations
+    hit = c[:, :-1] >= rank[:, None]
+    b = np.where(hit.any(axis=1), hit.argmax(axis=1), len(ub) - 1)
+    rows = np.arange(len(c))
+    prev = np.where(b > 0, c[rows, np.maximum(b - 1, 0)], 0.0)
+    start = np.where(b > 0, ub[np.maximum(b - 1, 0)], 0.0)
+    end = ub[np.minimum(b, len(ub) - 2)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = start + (end - start) * ((rank - prev) / (c[rows, np.minimum(b, len(ub) - 2)] - prev))
+    out = np.where(b == len(ub) - 1, ub[-2], inside)
+    out = np.where((b == 0) & (ub[0] <= 0), ub[0], out)
+    return np.where(observations == 0, np.nan, out)
 
 
 _LE_BOUNDS: dict[str, float] = {}  # le label value -> its bound: a histogram has few distinct ones

@@ -116,6 +116,48 @@ def _extrapolate(
     return result * factor
 
 
+def extrapolate_many(
+    *,
+    first_t: npt.ArrayLike,
+    last_t: npt.ArrayLike,
+    first_v: npt.ArrayLike,
+    result: npt.ArrayLike,
+    n: npt.ArrayLike,
+    range_start: npt.ArrayLike,
+    range_end: npt.ArrayLike,
+    is_counter: bool = True,
+    is_rate: bool = False,
+) -> F64:
+    """:func:`_extrapolate` over arrays, element for element (``simkit plan`` applies it to
+    thousands of paths at once). The scalar form stays for the engine's hot path, where numpy's
+    per-call overhead would cost more than the arithmetic; tests/unit/test_promql_array_forms.py
+    checks that the two agree on random and edge-case inputs."""
+    ft, lt = np.asarray(first_t, np.float64), np.asarray(last_t, np.float64)
+    fv, res = np.asarray(first_v, np.float64), np.asarray(result, np.float64)
+    rs, re_ = np.asarray(range_start, np.float64), np.asarray(range_end, np.float64)
+    range_ms = re_ - rs
+    duration_to_start = (ft - rs) / 1000
+    duration_to_end = (re_ - lt) / 1000
+    sampled_interval = (lt - ft) / 1000
+    average = sampled_interval / (np.asarray(n, np.float64) - 1)
+    if is_counter:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_zero = sampled_interval * (fv / res)
+        clamp = (res > 0) & (fv >= 0) & (to_zero < duration_to_start)
+        duration_to_start = np.where(clamp, to_zero, duration_to_start)
+    threshold = average * 1.1
+    interval = (
+        sampled_interval
+        + np.where(duration_to_start < threshold, duration_to_start, average / 2)
+        + np.where(duration_to_end < threshold, duration_to_end, average / 2)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = interval / sampled_interval
+    if is_rate:
+        factor = factor / (range_ms / 1000)
+    return np.asarray(res * factor, np.float64)
+
+
 _EXTRAPOLATED = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
 
 
