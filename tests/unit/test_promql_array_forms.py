@@ -56,41 +56,15 @@ def test_one_window_many_paths_at_once() -> None:
     first_t = rng.choice([30_000, 60_000, 90_000], size=500)
     first_v = rng.poisson(2.0, size=500).astype(float)
     result = rng.poisson(4.0, size=500).astype(float)
-    many = extrapolate_many(
-        first_t=first_t,
-        last_t=120_000,
-        first_v=first_v,
-        result=result,
-        n=(120_000 - first_t) // 30_000 + 1,
-        range_start=0,
-        range_end=120_000,
-    )
+    window = {"first_t": first_t, "last_t": 120_000, "first_v": first_v, "result": result}
+    n = (120_000 - first_t) // 30_000 + 1
+    many = extrapolate_many(**window, n=n, range_start=0, range_end=120_000)
     one = [
-        _extrapolate(
-            int(t),
-            120_000,
-            float(v),
-            float(r),
-            int((120_000 - t) // 30_000 + 1),
-            0,
-            120_000,
-            120_000,
-            True,
-            False,
-        )
-        for t, v, r in zip(first_t, first_v, result, strict=True)
+        _extrapolate(int(t), 120_000, float(v), float(r), int(k), 0, 120_000, 120_000, True, False)
+        for t, v, r, k in zip(first_t, first_v, result, n, strict=True)
     ]
     assert np.array_equal(many, np.array(one))
-    gauge = extrapolate_many(
-        first_t=first_t,
-        last_t=120_000,
-        first_v=first_v,
-        result=result,
-        n=(120_000 - first_t) // 30_000 + 1,
-        range_start=0,
-        range_end=120_000,
-        is_counter=False,
-    )
+    gauge = extrapolate_many(**window, n=n, range_start=0, range_end=120_000, is_counter=False)
     assert not np.array_equal(gauge, many)  # the clamp matters on these windows
 
 
