@@ -5,6 +5,7 @@ forms element for element: one rule, two shapes."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_one_window_many_paths_at_once() -> None:
     first_t = rng.choice([30_000, 60_000, 90_000], size=500)
     first_v = rng.poisson(2.0, size=500).astype(float)
     result = rng.poisson(4.0, size=500).astype(float)
-    window = {"first_t": first_t, "last_t": 120_000, "first_v": first_v, "result": result}
+    window: dict[str, Any] = {"first_t": first_t, "last_t": 120_000, "first_v": first_v, "result": result}
     n = (120_000 - first_t) // 30_000 + 1
     many = extrapolate_many(**window, n=n, range_start=0, range_end=120_000)
     one = [
