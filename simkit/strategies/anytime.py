@@ -58,7 +58,7 @@ from simkit.strategies.roles import (
     split,
     value,
 )
-from simkit.strategies.sequential import RateTest, Sequence, _guardrail, rate_sequence
+from simkit.strategies.sequential import RateTest, Sequence, rate_sequence, rate_tests
 
 
 def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
@@ -107,31 +107,13 @@ class AnytimeStrategy:
         self.benefit_z = p.number("benefitZ", 1.645, minimum=0)
         self.harm_z = p.number("harmZ", 1.645, minimum=0)
         self.promote = p.boolean("promote", True)
-        model = p.choice("rewardModel", "bernoulli", ("bernoulli", "poisson"))
-        self.guardrails: list[RateTest] = []
-        if roles.get("errors"):
-            self.guardrails.append(
-                RateTest("error rate", roles.require("errors"), self.requests, "bernoulli", "increase")
-            )
-        extra = p.raw("guardrails", [])
-        if not isinstance(extra, list):
-            raise param_error(
-                "guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}"
-            )
-        self.guardrails += [_guardrail(i, g, self.requests) for i, g in enumerate(extra)]
         latency = p.raw("latency")
         self.latency: LatencyShiftTest | None = None
         self.bucket_refs: tuple[str, ...] = ()
         if latency is not None:
             bounds, self.bucket_refs = _parse_buckets(latency)
             self.latency = LatencyShiftTest(bounds)
-        reward = roles.get("reward")
-        self.reward: RateTest | None = None
-        if reward:
-            high = not plan.rewards or plan.rewards[0].preferred_direction == "High"
-            self.reward = RateTest(
-                f"reward {reward}", reward, self.requests, model, "decrease" if high else "increase"
-            )
+        self.guardrails, self.reward = rate_tests(p, roles, plan, self.requests, reward_model="bernoulli")
         p.finish()
         if not self.guardrails and self.latency is None:
             raise param_error(

@@ -131,6 +131,30 @@ def rate_sequence(
     return Sequence(diff if test.bad_when == "increase" else -diff, hw, math.sqrt(se2))
 
 
+def rate_tests(
+    p: Params, roles: MetricRoles, plan: Plan, requests: str, *, reward_model: str
+) -> tuple[list[RateTest], RateTest | None]:
+    """The rate tests of the anytime-valid policies (``sequential``, ``anytime``), from their
+    parameters: the error-rate guardrail when an ``errors`` metric is given, the extra
+    ``guardrails``, and the reward test (``rewardModel``, default ``reward_model``), harmful in
+    the direction the Experiment's reward should not move."""
+    model = p.choice("rewardModel", reward_model, ("poisson", "bernoulli"))
+    tests: list[RateTest] = []
+    if roles.get("errors"):
+        tests.append(RateTest("error rate", roles.require("errors"), requests, "bernoulli", "increase"))
+    extra = p.raw("guardrails", [])
+    if not isinstance(extra, list):
+        raise param_error(
+            "guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}"
+        )
+    tests += [_guardrail(i, g, requests) for i, g in enumerate(extra)]
+    reward = roles.get("reward")
+    if not reward:
+        return tests, None
+    high = not plan.rewards or plan.rewards[0].preferred_direction == "High"
+    return tests, RateTest(f"reward {reward}", reward, requests, model, "decrease" if high else "increase")
+
+
 @register("sequential")
 class SequentialStrategy:
     """Anytime-valid canary: confidence sequences on guardrails and reward, alpha-controlled."""
@@ -150,27 +174,7 @@ class SequentialStrategy:
         self.step_weight = p.integer("stepWeight", 10, minimum=1, maximum=100)
         self.max_weight = p.integer("maxWeight", 50, minimum=1, maximum=100)
         self.harm_z = p.number("harmZ", 1.645, minimum=0)
-        reward_model = p.choice("rewardModel", "poisson", ("poisson", "bernoulli"))
-        self.guardrails: list[RateTest] = []
-        if roles.get("errors"):
-            self.guardrails.append(
-                RateTest("error rate", roles.require("errors"), requests, "bernoulli", "increase")
-            )
-        extra = p.raw("guardrails", [])
-        if not isinstance(extra, list):
-            raise param_error(
-                "guardrails", "must be a list of {numerator, denominator, tolerance, model, direction}"
-            )
-        self.guardrails += [_guardrail(i, g, requests) for i, g in enumerate(extra)]
-        reward = roles.get("reward")
-        self.reward: RateTest | None = None
-        if reward:
-            bad = (
-                "decrease"
-                if not plan.rewards or plan.rewards[0].preferred_direction == "High"
-                else "increase"
-            )
-            self.reward = RateTest(f"reward {reward}", reward, requests, reward_model, bad)
+        self.guardrails, self.reward = rate_tests(p, roles, plan, requests, reward_model="poisson")
         p.finish()
         if not self.guardrails and self.reward is None:
             raise param_error(
