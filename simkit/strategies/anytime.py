@@ -58,7 +58,7 @@ from simkit.strategies.roles import (
     split,
     value,
 )
-from simkit.strategies.sequential import RateTest, Sequence, rate_sequence, rate_tests
+from simkit.strategies.sequential import RateTest, Sequence, rate_sequence, rate_tests, sequence_settings
 
 
 def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
@@ -99,9 +99,7 @@ class AnytimeStrategy:
         self.baseline, self.canary = single_candidate(plan, self.name)
         roles = MetricRoles(self.name, plan, p.raw("metrics"))
         self.requests = roles.require("requests")
-        self.alpha = p.number("alpha", 0.05, minimum=1e-6, maximum=0.5)
-        self.tuning = p.number("tuningN", 5000, minimum=1)
-        self.min_requests = p.number("minRequests", 100, minimum=1)
+        self.alpha, self.tuning, self.min_requests = sequence_settings(p)
         self.step_weight = p.integer("stepWeight", 10, minimum=1, maximum=100)
         self.max_weight = p.integer("maxWeight", self.step_weight, minimum=1, maximum=100)
         self.benefit_z = p.number("benefitZ", 1.645, minimum=0)

@@ -131,6 +131,16 @@ def rate_sequence(
     return Sequence(diff if test.bad_when == "increase" else -diff, hw, math.sqrt(se2))
 
 
+def sequence_settings(p: Params) -> tuple[float, float, float]:
+    """``alpha``, ``tuningN`` (the sample size the confidence sequence is tightest at) and
+    ``minRequests`` (per version, before any look): the confidence-sequence parameters."""
+    return (
+        p.number("alpha", 0.05, minimum=1e-6, maximum=0.5),
+        p.number("tuningN", 5000, minimum=1),
+        p.number("minRequests", 100, minimum=1),
+    )
+
+
 def rate_tests(
     p: Params, roles: MetricRoles, plan: Plan, requests: str, *, reward_model: str
 ) -> tuple[list[RateTest], RateTest | None]:
@@ -168,9 +178,7 @@ class SequentialStrategy:
         roles = MetricRoles(self.name, plan, p.raw("metrics"))
         requests = roles.require("requests")
         self.requests = requests
-        self.alpha = p.number("alpha", 0.05, minimum=1e-6, maximum=0.5)
-        self.tuning = p.number("tuningN", 5000, minimum=1)
-        self.min_requests = p.number("minRequests", 100, minimum=1)
+        self.alpha, self.tuning, self.min_requests = sequence_settings(p)
         self.step_weight = p.integer("stepWeight", 10, minimum=1, maximum=100)
         self.max_weight = p.integer("maxWeight", 50, minimum=1, maximum=100)
         self.harm_z = p.number("harmZ", 1.645, minimum=0)
