@@ -22,9 +22,12 @@ and code, binomial feedback per success spread over the coming scrape intervals 
 (one multinomial per segment). Each path then gets its metric values and its policy's own
 ``decide``. Numpy carries the paths; only ``decide`` runs per path.
 
-Left out: the p95's sampling noise (``histogram_quantile`` of the version's true bucket shares is
-reported), the latency-bucket indicators (``None``), the controller's iteration delay, and error
-codes beyond one per version.
+The client histogram's buckets are drawn too (a multinomial per pod and scrape), so the p95 is
+``histogram_quantile`` of noisy bucket counts and the cumulative bucket indicators
+(``latency-bucket-le-0.05``: the ``anytime`` policy's latency test) are their ``increase()``.
+Left out: the controller's iteration delay, error codes beyond one per version, and the p95's
+noise in a window that does not start at the experiment's start (the p95 of the true bucket
+shares is reported there).
 """
 
 from __future__ import annotations
@@ -75,21 +78,26 @@ class Family:
         if self.owns_birth:
             self.born[(self.born == self.k) & (self.now > 0)] = k
 
-    def increase(self, k_lo: int, k_hi: int, t: np.ndarray, lo_ms: int, hi_ms: int) -> np.ndarray:
-        """``increase()`` per (path, pod) over the scrapes ``k_lo..k_hi`` in the window; NaN where
-        the child has fewer than two samples there (Prometheus returns no series)."""
+    def window(self, k_lo: int, k_hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per (path, pod): the first sample's scrape in the window ``k_lo..k_hi``, the number of
+        samples there, and whether the child has the two that ``increase()`` needs."""
         first = np.maximum(self.born, k_lo)
         n = k_hi - first + 1
         present = n >= 2
-        safe = np.where(present, first, k_hi)
-        first_v = np.take_along_axis(self.samples, safe[..., None], axis=2)[..., 0]
+        return np.where(present, first, k_hi), np.maximum(n, 2), present
+
+    def increase(self, k_lo: int, k_hi: int, t: np.ndarray, lo_ms: int, hi_ms: int) -> np.ndarray:
+        """``increase()`` per (path, pod) over the scrapes ``k_lo..k_hi`` in the window; NaN where
+        the child has fewer than two samples there (Prometheus returns no series)."""
+        first, n, present = self.window(k_lo, k_hi)
+        first_v = np.take_along_axis(self.samples, first[..., None], axis=2)[..., 0]
         last_v = self.samples[:, :, k_hi]
         out = extrapolate_many(
-            first_t=t[safe],
+            first_t=t[first],
             last_t=int(t[k_hi]),
             first_v=first_v,
             result=last_v - first_v,
-            n=np.maximum(n, 2),
+            n=n,
             range_start=lo_ms,
             range_end=hi_ms,
         )
@@ -195,32 +203,50 @@ class VersionSeries:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_request = np.where(requests > 0, 1.0 / np.where(requests > 0, requests, 1.0), np.nan)
             mean_latency = _total(lat) / _total(calls)
-        return {
+        out = {
             "request-count": np.nan_to_num(requests),
             "error-count": errors,
             "feedback-count": feedback,
             "error-rate": errors * per_request,
             "engagement-rate": feedback * per_request,
             "mean-latency": mean_latency,
-            "95th-percentile-tail-latency": self._p95(calls, k_lo),
         }
+        if k_lo != self.first_scrape:  # bucket snapshots are kept for windows from the start only
+            out["95th-percentile-tail-latency"] = np.where(
+                np.isnan(_total(calls)), np.nan, self.arm.latency_p95
+            )
+            return out
+        cumulative = self._bucket_increase(k_lo, k_hi, t, lo_ms, hi_ms)
+        bounds = [*BOUNDS[: cumulative.shape[1] - 1], math.inf]
+        out["95th-percentile-tail-latency"] = bucket_quantile_many(0.95, bounds, np.nan_to_num(cumulative))
+        for bound, column in zip(bounds, cumulative.T, strict=True):
+            out[f"latency-bucket-le-{'inf' if math.isinf(bound) else f'{bound:g}'}"] = np.nan_to_num(column)
+        for bound in BOUNDS[cumulative.shape[1] - 1 :]:  # buckets above every latency: the total
+            out[f"latency-bucket-le-{bound:g}"] = np.nan_to_num(cumulative[:, -1])
+        return out
 
-    def _p95(self, calls: np.ndarray, k_lo: int) -> np.ndarray:
-        """``histogram_quantile(0.95, sum(rate(..._bucket[w])) by (le))``: each pod's bucket
-        increments since its first sample in the window, scaled by its count's extrapolation (a
-        common factor per pod; the quantile only sees ratios), summed over the pods."""
-        if k_lo != self.first_scrape:
-            return np.where(np.isnan(_total(calls)), np.nan, self.arm.latency_p95)
-        increments = self.buckets - self.b_first
-        raw = increments.sum(axis=2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            factor = np.where(raw > 0, calls / np.where(raw > 0, raw, 1.0), 0.0)
-        factor = np.where(np.isnan(calls) | ~self.b_first_set, 0.0, factor)
-        summed = (increments * factor[..., None]).sum(axis=1)  # (paths, buckets in use)
-        if self.nb <= len(BOUNDS):  # +Inf holds nothing beyond the last bucket in use
-            summed = np.concatenate([summed, np.zeros((len(summed), 1))], axis=1)
-        bounds = [*BOUNDS[: summed.shape[1] - 1], math.inf]
-        return bucket_quantile_many(0.95, bounds, np.cumsum(summed, axis=1))
+    def _bucket_increase(self, k_lo: int, k_hi: int, t: np.ndarray, lo_ms: int, hi_ms: int) -> np.ndarray:
+        """``sum(increase(..._bucket[w])) by (le)`` per path, per bucket bound (BOUNDS in use, then
+        +Inf): every pod's cumulative bucket child from its first sample in the window (the
+        children of one histogram are born together) to the last scrape, extrapolated one by one
+        as Prometheus does (a sparse bucket's zero point differs from its count's), summed over
+        the pods; NaN where no pod has a series."""
+        first, n, present = self.calls.window(k_lo, k_hi)
+        lo = np.cumsum(self.b_first, axis=2)
+        hi = np.cumsum(self.buckets, axis=2)
+        inc = extrapolate_many(
+            first_t=t[first][..., None],
+            last_t=int(t[k_hi]),
+            first_v=lo,
+            result=hi - lo,
+            n=n[..., None],
+            range_start=lo_ms,
+            range_end=hi_ms,
+        )
+        inc = np.where((present & self.b_first_set)[..., None], inc, np.nan)
+        if self.nb <= len(BOUNDS):  # +Inf counts what the last bucket in use counts
+            inc = np.concatenate([inc, inc[..., -1:]], axis=2)
+        return np.where(np.isnan(inc).all(axis=1), np.nan, np.nansum(inc, axis=1))
 
 
 def landing_law(

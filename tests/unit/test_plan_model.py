@@ -71,6 +71,36 @@ def test_metric_values_are_what_prometheus_would_compute() -> None:
     assert np.isnan(w["error-rate"][0]) and w["request-count"][0] == 0.0  # ``or on() vector(0)``
 
 
+def test_bucket_indicators_and_p95_are_increase_and_histogram_quantile_of_the_buckets() -> None:
+    """Half the predictions within 10 ms, half within 25 ms, the same timeline as above: each
+    cumulative bucket's increase doubles its increments (le=0.005 stays 0), and the p95 is the
+    linear interpolation inside the 10-25 ms bucket: 10 + 15 * (0.95 * 1200 - 600) / 600 ms."""
+    shares = (0.0, 0.5, 0.5) + (0.0,) * 12
+    arm = Arm(
+        0.0,
+        0.015,
+        0.005,
+        0.02,
+        0.0,
+        buckets=shares,
+        bucket_means=(0, 0.008, 0.02) + (0,) * 12,
+        bucket_vars=(0.0,) * 15,
+    )
+    vs = VersionSeries(arm, paths=1, pods=2, scrapes=3, first_scrape=0)
+    vs.scrape(0, None)
+    for k in (1, 2):
+        vs.serve(np.array([600.0]), np.ones(1), k, None)
+        vs.scrape(k, None)
+    v = vs.values(0, 2, np.array([0, 30_000, 60_000]), 0, 60_000)
+    assert v["latency-bucket-le-0.005"][0] == 0.0
+    assert v["latency-bucket-le-0.01"][0] == pytest.approx(600.0)
+    assert v["latency-bucket-le-0.025"][0] == pytest.approx(1200.0)
+    assert v["latency-bucket-le-10"][0] == pytest.approx(1200.0)
+    assert v["latency-bucket-le-inf"][0] == pytest.approx(1200.0)
+    assert v["95th-percentile-tail-latency"][0] == pytest.approx(0.01 + 0.015 * (0.95 * 1200 - 600) / 600)
+    assert v["mean-latency"][0] == pytest.approx(0.014)
+
+
 def test_late_error_series_lose_their_first_errors() -> None:
     """What ``--verify`` showed the old count model missed: with few errors per pod, the per-pod
     ``code="500"`` series appear late and ``increase()`` sees fewer errors than were served
