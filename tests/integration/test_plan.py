@@ -133,6 +133,8 @@ VERIFIED = [
     ("suite/error-regression-high-traffic", "sequential", "error-rate=+0.02", 20),
     ("production/error-regression-0.3pp", "flagger", "error-rate=+0.003", 300),
     ("production/clearly-better-low-traffic", "sequential", "engagement-rate=-0.02", 200),
+    ("production/latency-regression-3pct", "anytime", "mean-latency=+3%", 300),
+    ("production/error-regression-0.3pp", "anytime", "error-rate=+0.003", 500),
 ]
 
 
