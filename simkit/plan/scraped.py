@@ -297,6 +297,8 @@ def run_paths(
     outcome: list[PathOutcome | None] = [None] * paths
     metrics = metric_refs(plan)
     kinds = {m: m.rsplit("/", 1)[-1] for m in metrics}
+    latency = ("mean-latency", "95th-percentile-tail-latency")
+    scale = {m: 1000.0 if milliseconds(m) and kinds[m] in latency else 1.0 for m in metrics}
     draw = rng if noise else None
     t, k = timeline.begin, 0
     for i in range(1, plan.iterations + 1):
@@ -320,15 +322,16 @@ def run_paths(
         lo_ms, hi_ms = round((at - elapsed) * 1000), round(at * 1000)
         k_lo, k_hi = int(np.searchsorted(t_ms, lo_ms, side="left")), k - 1
         values = {v: series[v].values(k_lo, k_hi, t_ms, lo_ms, hi_ms) for v in versions} if k_hi >= 0 else {}
+        columns = {
+            m: {v: _column(values.get(v, {}), kinds[m], scale[m], paths) for v in versions} for m in metrics
+        }
         for p in range(paths):
             if outcome[p] is not None:
                 continue
             obs = Observation(
                 iteration=i,
                 elapsed=float(elapsed),
-                metrics={
-                    m: {v: _value(values, v, kinds[m], p, milliseconds(m)) for v in versions} for m in metrics
-                },
+                metrics={m: {v: col[p] for v, col in by_v.items()} for m, by_v in columns.items()},
                 current_weights=tuple((v, int(current[p, j])) for j, v in enumerate(versions)),
                 state=states[p],
             )
@@ -348,11 +351,9 @@ def run_paths(
     return [o if o is not None else PathOutcome(None, None, float(served[p])) for p, o in enumerate(outcome)]
 
 
-def _value(
-    values: Mapping[str, Mapping[str, np.ndarray]], v: str, kind: str, p: int, ms: bool
-) -> float | None:
-    arr = values.get(v, {}).get(kind)
-    if arr is None or np.isnan(arr[p]):
-        return None
-    x = float(arr[p])
-    return x * 1000 if ms and kind in ("mean-latency", "95th-percentile-tail-latency") else x
+def _column(values: Mapping[str, np.ndarray], kind: str, scale: float, paths: int) -> list[float | None]:
+    """One metric of one version for every path, as the policy reads it (None: no sample)."""
+    arr = values.get(kind)
+    if arr is None:
+        return [None] * paths
+    return [None if x != x else x for x in (arr * scale).tolist()]  # x != x: NaN
