@@ -339,6 +339,12 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
             f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
             f"interval ({step:g}s); nothing to calibrate"
         )
+    # the mean recorded interval, not the median gap rounded to the ms (live scrapes jitter): the
+    # simulated scrape grid, anchored at the first recorded scrape, then lands on the last one too
+    # rather than drifting past it (the comparison window ends there)
+    intervals = round((last - first) / step)
+    if intervals >= 1:
+        step = (last - first) / intervals
     cnt = Counter(db, first, step)
     ids = identify(db, found, versions, str(recording.path))
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]

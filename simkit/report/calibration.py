@@ -52,6 +52,11 @@ def _num(x: float) -> float:
     return float(f"{x:.6g}")
 
 
+def _exact(x: float) -> float:
+    """Ten significant digits: a scrape grid kept to the microsecond over thousands of scrapes."""
+    return float(f"{x:.10g}")
+
+
 def split(shares: dict[str, float]) -> tuple[dict[str, int], float]:
     """Integer weights (summing to 100, as Seldon admits) and the fraction of the load they can
     carry so that no version gets more than its recorded share; the rest is sent to each version
@@ -260,7 +265,7 @@ def scenario_document(
             )
     events = [e for f in cal.versions for e in error_events(f, epoch)]
     # scrape on the recorded instants: both sides' windows then hold the same scrapes
-    offset = _num((cal.first - epoch) % cal.step)
+    offset = _exact((cal.first - epoch) % cal.step)
     return {
         "apiVersion": "simkit/v1alpha1",
         "kind": "Scenario",
@@ -275,7 +280,7 @@ def scenario_document(
             "start": rfc3339(epoch),
             "seed": 1,
             "prometheus": {
-                "scrapeInterval": _num(cal.step),
+                "scrapeInterval": _exact(cal.step),
                 "scrapeOffset": offset,
                 "executorOverhead": _num(cal.overhead),
             },
@@ -325,7 +330,7 @@ def calibrate_folder(
     write_text(out / "scenario.yaml", header + yaml.safe_dump(doc, sort_keys=False))
     from simkit.spec.bundle import load_scenario
 
-    load_scenario(out)  # what simkit run will read must validate
+    bundle = load_scenario(out)  # what simkit run will read must validate
     lines = [
         f"wrote scenario {out} ({len(cal.versions)} versions, total {cal.total_qps:.3g} req/s, "
         f"{'stationary Poisson load' if cal.stationary else 'load shape kept as ' + str(trace)}, "
@@ -343,13 +348,17 @@ def calibrate_folder(
         "comparison": None,
     }
     if compare:
+        from simkit.sim.engine import choose_engine
+
         duration = cal.end - load_start(cal)
-        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration), engine or "events")
+        ran = choose_engine(bundle, engine or "events").name
+        seeds = seeds_for(cal, duration, ran, len(recording.db))
+        simulated, n = simulate_pooled(out, duration, seed, seeds, ran)
         rows, ok = comparison(recording.db, simulated, cal, n)
         document["comparison"] = {
             "runs": n,
             "seed": seed,
-            "engine": engine or "events",
+            "engine": ran,
             "tolerance": TOLERANCE,
             "allWithin": ok,
             "rows": [

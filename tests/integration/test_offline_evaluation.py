@@ -53,6 +53,7 @@ class Case:
     not_calibrated: tuple[str, ...] = ()  # what report.md must name as not calibrated
     edit: Callable[[Path], None] | None = None  # applied to a copy of the folder
     strict: bool = False  # every quantity within 5 %, with no allowance for rare errors
+    engine: str = "events"  # the recorded run's engine, and the calibration comparison's
 
 
 def _ten_times_the_traffic(folder: Path) -> None:
@@ -103,6 +104,14 @@ CASES = {
         edit=_ten_times_the_traffic,
         strict=True,
     ),
+    "production-error-regression": Case(
+        SCENARIOS / "production" / "error-regression-0.3pp",
+        ("metrics.yaml", "deployment.yaml"),
+        0.0,
+        {v: {"request rate (1/s)", "feedback rate (1/s)", "error rate 500", *LATENCY} for v in ("v1", "v2")},
+        strict=True,
+        engine="counts",
+    ),
 }
 
 
@@ -129,7 +138,7 @@ def recorded(
         case.edit(tmp / "scenario")
         case = dataclasses.replace(case, folder=tmp / "scenario")
     # the recorded run is an events-engine run (every request simulated), like the comparison's
-    run = simulate_experiment(load_scenario(case.folder), engine="events")
+    run = simulate_experiment(load_scenario(case.folder), engine=case.engine)
     db = run.world.tsdb
     assert db.min_time is not None and db.max_time is not None and run.result.end_time is not None
     out = tmp / "run.rec"
@@ -148,7 +157,7 @@ def recorded(
         )
         assert cmd_record(args) == 0
     calibrated = tmp / "calibrated"
-    assert main(["calibrate", str(out), "--out", str(calibrated)]) == 0
+    assert main(["calibrate", str(out), "--out", str(calibrated), "--engine", case.engine]) == 0
     return Recorded(case, run, out, calibrated)
 
 
