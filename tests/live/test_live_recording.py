@@ -51,13 +51,13 @@ SCENARIOS = ROOT / "scenarios"
 
 
 def _rollback_at_high_traffic(folder: Path) -> None:
-    """iris-rollback at 100 qps instead of 5 (16 workers per predictor: 1.2 calls in flight would
+    """iris-rollback at 400 qps instead of 5 (32 workers per predictor: 4.8 calls in flight would
     queue at the default 4): the candidate's 20 % errors pass error-count's limit of 3 at the first
     scrape after it takes traffic, so it still rolls back, after serving some hundreds of
     predictions instead of about 2. Its ``expect`` (the 5-qps run's figures) is dropped."""
     text = (folder / "scenario.yaml").read_text()
-    text = text.replace("qps: 5, start", "qps: 100, start")
-    text = text.replace("      latency: {distribution", "      concurrency: 16\n      latency: {distribution")
+    text = text.replace("qps: 5, start", "qps: 400, start")
+    text = text.replace("      latency: {distribution", "      concurrency: 32\n      latency: {distribution")
     (folder / "scenario.yaml").write_text(text.split("  expect:")[0])
 
 
@@ -180,7 +180,10 @@ def live_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         try:
             target = f"127.0.0.1:{(tmp / 'port').read_text().strip()}"
             scrape = ScrapeJob(
-                [target], interval=f"{round(1000 * case.scrape / case.speed)}ms", job_name="seldon", metrics_path="/prometheus"
+                [target],
+                interval=f"{round(1000 * case.scrape / case.speed)}ms",
+                job_name="seldon",
+                metrics_path="/prometheus",
             )
             with run_prometheus(scrape=[scrape], workdir=tmp / "prom") as prom:
                 time.sleep(2 * case.scrape / case.speed)  # two scrapes before the experiment starts
