@@ -57,6 +57,13 @@ def _exact(x: float) -> float:
     return float(f"{x:.10g}")
 
 
+def routed(fits: list[VersionFit]) -> dict[str, float]:
+    """The shares the ingress load carries: a version whose traffic began mid-recording (a
+    candidate at weight 0 until the first iteration) gets a load of its own from its onset, so its
+    simulated series appear mid-way too and PromQL's increase() treats both sides alike."""
+    return {f.version: (0.0 if f.traffic_onset is not None else f.share) for f in fits}
+
+
 def split(shares: dict[str, float]) -> tuple[dict[str, int], float]:
     """Integer weights (summing to 100, as Seldon admits) and the fraction of the load they can
     carry so that no version gets more than its recorded share; the rest is sent to each version
@@ -82,7 +89,7 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
         groups.setdefault((f.identity.namespace, f.identity.deployment), []).append(f)
     weights: dict[tuple[str, str, str], int] = {}
     for key, fits in groups.items():
-        by_version, _ = split({f.version: f.share for f in fits})
+        by_version, _ = split(routed(fits))
         for f in fits:
             weights[(*key, f.identity.predictor)] = by_version[f.version]
     files: dict[str, str] = {}
@@ -222,10 +229,22 @@ def scenario_document(
         predictors[f.identity.key] = _behaviour(f, calls)
         groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
     for sdep, fits in sorted(groups.items()):
-        qps = sum(f.predictions for f in fits) / cal.span
+        shares = routed(fits)
+        qps = sum(f.predictions for f in fits if shares[f.version] > 0) / cal.span
+        for f in fits:
+            if f.traffic_onset is not None and f.predictions > 0:
+                loads.append(
+                    {
+                        "name": f"{f.identity.predictor}-traffic",
+                        "to": f"predictor:{f.identity.key}",
+                        "qps": _num(f.predictions / max(cal.last - f.traffic_onset, 1e-9)),
+                        "pattern": "poisson",
+                        "start": _num(f.traffic_onset - epoch),
+                    }
+                )
         if qps <= 0:
             continue
-        weights, carried = split({f.version: f.share for f in fits})
+        weights, carried = split(shares)
         load: dict[str, Any] = {
             "name": f"requests-{sdep.replace('/', '-')}",
             "to": f"ingress:{sdep}",
@@ -237,8 +256,10 @@ def scenario_document(
             else {"qps": _num(qps * carried), "pattern": "poisson"}
         )
         loads.append(load)
-        group_total = sum(f.share for f in fits)
+        group_total = sum(shares.values())
         for f in fits:  # what integer weights cannot carry goes to the predictor directly
+            if shares[f.version] <= 0:
+                continue
             rest = qps * (f.share / group_total - carried * weights[f.version] / 100.0)
             if rest > qps * 1e-6:
                 loads.append(
@@ -295,11 +316,13 @@ def trace_lines(cal: Calibration) -> str:
     """Arrival offsets (seconds from the load's start), spread evenly inside each interval; the
     share the integer weights carry (the rest is routed directly), with the rounding carried over."""
     fits = cal.versions
-    _, carried = split({f.version: f.share for f in fits})
+    _, carried = split(routed(fits))
     out = ["# recorded load shape: predictions per scrape interval, spread evenly"]
     origin = load_start(cal)
     owed = 0.0
-    for lo, hi, n in cal.window_counts:
+    for (lo, hi, _), n in zip(
+        cal.window_counts, cal.routed_counts or [c for *_, c in cal.window_counts], strict=True
+    ):
         owed += n * carried
         k = int(math.floor(owed + 0.5))
         owed -= k

@@ -31,9 +31,12 @@ from simkit.tsdb import TSDB, Matcher
 
 TOLERANCE = 0.05
 TARGET_EVENTS = 2500  # pooled simulated events of the rarest calibrated count: ~2 % noise
+TARGET_EVENTS_COUNTS = 20_000  # the same on the counts engine, whose seeds cost per scrape: ~0.7 %
 MAX_SIM_EVENTS = 1_200_000  # calls simulated in all, at most (~40 s of the events engine)
-# samples written in all by the counts engine, at most (~4 us each, pooling included: ~15 s)
-MAX_SIM_SAMPLES = 4_000_000
+# samples written in all by the counts engine, at most (~4 us each, pooling included: ~4 s), a
+# run's set-up (~20 ms: the scenario's world built again) counted as SEED_SAMPLES more
+MAX_SIM_SAMPLES = 1_000_000
+SEED_SAMPLES = 5_000
 SIMULATED_PER_RECORDED = 2  # series a simulated world writes per recorded one (both histograms)
 MAX_SEEDS = 1000
 
@@ -51,14 +54,16 @@ def rarest(cal: Calibration) -> float:
 
 
 def seeds_for(cal: Calibration, duration: float, engine: str = "events", series: int = 1) -> int:
-    """Seeds enough that the rarest calibrated count reaches TARGET_EVENTS in the pool, within the
-    cost bound of the engine that runs them: the events engine's cost follows the calls simulated
+    """Seeds enough that the rarest calibrated count reaches TARGET_EVENTS (TARGET_EVENTS_COUNTS on
+    the counts engine) in the pool, within the cost bound of the engine that runs them: the events engine's cost follows the calls simulated
     (:data:`MAX_SIM_EVENTS`), the counts engine's the samples written, one per series and scrape
     whatever the traffic (:data:`MAX_SIM_SAMPLES`; ``series`` is the recording's count, the
     simulated world writing about :data:`SIMULATED_PER_RECORDED` times as many)."""
-    by_noise = math.ceil(TARGET_EVENTS / rarest(cal))
+    by_noise = math.ceil((TARGET_EVENTS_COUNTS if engine == "counts" else TARGET_EVENTS) / rarest(cal))
     if engine == "counts":
-        samples = SIMULATED_PER_RECORDED * max(series, 1) * (duration / max(cal.step, 1e-9) + 1)
+        samples = (
+            SIMULATED_PER_RECORDED * max(series, 1) * (duration / max(cal.step, 1e-9) + 1) + SEED_SAMPLES
+        )
         by_cost = max(1, int(MAX_SIM_SAMPLES // max(samples, 1.0)))
     else:
         calls = (
