@@ -14,6 +14,11 @@ only the series the Experiment's Metrics read; :mod:`simkit.replay.measure` says
 - **errors**: the fraction of predictions per non-200 code.
 - **feedback**: the rate of feedback calls as a fixed-rate stream per predictor (the seed's fortio
   jobs), with the mean reward when the reward counters are recorded.
+- **traffic onset**: a version whose prediction series appear mid-recording (a candidate at
+  weight 0 until the first iteration), with at least ONSET_MIN_PREDICTIONS, gets its traffic from
+  where its later rate puts the start of its first scrape's count (:attr:`VersionFit.traffic_onset`).
+- **scrape grid**: the mean recorded interval (not the median gap rounded to the ms), so that a
+  simulated grid anchored at the first recorded scrape lands on the last one.
 - **load**: total predictions per scrape interval. A stationary rate (index of dispersion
   consistent with Poisson or smoother) becomes one Poisson load; otherwise a trace file.
 - **executor overhead**: mean server minus mean client latency, when both sums are recorded.

@@ -15,7 +15,7 @@ the run covered is recorded and:
   iteration's instant as ``time=``), except in an iteration just after a scrape that may still
   have been stored when the live queries ran (at most half of them);
 - calibrated: every recorded quantity of every version within 5 % in ``report.md``, with no
-  allowance (``--engine`` as served: counts for the production case);
+  allowance (compared on the events engine for the seed, on counts for the other two);
 - the calibrated scenario runs with ``simkit run``.
 
 Servers are started here and stopped by PID (serve: SIGTERM; Prometheus: the harness).
@@ -74,7 +74,10 @@ class Case:
     scrape: float  # the scenario's scrape interval (sim seconds)
     interval: float  # the Experiment's intervalSeconds (sim seconds)
     speed: float  # simkit serve --speed
-    engine: str = "auto"  # simkit serve --engine, and the calibration comparison's
+    engine: str = "auto"  # simkit serve --engine
+    # calibrate's (and simkit run's) --engine: events where the recording is small enough (the
+    # seed: the counts engine's cell means of the mixture latency put its mean 4 % off, measured)
+    compare: str = "events"
     edit: Callable[[Path], None] | None = None  # applied to a copy of the folder
     quantities: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # report.md's, per version
     rollback: bool = False
@@ -98,6 +101,7 @@ CASES = {
         10,
         2.5,
         edit=_rollback_at_high_traffic,
+        compare="counts",  # 1,000 calls/s: seeds enough for its 21 feedback calls only on counts
         quantities={
             "iris-v1": {*BASIC, "mean latency (s)"},
             "iris-v2": {*BASIC, "mean latency (s)", "error rate 500"},
@@ -111,6 +115,7 @@ CASES = {
         60,
         20,
         engine="counts",
+        compare="counts",
         edit=_ten_iterations,
         quantities={v: {*BASIC, "error rate 500", *LATENCY} for v in ("v1", "v2")},
     ),
@@ -242,7 +247,7 @@ def live_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 proc.kill()
                 proc.wait()
     calibrated = tmp / "calibrated"
-    assert main(["calibrate", str(recording), "--out", str(calibrated), "--engine", case.engine]) == 0
+    assert main(["calibrate", str(recording), "--out", str(calibrated), "--engine", case.compare]) == 0
     trace = list(csv.DictReader(io.StringIO((out / "trace.csv").read_text())))
     yield LiveRun(case, journal, out, trace, recording, calibrated)
 
@@ -324,4 +329,4 @@ def recorded_predictions(live_run: LiveRun, version: str) -> float:
 def test_the_calibrated_scenario_runs(live_run: LiveRun) -> None:
     # the serve recording's wall-clock load (40,000 calls/s at --speed 20) is a trace: auto would
     # take the events engine; the case's engine is the one its calibration compared with
-    assert main(["run", str(live_run.calibrated), "--quiet", "--engine", live_run.case.engine]) == 0
+    assert main(["run", str(live_run.calibrated), "--quiet", "--engine", live_run.case.compare]) == 0
