@@ -25,7 +25,7 @@ import numpy as np
 
 from simkit.files import atomic_path
 from simkit.records import rfc3339
-from simkit.replay.calibrate import Calibration, Counter
+from simkit.replay.calibrate import Calibration, Counter, VersionFit
 from simkit.replay.measure import CLIENT, PREDICT, measure, pool
 from simkit.tsdb import TSDB, Matcher
 
@@ -41,13 +41,30 @@ SIMULATED_PER_RECORDED = 2  # series a simulated world writes per recorded one (
 MAX_SEEDS = 1000
 
 
+def latency_cv2(f: VersionFit) -> float:
+    """The squared coefficient of variation of the recorded latency, from its buckets (each at its
+    midpoint): a mean latency carried by a few slow calls is as noisy as a count of
+    ``predictions / cv2`` events."""
+    n = sum(f.counts)
+    if n <= 0:
+        return 0.0
+    mids = [(a + b) / 2 for a, b in zip([0.0, *f.bounds[:-1]], f.bounds, strict=True)]
+    m1 = sum(c * x for c, x in zip(f.counts, mids, strict=True)) / n
+    m2 = sum(c * x * x for c, x in zip(f.counts, mids, strict=True)) / n
+    return max(m2 - m1 * m1, 0.0) / (m1 * m1) if m1 > 0 else 0.0
+
+
 def rarest(cal: Calibration) -> float:
-    """The smallest recorded count among the calibrated ones (predictions, feedback, errors)."""
+    """The smallest recorded count among the calibrated ones (predictions, feedback, errors, and
+    the mean latency's equivalent count, :func:`latency_cv2`)."""
     counts = []
     for f in cal.versions:
         if f.predictions > 0:
             counts.append(f.predictions)
             counts += [f.predictions * r for r in f.errors.values() if r > 0]
+            cv2 = latency_cv2(f)
+            if cv2 > 1.0:
+                counts.append(f.predictions / cv2)
         if f.feedback_qps > 0:
             counts.append(f.feedback_qps * cal.span)
     return max(min(counts), 1.0) if counts else 1.0

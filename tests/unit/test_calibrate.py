@@ -15,7 +15,7 @@ from simkit.replay.calibrate import Calibration, Counter, Identity, VersionFit, 
 from simkit.replay.measure import Families
 from simkit.replay.recording import read_recording
 from simkit.report.calibration import split
-from simkit.report.calibration_report import parse_report, seeds_for
+from simkit.report.calibration_report import parse_report, rarest, seeds_for
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
 from simkit.spec.bundle import load_scenario
@@ -86,6 +86,21 @@ def test_seeds_for_bounds_each_engine_by_its_own_cost() -> None:
     assert seeds_for(cal, 1830.0, "counts", 150) == 11
     # and a recording with many series is bounded by the samples written
     assert seeds_for(cal, 1830.0, "counts", 100_000) == 1
+
+
+def test_a_mean_latency_carried_by_a_few_slow_calls_asks_for_more_seeds() -> None:
+    """The live seed recorded one call over 1 s among 400 of ~12 ms: that call carries a third of
+    the mean, which is then as noisy as a count of ~20 events, not 400 (measured: 22 seeds left the
+    pooled mean 4.6 % off; 146 seeds, 2.3 %)."""
+    cal = _production_like()
+    fast = cal.versions[0]
+    fast.predictions, fast.errors, fast.feedback_qps = 400.0, {}, 10.0
+    fast.bounds, fast.counts = [0.005, 0.01, 0.025, 1.0, 2.5], [100.0, 200.0, 99.0, 0.0, 0.0]
+    cal.versions = [fast]
+    assert rarest(cal) == 400.0  # no slow call: the predictions are the rarest count
+    fast.counts = [100.0, 200.0, 98.0, 0.0, 1.0]
+    assert 5.0 < rarest(cal) < 40.0  # one slow call: 400 / cv^2, cv^2 ~ 45
+    assert seeds_for(cal, 100.0) > 2500 / 40
 
 
 @pytest.fixture(scope="module")
