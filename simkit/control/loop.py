@@ -166,7 +166,7 @@ class Loop:
             readings[ref] = {}
             for version in plan.versions:
                 got = self.ports.fetcher.fetch(
-                    metric, version, self.p.metric_variables[version], elapsed, name=ref
+                    metric, version, self.p.metric_variables[version], elapsed, name=ref, at=now
                 )
                 readings[ref][version] = Reading(got.value, got.message, got.query)
         missing = {

@@ -41,6 +41,7 @@ from simkit.metrics.template import (
     version_arguments,
 )
 from simkit.spec.metric import Metric, compile_jq, jq_compile_message
+from simkit.tsdb.store import round_ms
 
 SecretReader = Callable[[str, str], Mapping[str, str] | None]
 
@@ -123,9 +124,15 @@ class MetricFetcher:
         elapsed_seconds: float,
         *,
         name: str | None = None,
+        at: float | None = None,
     ) -> MetricValue:
         """The value of ``metric`` for ``version``; ``name`` is the reference as written in the
-        Experiment (the key of ``status.metrics``), used in messages; default ``ns/name``."""
+        Experiment (the key of ``status.metrics``), used in messages; default ``ns/name``. With
+        ``at`` (the loop's iteration instant), the request carries it as Prometheus' ``time``
+        parameter, to the ms (unless the Metric sets one): iter8-analytics sends none, so a real
+        Prometheus evaluates when the request arrives, and a replay of the recorded series at the
+        journaled instant would differ by the query latency. The in-process API's default is that
+        same ms-rounded clock, so simulated values do not change."""
         label = name or (f"{metric.namespace}/{metric.name}" if metric.namespace else metric.name)
         spec = metric.spec
         if spec.is_mocked:
@@ -139,6 +146,8 @@ class MetricFetcher:
 
         args = version_arguments(version, variables, elapsed_seconds)
         params = render_params(spec, args)
+        if at is not None and "time" not in params:
+            params = {**params, "time": f"{round_ms(at):.3f}"}
         query = params.get("query")
         url = spec.url_template or ""
         try:

@@ -14,6 +14,11 @@ only the series the Experiment's Metrics read; :mod:`simkit.replay.measure` says
 - **errors**: the fraction of predictions per non-200 code.
 - **feedback**: the rate of feedback calls as a fixed-rate stream per predictor (the seed's fortio
   jobs), with the mean reward when the reward counters are recorded.
+- **traffic onset**: a version whose prediction series appear mid-recording (a candidate at
+  weight 0 until the first iteration), with at least ONSET_MIN_PREDICTIONS, gets its traffic from
+  where its later rate puts the start of its first scrape's count (:attr:`VersionFit.traffic_onset`).
+- **scrape grid**: the mean recorded interval (not the median gap rounded to the ms), so that a
+  simulated grid anchored at the first recorded scrape lands on the last one.
 - **load**: total predictions per scrape interval. A stationary rate (index of dispersion
   consistent with Poisson or smoother) becomes one Poisson load; otherwise a trace file.
 - **executor overhead**: mean server minus mean client latency, when both sums are recorded.
@@ -50,6 +55,10 @@ IDENTITY_LABELS = (
 )
 DEFAULT_OVERHEAD = 0.0005
 ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
+# predictions a version must have served for its traffic onset to be placed from its first scrape's
+# count; below (the 5-qps rollback's candidate: 8), that placement is noise, and the version is
+# served from the start instead, which keeps increase()'s expectation at the raw count
+ONSET_MIN_PREDICTIONS = 100
 NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
 
 
@@ -89,6 +98,10 @@ class VersionFit:
     # first scrape: the simulated load starts early enough for theirs to exist there too
     present_rates: list[float] = field(default_factory=list)
     feedback_present: bool = True  # False: feedback series appear after the first scrape
+    # Unix time its traffic begins, when its prediction series appear mid-recording and a steady
+    # share would have served more than ONSET_EVIDENCE predictions before (a candidate at weight 0
+    # until the first iteration): the scenario sends it its traffic from then, directly
+    traffic_onset: float | None = None
     notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
 
     @property
@@ -109,6 +122,8 @@ class Calibration:
     stationary: bool
     window_counts: list[tuple[float, float, float]] = field(default_factory=list)  # (lo, hi, predictions)
     overhead: float = DEFAULT_OVERHEAD
+    # predictions per window of the versions the ingress load carries (those without a traffic onset)
+    routed_counts: list[float] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -252,14 +267,30 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         notes.append("feedback rate: no feedback series recorded; no feedback generated")
     fb_total = cnt.total(cnt.select(FEEDBACK_TOTAL, ident), lo, hi)
     rw_total = cnt.total(cnt.select(REWARD_TOTAL, ident), lo, hi)
+    traffic_onset = None
+    birth = min(born.values(), default=lo)
+    if (
+        total >= ONSET_MIN_PREDICTIONS
+        and birth > lo + 0.5 * cnt.step
+        and total * (birth - lo) / span > ONSET_EVIDENCE
+    ):
+        # inside the scrape interval its first prediction fell in, where its later rate puts the
+        # start of the first scrape's count (as increase() extrapolates to zero): begun at the
+        # interval's start, the simulated first count would be a whole interval's, and increase()
+        # would clip the extrapolation on one side only
+        first_count = cnt.total(predictions, lo, birth)
+        later = (total - first_count) / max(hi - birth, 1e-9)
+        back = first_count / later if later > 0 else cnt.step
+        traffic_onset = birth - min(cnt.step, back)
+    seen = birth if traffic_onset is not None else lo  # the first scrape holding its predictions
     errors: dict[str, float] = {}
-    onsets: dict[str, float] = {}  # error codes whose series appear after the first scrape
+    onsets: dict[str, float] = {}  # error codes whose series appear after the version's traffic does
     for c, n in sorted(by_code.items()):
         if c == "200" or total <= 0 or n <= 0:
             continue
         errors[c] = n / total
-        if born.get(c, lo) <= lo + 0.5 * cnt.step:
-            continue  # present at the first scrape
+        if born.get(c, lo) <= seen + 0.5 * cnt.step:
+            continue  # present at the first scrape, or from the first of the version's traffic
         # its series appeared mid-recording: a late first error of a steady rate (then the errors
         # run from the span's start) or errors that began then (expected errors before > 3)
         onsets[c] = lo
@@ -285,6 +316,7 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         onsets=onsets,
         present_rates=present,
         feedback_present=fb_present,
+        traffic_onset=traffic_onset,
     )
 
 
@@ -339,6 +371,12 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
             f"{recording.path}: the recording spans {last - first:g}s of scrapes, less than one scrape "
             f"interval ({step:g}s); nothing to calibrate"
         )
+    # the mean recorded interval, not the median gap rounded to the ms (live scrapes jitter): the
+    # simulated scrape grid, anchored at the first recorded scrape, then lands on the last one too
+    # rather than drifting past it (the comparison window ends there)
+    intervals = round((last - first) / step)
+    if intervals >= 1:
+        step = (last - first) / intervals
     cnt = Counter(db, first, step)
     ids = identify(db, found, versions, str(recording.path))
     fits = [fit_version(cnt, v, ids[v], first, last) for v in versions]
@@ -374,14 +412,16 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
                 if b - a >= step * 0.75
             ]
             f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
-    windows = []
+    windows: list[tuple[float, float, float]] = []
+    routed: list[float] = []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        n = sum(
-            cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
+        by_version: list[tuple[VersionFit, float]] = [
+            (f, cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b))
             for f in fits
             if f.families.requests is not None
-        )
-        windows.append((a, b, n))
+        ]
+        windows.append((a, b, sum(n for _, n in by_version)))
+        routed.append(sum(n for g, n in by_version if g.traffic_onset is None))
     full = [n for a, b, n in windows if b - a >= step * 0.75]
     counts = np.array(full) if len(full) > 1 else np.zeros(1)
     mean = float(counts.mean())
@@ -400,6 +440,7 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
         stationary,
         windows,
         _overhead(cnt, fits, first, last),
+        routed,
     )
 
 

@@ -27,6 +27,7 @@ PREDICT = {"/predict", "predictions"}
 FEEDBACK = {"/send-feedback", "feedback"}
 QUANTILES = (0.5, 0.95, 0.99)
 POOL_LABEL = "simkit_calibration_seed"
+EDGE = 0.001  # seconds the measured window reaches past the first and last recorded scrapes
 _PREDICT_RE = "/predict|predictions"
 _FEEDBACK_RE = "feedback|/send-feedback"
 
@@ -76,9 +77,13 @@ def measure(
 ) -> dict[str, float | None]:
     """Figure name -> value over (lo, hi]; ``seeds`` > 1 when ``db`` pools that many runs."""
     sel = ",".join(f'{m.name}="{m.value}"' for m in matchers)
-    w = f"{max(1, int(round((hi - lo) * 1000.0)))}ms"  # to the ms: a window rounded to whole seconds can miss
-    # the first scrape (at lo), and increase() then extrapolates from the second one
+    # evaluated EDGE after hi over a window from EDGE before lo, to the ms: a window rounded to
+    # whole seconds can miss the first scrape (at lo), and increase() then extrapolates from the
+    # second one; a simulated scrape placed a float rounding after hi (Unix times at 2e-7 s
+    # resolution) stays inside. No recorded sample (ms timestamps) moves across either edge.
+    w = f"{max(1, int(round((hi - lo + 2 * EDGE) * 1000.0)))}ms"
     span = (hi - lo) * seeds
+    hi += EDGE
     out: dict[str, float | None] = {}
     total = None
     if fam.requests is not None:

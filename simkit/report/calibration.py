@@ -52,6 +52,18 @@ def _num(x: float) -> float:
     return float(f"{x:.6g}")
 
 
+def _exact(x: float) -> float:
+    """Ten significant digits: a scrape grid kept to the microsecond over thousands of scrapes."""
+    return float(f"{x:.10g}")
+
+
+def routed(fits: list[VersionFit]) -> dict[str, float]:
+    """The shares the ingress load carries: a version whose traffic began mid-recording (a
+    candidate at weight 0 until the first iteration) gets a load of its own from its onset, so its
+    simulated series appear mid-way too and PromQL's increase() treats both sides alike."""
+    return {f.version: (0.0 if f.traffic_onset is not None else f.share) for f in fits}
+
+
 def split(shares: dict[str, float]) -> tuple[dict[str, int], float]:
     """Integer weights (summing to 100, as Seldon admits) and the fraction of the load they can
     carry so that no version gets more than its recorded share; the rest is sent to each version
@@ -77,7 +89,7 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
         groups.setdefault((f.identity.namespace, f.identity.deployment), []).append(f)
     weights: dict[tuple[str, str, str], int] = {}
     for key, fits in groups.items():
-        by_version, _ = split({f.version: f.share for f in fits})
+        by_version, _ = split(routed(fits))
         for f in fits:
             weights[(*key, f.identity.predictor)] = by_version[f.version]
     files: dict[str, str] = {}
@@ -217,10 +229,22 @@ def scenario_document(
         predictors[f.identity.key] = _behaviour(f, calls)
         groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
     for sdep, fits in sorted(groups.items()):
-        qps = sum(f.predictions for f in fits) / cal.span
+        shares = routed(fits)
+        qps = sum(f.predictions for f in fits if shares[f.version] > 0) / cal.span
+        for f in fits:
+            if f.traffic_onset is not None and f.predictions > 0:
+                loads.append(
+                    {
+                        "name": f"{f.identity.predictor}-traffic",
+                        "to": f"predictor:{f.identity.key}",
+                        "qps": _num(f.predictions / max(cal.last - f.traffic_onset, 1e-9)),
+                        "pattern": "poisson",
+                        "start": _num(f.traffic_onset - epoch),
+                    }
+                )
         if qps <= 0:
             continue
-        weights, carried = split({f.version: f.share for f in fits})
+        weights, carried = split(shares)
         load: dict[str, Any] = {
             "name": f"requests-{sdep.replace('/', '-')}",
             "to": f"ingress:{sdep}",
@@ -232,8 +256,10 @@ def scenario_document(
             else {"qps": _num(qps * carried), "pattern": "poisson"}
         )
         loads.append(load)
-        group_total = sum(f.share for f in fits)
+        group_total = sum(shares.values())
         for f in fits:  # what integer weights cannot carry goes to the predictor directly
+            if shares[f.version] <= 0:
+                continue
             rest = qps * (f.share / group_total - carried * weights[f.version] / 100.0)
             if rest > qps * 1e-6:
                 loads.append(
@@ -260,7 +286,7 @@ def scenario_document(
             )
     events = [e for f in cal.versions for e in error_events(f, epoch)]
     # scrape on the recorded instants: both sides' windows then hold the same scrapes
-    offset = _num((cal.first - epoch) % cal.step)
+    offset = _exact((cal.first - epoch) % cal.step)
     return {
         "apiVersion": "simkit/v1alpha1",
         "kind": "Scenario",
@@ -275,7 +301,7 @@ def scenario_document(
             "start": rfc3339(epoch),
             "seed": 1,
             "prometheus": {
-                "scrapeInterval": _num(cal.step),
+                "scrapeInterval": _exact(cal.step),
                 "scrapeOffset": offset,
                 "executorOverhead": _num(cal.overhead),
             },
@@ -290,11 +316,13 @@ def trace_lines(cal: Calibration) -> str:
     """Arrival offsets (seconds from the load's start), spread evenly inside each interval; the
     share the integer weights carry (the rest is routed directly), with the rounding carried over."""
     fits = cal.versions
-    _, carried = split({f.version: f.share for f in fits})
+    _, carried = split(routed(fits))
     out = ["# recorded load shape: predictions per scrape interval, spread evenly"]
     origin = load_start(cal)
     owed = 0.0
-    for lo, hi, n in cal.window_counts:
+    for (lo, hi, _), n in zip(
+        cal.window_counts, cal.routed_counts or [c for *_, c in cal.window_counts], strict=True
+    ):
         owed += n * carried
         k = int(math.floor(owed + 0.5))
         owed -= k
@@ -325,7 +353,7 @@ def calibrate_folder(
     write_text(out / "scenario.yaml", header + yaml.safe_dump(doc, sort_keys=False))
     from simkit.spec.bundle import load_scenario
 
-    load_scenario(out)  # what simkit run will read must validate
+    bundle = load_scenario(out)  # what simkit run will read must validate
     lines = [
         f"wrote scenario {out} ({len(cal.versions)} versions, total {cal.total_qps:.3g} req/s, "
         f"{'stationary Poisson load' if cal.stationary else 'load shape kept as ' + str(trace)}, "
@@ -343,13 +371,17 @@ def calibrate_folder(
         "comparison": None,
     }
     if compare:
+        from simkit.sim.engine import choose_engine
+
         duration = cal.end - load_start(cal)
-        simulated, n = simulate_pooled(out, duration, seed, seeds_for(cal, duration), engine or "events")
+        ran = choose_engine(bundle, engine or "events").name
+        seeds = seeds_for(cal, duration, ran, len(recording.db))
+        simulated, n = simulate_pooled(out, duration, seed, seeds, ran)
         rows, ok = comparison(recording.db, simulated, cal, n)
         document["comparison"] = {
             "runs": n,
             "seed": seed,
-            "engine": engine or "events",
+            "engine": ran,
             "tolerance": TOLERANCE,
             "allWithin": ok,
             "rows": [

@@ -5,7 +5,8 @@ Every quantity the recording holds (:func:`simkit.replay.measure.measure`) is me
 same PromQL over the same window (the recorded scrapes) on the recording and on the simulated
 runs pooled over seeds. The number of seeds is chosen so that the rarest calibrated count (a
 version's predictions, feedback calls or errors of one code) reaches :data:`TARGET_EVENTS` in the
-pool, within a bounded cost (:data:`MAX_SIM_EVENTS`): a rate fitted from four recorded errors can
+pool, within a bounded cost (:data:`MAX_SIM_EVENTS` calls for the events engine,
+:data:`MAX_SIM_SAMPLES` samples for the counts engine, whose cost does not grow with traffic): a rate fitted from four recorded errors can
 only be checked against thousands of simulated ones. Each row states the recorded value, the
 simulated value, the relative difference, the 5 % verdict and the simulated side's sampling
 noise (one standard error, from the pooled count); "Not calibrated" lists what the recording
@@ -24,34 +25,70 @@ import numpy as np
 
 from simkit.files import atomic_path
 from simkit.records import rfc3339
-from simkit.replay.calibrate import Calibration, Counter
+from simkit.replay.calibrate import Calibration, Counter, VersionFit
 from simkit.replay.measure import CLIENT, PREDICT, measure, pool
 from simkit.tsdb import TSDB, Matcher
 
 TOLERANCE = 0.05
 TARGET_EVENTS = 2500  # pooled simulated events of the rarest calibrated count: ~2 % noise
+TARGET_EVENTS_COUNTS = 20_000  # the same on the counts engine, whose seeds cost per scrape: ~0.7 %
 MAX_SIM_EVENTS = 1_200_000  # calls simulated in all, at most (~40 s of the events engine)
+# samples written in all by the counts engine, at most (~4 us each, pooling included: ~4 s), a
+# run's set-up (~20 ms: the scenario's world built again) counted as SEED_SAMPLES more
+MAX_SIM_SAMPLES = 1_000_000
+SEED_SAMPLES = 5_000
+SIMULATED_PER_RECORDED = 2  # series a simulated world writes per recorded one (both histograms)
 MAX_SEEDS = 1000
 
 
+def latency_cv2(f: VersionFit) -> float:
+    """The squared coefficient of variation of the recorded latency, from its buckets (each at its
+    midpoint): a mean latency carried by a few slow calls is as noisy as a count of
+    ``predictions / cv2`` events."""
+    n = sum(f.counts)
+    if n <= 0:
+        return 0.0
+    mids = [(a + b) / 2 for a, b in zip([0.0, *f.bounds[:-1]], f.bounds, strict=True)]
+    m1 = sum(c * x for c, x in zip(f.counts, mids, strict=True)) / n
+    m2 = sum(c * x * x for c, x in zip(f.counts, mids, strict=True)) / n
+    return max(m2 - m1 * m1, 0.0) / (m1 * m1) if m1 > 0 else 0.0
+
+
 def rarest(cal: Calibration) -> float:
-    """The smallest recorded count among the calibrated ones (predictions, feedback, errors)."""
+    """The smallest recorded count among the calibrated ones (predictions, feedback, errors, and
+    the mean latency's equivalent count, :func:`latency_cv2`)."""
     counts = []
     for f in cal.versions:
         if f.predictions > 0:
             counts.append(f.predictions)
             counts += [f.predictions * r for r in f.errors.values() if r > 0]
+            cv2 = latency_cv2(f)
+            if cv2 > 1.0:
+                counts.append(f.predictions / cv2)
         if f.feedback_qps > 0:
             counts.append(f.feedback_qps * cal.span)
     return max(min(counts), 1.0) if counts else 1.0
 
 
-def seeds_for(cal: Calibration, duration: float) -> int:
-    calls = (
-        sum(f.predictions + f.feedback_qps * cal.span for f in cal.versions) * duration / max(cal.span, 1e-9)
-    )
-    by_noise = math.ceil(TARGET_EVENTS / rarest(cal))
-    by_cost = max(1, int(MAX_SIM_EVENTS // max(calls, 1.0)))
+def seeds_for(cal: Calibration, duration: float, engine: str = "events", series: int = 1) -> int:
+    """Seeds enough that the rarest calibrated count reaches TARGET_EVENTS (TARGET_EVENTS_COUNTS on
+    the counts engine) in the pool, within the cost bound of the engine that runs them: the events engine's cost follows the calls simulated
+    (:data:`MAX_SIM_EVENTS`), the counts engine's the samples written, one per series and scrape
+    whatever the traffic (:data:`MAX_SIM_SAMPLES`; ``series`` is the recording's count, the
+    simulated world writing about :data:`SIMULATED_PER_RECORDED` times as many)."""
+    by_noise = math.ceil((TARGET_EVENTS_COUNTS if engine == "counts" else TARGET_EVENTS) / rarest(cal))
+    if engine == "counts":
+        samples = (
+            SIMULATED_PER_RECORDED * max(series, 1) * (duration / max(cal.step, 1e-9) + 1) + SEED_SAMPLES
+        )
+        by_cost = max(1, int(MAX_SIM_SAMPLES // max(samples, 1.0)))
+    else:
+        calls = (
+            sum(f.predictions + f.feedback_qps * cal.span for f in cal.versions)
+            * duration
+            / max(cal.span, 1e-9)
+        )
+        by_cost = max(1, int(MAX_SIM_EVENTS // max(calls, 1.0)))
     return int(max(1, min(MAX_SEEDS, by_noise, by_cost)))
 
 
@@ -59,8 +96,8 @@ def simulate_pooled(
     folder: Path, duration: float, seed: int, seeds: int, engine: str = "events"
 ) -> tuple[TSDB, int]:
     """The calibrated world run ``seeds`` times (seeds ``seed`` ...), pooled; one world in memory at a
-    time. The events engine by default: its cost follows the calls simulated, which is what the
-    seed budget (:data:`MAX_SIM_EVENTS`) bounds; counts costs per scrape and series instead."""
+    time. The events engine by default (every call simulated); :func:`seeds_for` bounds the cost of
+    whichever engine runs."""
     from simkit.sim.engine import make_world
     from simkit.spec.bundle import load_scenario
 

@@ -24,7 +24,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 from typing import Any
 
 from simkit.spec.quantity import quantity_text_decimal
@@ -63,7 +63,10 @@ def quantity_decimal(value: Any) -> Decimal:
 
 def ceil3(value: Any) -> str:
     """iter8ctl's number format: 3 decimals, rounded toward +∞ (``0.01`` → ``0.010``)."""
-    q = quantity_decimal(value).quantize(Decimal("0.001"), rounding=ROUND_CEILING)
+    d = quantity_decimal(value)
+    with localcontext() as ctx:  # digits enough for 3 decimals of any magnitude (inf.Dec has no limit)
+        ctx.prec = max(ctx.prec, d.adjusted() + 5)
+        q = d.quantize(Decimal("0.001"), rounding=ROUND_CEILING)
     if q == 0:
         q = abs(q)  # inf.Dec has no negative zero
     return f"{q:f}"

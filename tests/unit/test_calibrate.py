@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from simkit.cli import main
-from simkit.replay.calibrate import Counter, window_edges
+from simkit.replay.calibrate import Calibration, Counter, Identity, VersionFit, window_edges
+from simkit.replay.measure import Families
 from simkit.replay.recording import read_recording
 from simkit.report.calibration import split
-from simkit.report.calibration_report import parse_report
+from simkit.report.calibration_report import parse_report, rarest, seeds_for
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
 from simkit.spec.bundle import load_scenario
@@ -64,6 +65,42 @@ def test_a_series_born_mid_recording_keeps_its_first_scrapes_count() -> None:
     assert cnt.inc(old, T0, T0 + 135) == 45.0  # from its value at the first scrape
     assert cnt.inc(born, T0, T0 + 135) == 13.0  # from zero: 3 + 5 * 2 (increase() would say 10)
     assert cnt.inc(born, T0 + 60, T0 + 135) == 10.0  # a window starting on its first sample
+
+
+def _production_like() -> Calibration:
+    """2,000 qps for 30 minutes of 30 s scrapes, the candidate's errors the rarest count (~1,900)."""
+    ident = Identity("prod", "model", "baseline", ())
+    fam = Families("x", True, True, "x")
+    fits = [
+        VersionFit(v, ident, fam, n, [], [], 0.02, {"500": e}, 0.2 * n / 1800, 1.0)
+        for v, n, e in (("v1", 1900 * 1800, 0.008), ("v2", 100 * 1800, 0.0105))
+    ]
+    return Calibration(T0, T0 + 1800, 30.0, T0, T0 + 1800, fits, 2000.0, 1.0, True)
+
+
+def test_seeds_for_bounds_each_engine_by_its_own_cost() -> None:
+    cal = _production_like()
+    # events: 4.3 million calls a run, beyond the budget: one run
+    assert seeds_for(cal, 1830.0, "events", 150) == 1
+    # counts: its cost is per series and scrape, so the noise target decides (20,000 / 1,890)
+    assert seeds_for(cal, 1830.0, "counts", 150) == 11
+    # and a recording with many series is bounded by the samples written
+    assert seeds_for(cal, 1830.0, "counts", 100_000) == 1
+
+
+def test_a_mean_latency_carried_by_a_few_slow_calls_asks_for_more_seeds() -> None:
+    """The live seed recorded one call over 1 s among 400 of ~12 ms: that call carries a third of
+    the mean, which is then as noisy as a count of ~20 events, not 400 (measured: 22 seeds left the
+    pooled mean 4.6 % off; 146 seeds, 2.3 %)."""
+    cal = _production_like()
+    fast = cal.versions[0]
+    fast.predictions, fast.errors, fast.feedback_qps = 400.0, {}, 10.0
+    fast.bounds, fast.counts = [0.005, 0.01, 0.025, 1.0, 2.5], [100.0, 200.0, 99.0, 0.0, 0.0]
+    cal.versions = [fast]
+    assert rarest(cal) == 400.0  # no slow call: the predictions are the rarest count
+    fast.counts = [100.0, 200.0, 98.0, 0.0, 1.0]
+    assert 5.0 < rarest(cal) < 40.0  # one slow call: 400 / cv^2, cv^2 ~ 45
+    assert seeds_for(cal, 100.0) > 2500 / 40
 
 
 @pytest.fixture(scope="module")

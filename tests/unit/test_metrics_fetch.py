@@ -106,6 +106,21 @@ def test_seed_metric_get_request_is_templated_and_value_extracted() -> None:
     assert result.raw == prom_vector("0.0134")
 
 
+def test_the_loop_instant_is_sent_as_prometheus_time_to_the_ms() -> None:
+    fetcher, rec = fetcher_for(json_answer(prom_vector("0.0134")))
+    fetcher.fetch(seed_metric("mean-latency"), "iris-v1", BASELINE_VARS, 600.9, at=1623770418.12345)
+    assert dict(rec.requests[0].url.params) == {"query": MEAN_LATENCY_V1_600, "time": "1623770418.123"}
+    # a Metric's own time parameter wins
+    own = metric(
+        provider="prometheus",
+        jqExpression=".data.result[0].value[1] | tonumber",
+        urlTemplate="http://prom/api/v1/query",
+        params=[{"name": "query", "value": "up"}, {"name": "time", "value": "5"}],
+    )
+    fetcher.fetch(own, "v", {}, 1.0, at=1623770418.0)
+    assert dict(rec.requests[1].url.params) == {"query": "up", "time": "5"}
+
+
 def test_candidate_variables_and_error_rate_query() -> None:
     fetcher, rec = fetcher_for(json_answer(prom_vector("0")))
     variables = {**BASELINE_VARS, "predictor": "candidate"}
