@@ -142,17 +142,33 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
     return files, names
 
 
-def latency_spec(f: VersionFit) -> dict[str, Any]:
+def arrivals_per_completion(latency: float, span: float | None) -> float:
+    """Calls that must arrive per call recorded, for a version whose load starts at its onset and
+    ran ``span`` seconds to the last scrape: a call is recorded when it completes, so one of
+    ``latency`` seconds arriving in the last ``latency`` seconds is not (a 6-s call in a 60-s span
+    is recorded with probability 0.9, a 10-ms one with 0.9998). A load that ran before the window
+    (``span`` None) loses at the end what it gains at the start."""
+    if span is None or span <= 0:
+        return 1.0
+    return span / max(span - latency, span / 2)
+
+
+def latency_spec(f: VersionFit, span: float | None = None) -> dict[str, Any]:
     """The recorded bucket counts; with the recorded mean, each bucket's draws sit where they make
     that mean (``histogram_quantile`` sees only bucket counts, so quantiles stay exact), as a
-    mixture of one uniform per bucket at a common relative position ``theta`` inside it."""
-    hist = {
-        "distribution": "empirical",
-        "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in f.counts]},
-    }
+    mixture of one uniform per bucket at a common relative position ``theta`` inside it. With a
+    ``span`` (a load from its onset), each bucket's weight is its arrivals, not its completions
+    (:func:`arrivals_per_completion`), so the calls the simulation records are the recorded ones."""
     n = sum(f.counts)
     lows = [0.0, *f.bounds[:-1]]
     widths = [b - a for a, b in zip(lows, f.bounds, strict=True)]
+    arrived = [
+        c * arrivals_per_completion(a + w / 2, span) for c, a, w in zip(f.counts, lows, widths, strict=True)
+    ]
+    hist = {
+        "distribution": "empirical",
+        "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in arrived]},
+    }
     spread = sum(c * w for c, w in zip(f.counts, widths, strict=True))
     if not f.mean_latency or spread <= 0:
         return hist
@@ -162,7 +178,10 @@ def latency_spec(f: VersionFit) -> dict[str, Any]:
     for c, a, w in zip(f.counts, lows, widths, strict=True):
         if c > 0:
             lo, hi = (a, a + 2 * theta * w) if theta <= 0.5 else (a + (2 * theta - 1) * w, a + w)
-            comps.append({"distribution": "uniform", "low": _num(lo), "high": _num(hi), "weight": _num(c)})
+            weight = c * arrivals_per_completion((lo + hi) / 2, span)
+            comps.append(
+                {"distribution": "uniform", "low": _num(lo), "high": _num(hi), "weight": _num(weight)}
+            )
     return {"distribution": "mixture", "components": comps}
 
 
@@ -176,10 +195,30 @@ def concurrency_for(f: VersionFit, calls_per_second: float) -> int:
     return max(DEFAULT_CONCURRENCY, math.ceil(QUEUE_HEADROOM * in_flight))
 
 
-def _behaviour(f: VersionFit, calls_per_second: float) -> dict[str, Any]:
+def onset_span(f: VersionFit, cal: Calibration) -> float | None:
+    """Seconds from a version's own load start (its traffic onset) to the last recorded scrape."""
+    return cal.last - f.traffic_onset if f.traffic_onset is not None and f.predictions > 0 else None
+
+
+def onset_qps(f: VersionFit, cal: Calibration) -> float:
+    """The arrival rate of a version's own load: its recorded predictions per second since its
+    onset, each bucket's count raised by what completes after the last scrape."""
+    span = onset_span(f, cal) or 1e-9
+    lows = [0.0, *f.bounds[:-1]]
+    counts = f.counts if sum(f.counts) > 0 else [f.predictions]
+    mids = (
+        [(a + b) / 2 for a, b in zip(lows, f.bounds, strict=True)]
+        if sum(f.counts) > 0
+        else [f.mean_latency or 0.0]
+    )
+    arrived = sum(c * arrivals_per_completion(m, span) for c, m in zip(counts, mids, strict=True))
+    return f.predictions * arrived / max(sum(counts), 1e-12) / max(span, 1e-9)
+
+
+def _behaviour(f: VersionFit, calls_per_second: float, cal: Calibration) -> dict[str, Any]:
     behaviour: dict[str, Any] = {"concurrency": concurrency_for(f, calls_per_second)}
     if sum(f.counts) > 0:
-        behaviour["latency"] = latency_spec(f)
+        behaviour["latency"] = latency_spec(f, onset_span(f, cal))
     elif f.mean_latency:
         behaviour["latency"] = {"distribution": "lognormal", "mean": _num(f.mean_latency), "cv": ASSUMED_CV}
     base = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
@@ -226,7 +265,7 @@ def scenario_document(
     groups: dict[str, list[VersionFit]] = {}
     calls = cal.total_qps + sum(f.feedback_qps for f in cal.versions)
     for f in cal.versions:
-        predictors[f.identity.key] = _behaviour(f, calls)
+        predictors[f.identity.key] = _behaviour(f, calls, cal)
         groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
     for sdep, fits in sorted(groups.items()):
         shares = routed(fits)
@@ -237,7 +276,7 @@ def scenario_document(
                     {
                         "name": f"{f.identity.predictor}-traffic",
                         "to": f"predictor:{f.identity.key}",
-                        "qps": _num(f.predictions / max(cal.last - f.traffic_onset, 1e-9)),
+                        "qps": _num(onset_qps(f, cal)),
                         "pattern": "poisson",
                         "start": _num(f.traffic_onset - epoch),
                     }

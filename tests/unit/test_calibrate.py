@@ -14,7 +14,7 @@ from simkit.cli import main
 from simkit.replay.calibrate import Calibration, Counter, Identity, VersionFit, window_edges
 from simkit.replay.measure import Families
 from simkit.replay.recording import read_recording
-from simkit.report.calibration import split
+from simkit.report.calibration import arrivals_per_completion, latency_spec, onset_qps, onset_span, split
 from simkit.report.calibration_report import parse_report, rarest, seeds_for
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
@@ -224,3 +224,24 @@ def test_a_quantity_promql_cannot_measure_on_the_recording_is_named_not_judged(
     assert "n/a" in report and "Verdict: all" in report
     for r in na:
         assert f"- {r.version}: {r.quantity}: fitted from the raw counters" in report
+
+
+def test_a_version_starting_mid_recording_gets_the_slow_calls_that_had_not_completed() -> None:
+    """A call is recorded when it completes: of a version whose load starts at its onset 60 s
+    before the last scrape, a 6-s call is recorded with probability 54/60, a 10-ms one with
+    59.99/60. The calibrated weights are arrivals, so the simulated completions (and their mean,
+    which a few slow calls can carry: the flake the serve test showed, 5.2% off) are the
+    recorded ones. Mutation: without the span the slow bucket keeps its recorded weight."""
+    assert arrivals_per_completion(6.0, 60.0) == pytest.approx(60 / 54)
+    assert arrivals_per_completion(6.0, None) == 1.0
+    ident = Identity("prod", "iris", "candidate", ())
+    fam = Families("x", True, True, "x")
+    f = VersionFit("v2", ident, fam, 300.0, [0.01, 0.025, 10.0], [100.0, 198.0, 2.0], 0.05, {}, 0.0, 1.0)
+    f.traffic_onset = T0
+    cal = Calibration(T0 - 15, T0 + 60, 15.0, T0 - 15, T0 + 60, [f], 5.0, 1.0, True)
+    spec = latency_spec(f, onset_span(f, cal))
+    slow = spec["components"][-1]
+    mid = (slow["low"] + slow["high"]) / 2
+    assert slow["weight"] == pytest.approx(2.0 * 60 / (60 - mid))
+    assert latency_spec(f)["components"][-1]["weight"] == 2.0
+    assert onset_qps(f, cal) > 300.0 / 60  # a little more arrives than completes
