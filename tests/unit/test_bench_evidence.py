@@ -31,7 +31,7 @@ def two_proportions_z(p1: float, p2: float, n: float) -> float:
 
 
 def test_the_threshold_is_a_two_sided_5_percent_test_with_80_percent_power() -> None:
-    assert Z_DECIDE == pytest.approx(1.959964 + 0.841621, abs=1e-5)
+    assert math.isclose(Z_DECIDE, 1.959964 + 0.841621, abs_tol=1e-5)
     assert stats.norm.sf(1.959964 - Z_DECIDE) == pytest.approx(0.80, abs=1e-6)
 
 
@@ -91,7 +91,11 @@ def test_an_objective_that_separates_the_versions_counts(tmp_path: Path) -> None
     shutil.copytree(SUITE / "clearly-better", folder)
     doc = yaml.safe_load((folder / "scenario.yaml").read_text())
     predictors = doc["spec"]["predictors"]
-    predictors["suite/model/baseline"]["latency"] = {"distribution": "lognormal", "median": "60ms", "p99": "300ms"}
+    predictors["suite/model/baseline"]["latency"] = {
+        "distribution": "lognormal",
+        "median": "60ms",
+        "p99": "300ms",
+    }
     predictors["suite/model/candidate"]["feedback"] = predictors["suite/model/baseline"]["feedback"]
     doc["spec"]["truth"] = {}
     (folder / "scenario.yaml").write_text(yaml.safe_dump(doc))

@@ -45,7 +45,9 @@ THREE = truth(("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25,
 # the same truths where the horizon holds too little evidence to decide (simkit.bench.evidence)
 BETTER_NE = truth(("c",), {"b": True, "c": True}, {"b": 0.2, "c": 0.3}, decidable=False)
 WORSE_NE = truth(("b",), {"b": True, "c": False}, {"b": 0.2, "c": 0.3}, decidable=False)
-THREE_NE = truth(("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25, "c2": 0.3}, decidable=False)
+THREE_NE = truth(
+    ("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25, "c2": 0.3}, decidable=False
+)
 AA_NE = truth(("b", "c"), {"b": True, "c": True}, {"b": 0.2, "c": 0.2}, decidable=False)
 
 
@@ -90,7 +92,12 @@ def test_a_real_keep_in_an_undecidable_scenario_is_correct() -> None:
     assert not t.decidable and t.label == "better"
     seed = next(s for s in range(20) if simulate_experiment(bundle, s, "iter8").result.vrfp == "v1")
     row, _ = score_run(simulate_experiment(bundle, seed, "iter8"), t)
-    assert (row["decision"], row["decidable"], row["correct"], row["false_rollback"]) == ("keep", False, True, False)
+    assert (row["decision"], row["decidable"], row["correct"], row["false_rollback"]) == (
+        "keep",
+        False,
+        True,
+        False,
+    )
     strict = replace(t, decidable=True)
     row, _ = score_run(simulate_experiment(bundle, seed, "iter8"), strict)
     assert (row["correct"], row["false_rollback"]) == (False, True)
