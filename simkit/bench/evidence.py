@@ -193,7 +193,7 @@ def evidence_z(
     values: Mapping[str, Mapping[str, float]],
     best: tuple[str, ...],
 ) -> float:
-    """The ideal test's z over the horizon (simkit.bench.evidence), from the generators."""
+    """The ideal test's z over the horizon (module doc), from the generators."""
     sums = reads_sum(metrics, {r.metric for r in plan.rewards})
     horizon = plan.iterations * plan.interval_seconds
     seen = traffic(bundle, horizon)
