@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from simkit.bench.evidence import Z_DECIDE
 from simkit.bench.plots import plot_panel, plot_weights
 from simkit.bench.summary import summarize, table_rows
 from simkit.bench.sweep import SweepResult, run_sweep
@@ -60,10 +61,23 @@ def truth_frame(truths: dict[str, Truth]) -> pd.DataFrame:
                     "reward": t.rewards[v],
                     "error_rate": t.error_rates[v],
                     "horizon": t.horizon,
+                    "z": t.z,
+                    "decidable": t.decidable,
                     **{m: t.values[m][v] for m in t.values},
                 }
             )
     return pd.DataFrame(rows)
+
+
+def evidence_notes(truths: dict[str, Truth]) -> list[str]:
+    """One line per scenario where a candidate is truly better but the horizon is too short to
+    tell (simkit.bench.evidence): there, keeping the baseline scores as correct."""
+    return [
+        f"not enough evidence in {name} (ideal-test z {t.z:.2f} < {Z_DECIDE:.2f} over {t.horizon:g} s): "
+        "keeping the baseline scores as correct"
+        for name, t in sorted(truths.items())
+        if t.label == "better" and not t.decidable
+    ]
 
 
 def write_results(result: SweepResult, summary: pd.DataFrame, out: Path) -> list[Path]:
@@ -182,6 +196,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         err.print(f"engine {name}: {', '.join(sorted(map(str, scenarios)))}")
     for scenario, strategy, why in result.skipped:
         err.print(f"skipped {strategy} on {scenario}: {why}")
+    if not quiet:
+        for line in evidence_notes(result.truths):
+            err.print(line)
     summary = summarize(result.runs)
     fmt = getattr(args, "output", "table")
     if fmt == "table":

@@ -15,11 +15,18 @@ baseline (Iter8 without a winner, a policy that never found enough evidence).
 Per run (H0 = "the candidate is no better"; names by outcome, as perf-anchors §4 asks):
 
 * ``correct``: the final version is among the truly best feasible versions, and the run is not a
-  false rollback. In A/A (baseline and candidate tie) promoting and keeping are both correct.
+  false rollback. In A/A (baseline and candidate tie) promoting and keeping are both correct. In
+  a scenario that is not *decidable* (simkit.bench.evidence: even the ideal test over the horizon
+  would miss the difference more than one time in five), ``keep`` is correct too: "not enough
+  evidence" is the right answer there.
 * ``false_promotion``: a candidate was promoted that is infeasible, or truly worse than the best
-  (A/A: promoting the twin is *not* a false promotion).
+  (A/A: promoting the twin is *not* a false promotion). Unchanged by decidability: promoting a
+  worse version is wrong however little evidence there was.
 * ``false_rollback``: the baseline was kept (rollback, keep or failure) although a candidate is
-  truly better; or an explicit rollback although a candidate is as good as the best (A/A).
+  truly better; or an explicit rollback although a candidate is as good as the best (A/A). Not
+  for a ``keep`` in a scenario that is not decidable. A rollback stays a false rollback there: it
+  is not "not enough evidence" but the verdict "the candidate fails", which is false, and which
+  costs a team a good model and an alarm to investigate (the A/A row measures the same claim).
 * ``time_to_decision``: seconds from the first iteration to the iteration with a promote or
   rollback verdict; runs without one are censored at their end (the horizon for a full run).
 * ``regret``: reward lost against serving the truly best version all along:
@@ -50,6 +57,7 @@ OUTCOME_COLUMNS = (
     "seed",
     "engine",
     "label",
+    "decidable",
     "decision",
     "final_version",
     "correct",
@@ -81,11 +89,11 @@ def classify(decision: str, final: str, truth: Truth) -> tuple[bool, bool, bool]
     """(correct, false_promotion, false_rollback) of a decision, per the module docstring."""
     best = set(truth.best)
     candidates_best = any(c in best for c in truth.versions[1:])
-    false_rollback = (final == truth.baseline and truth.baseline not in best) or (
-        decision == "rollback" and candidates_best
-    )
+    no_evidence = decision == "keep" and not truth.decidable  # "not enough evidence", rightly
+    missed = final == truth.baseline and truth.baseline not in best and not no_evidence
+    false_rollback = missed or (decision == "rollback" and candidates_best)
     false_promotion = decision == "promote" and final not in best
-    correct = final in best and not false_rollback
+    correct = (final in best or no_evidence) and not false_rollback
     return correct, false_promotion, false_rollback
 
 
@@ -151,6 +159,7 @@ def score_run(run: SimRun, truth: Truth) -> tuple[dict[str, Any], list[tuple[int
     err_b = truth.error_rates[truth.baseline]
     row = {
         "label": truth.label,
+        "decidable": truth.decidable,
         "decision": decision,
         "final_version": final,
         "correct": correct,

@@ -45,10 +45,15 @@ Declared truth (``spec.truth``) takes precedence over everything computed::
       rewards: {v1: 0.2, v2: 0.3}       # true reward per prediction
       metrics: {bench/mean-latency: {v1: 22.5, v2: 76.0}}   # true objective values
       rewardTolerance: 0.0              # relative: rewards this close count as equal
+      decidable: false                  # the ideal test's verdict (simkit.bench.evidence)
       predictors: {v1: ns/sdep/baseline}  # version -> predictor, when not derivable
 
 :func:`ground_truth` computes; ``declared=False`` ignores the declared verdicts (``best``,
-``feasible``, ``rewards``) so tests can check them against the generators.
+``feasible``, ``rewards``, ``decidable``) so tests can check them against the generators.
+
+``z`` and ``decidable`` say whether the horizon holds enough evidence to tell the best version
+from the baseline (simkit.bench.evidence: an ideal equal-split test, decidable at z >= 2.80);
+where it does not, keeping the baseline scores as correct (simkit.bench.outcomes).
 """
 
 from __future__ import annotations
@@ -62,6 +67,17 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from simkit.bench.evidence import Z_DECIDE, evidence_z
+from simkit.bench.meaning import (
+    MILLIS,
+    error_rate,
+    feedback_streams,
+    is_error_rate,
+    quantile_of,
+    query_text,
+    reads_sum,
+    scaled,
+)
 from simkit.errors import SpecError
 from simkit.prepare import prepare
 from simkit.sim.distributions import cdf, mean
@@ -72,9 +88,7 @@ from simkit.strategies.base import Plan
 
 _PREDICTOR_REF = re.compile(r"^\.spec\.predictors\[(\d+)\]\.traffic$")
 _ROUTE_REF = re.compile(r"^\.spec\.http\[0\]\.route\[(\d+)\]\.weight$")
-_QUANTILE = re.compile(r"histogram_quantile\(\s*([0-9.]+)")
 _PREDICTIONS_ONLY = re.compile(r"service\s*=\s*['\"](predictions|/predict)['\"]")
-_MILLIS = re.compile(r"(^|[^\d.])1000\s*\*|\*\s*1000($|[^\d.])")
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,8 @@ class Truth:
     error_rates: Mapping[str, float]
     best: tuple[str, ...]  # truly best feasible version(s); the baseline when none is feasible
     horizon: float  # seconds from the experiment's start
+    z: float = math.inf  # the ideal test's z between the best version and the baseline (evidence.py)
+    decidable: bool = True  # z >= Z_DECIDE (or declared): else keeping the baseline is correct
 
     @property
     def baseline(self) -> str:
@@ -156,7 +172,15 @@ def ground_truth(bundle: Bundle, declared: bool = True) -> Truth:
                 f"unknown version {unknown[0]!r} (versions: {', '.join(plan.versions)})",
             )
     errors = {v: error_rate(behaviours[v]) for v in plan.versions}
-    return Truth(bundle.name, plan.versions, predictors, values, feasible, rewards, errors, best, horizon)
+    z = evidence_z(
+        bundle, plan, behaviours=behaviours, predictors=predictors, metrics=metrics, values=values, best=best
+    )
+    decidable = z >= Z_DECIDE
+    if declared and spec_truth.get("decidable") is not None:
+        decidable = bool(spec_truth["decidable"])
+    return Truth(
+        bundle.name, plan.versions, predictors, values, feasible, rewards, errors, best, horizon, z, decidable
+    )
 
 
 def best_versions(
@@ -182,29 +206,12 @@ def behaviour_at(bundle: Bundle, key: str, t: float) -> Behaviour:
     return b
 
 
-def error_rate(b: Behaviour) -> float:
-    return float(sum(rate for _, rate in b.errors.table()))
-
-
-def _feedback_streams(bundle: Bundle, key: str) -> tuple[float, float]:
-    """(qps of fixed-rate feedback streams sent straight to ``key``, total ingress prediction qps)."""
-    fixed = sum(ld.qps for ld in bundle.scenario.spec.load if ld.to == f"feedback:{key}")
-    ingress = sum(
-        ld.qps for ld in bundle.scenario.spec.load if ld.to.split(":")[0] in ("ingress", "virtualservice")
-    )
-    return float(fixed), float(ingress)
-
-
 def _feedback_share(b: Behaviour, bundle: Bundle, key: str) -> float:
     """Feedback calls per prediction, for mixing feedback latency into an unfiltered histogram."""
     if b.feedback is not None:
         return b.feedback.probability * (1.0 - error_rate(b))
-    fixed, ingress = _feedback_streams(bundle, key)
+    fixed, ingress = feedback_streams(bundle, key)
     return fixed / ingress if ingress > 0 else 0.0
-
-
-def _query(metric: Metric) -> str:
-    return " ".join(p.value for p in (metric.spec.params or ()))
 
 
 def metric_truth(
@@ -212,35 +219,21 @@ def metric_truth(
 ) -> float | None:
     """The true value that ``metric`` estimates for a predictor behaving as ``b``; None if unknown."""
     name = ref.split("/")[-1].lower()
-    query = _query(metric)
-    if "error-rate" in name or "error_rate" in name or "errorrate" in name:
+    query = query_text(metric)
+    if is_error_rate(name):
         return error_rate(b)
     if "latency" not in name:
         return None
-    scale = 1000.0 if _MILLIS.search(query) else 1.0
+    scale = 1000.0 if MILLIS.search(query) else 1.0
     offset = bundle.scenario.spec.prometheus.executorOverhead if "server_requests" in query else 0.0
     share = 0.0 if _PREDICTIONS_ONLY.search(query) else _feedback_share(b, bundle, key)
-    predict = _scaled(b.latency, b.latencyFactor)
-    feedback = _scaled(b.feedbackLatency, b.latencyFactor)
-    q = _quantile_of(name, query)
+    predict = scaled(b.latency, b.latencyFactor)
+    feedback = scaled(b.feedbackLatency, b.latencyFactor)
+    q = quantile_of(name, query)
     if q is None:
         m = (mean(predict) + share * mean(feedback)) / (1.0 + share) + offset
         return m * scale
     return (_mixture_quantile(predict, feedback, share, q) + offset) * scale
-
-
-def _quantile_of(name: str, query: str) -> float | None:
-    found = _QUANTILE.search(query)
-    if found:
-        return float(found.group(1))
-    if not any(tag in name for tag in ("percentile", "quantile", "tail", "p9", "p5")):
-        return None
-    digits = re.search(r"(\d+(?:\.\d+)?)", name)
-    return float(digits.group(1)) / 100.0 if digits else 0.95
-
-
-def _scaled(d: Distribution, factor: float) -> Distribution:
-    return d if factor == 1.0 else d.model_copy(update={"factor": d.factor * factor})
 
 
 def _mixture_quantile(predict: Distribution, feedback: Distribution, share: float, q: float) -> float:
@@ -262,11 +255,11 @@ def reward_truth(
     b: Behaviour, bundle: Bundle, key: str, plan: Plan, metrics: Mapping[str, Metric], reward_refs: set[str]
 ) -> float:
     """Expected reward per prediction (per second for fixed-rate streams); 0 without feedback."""
-    reads_sum = any("reward_total" in _query(metrics[r]) for r in reward_refs if r in metrics)
+    sums = reads_sum(metrics, reward_refs)
     if b.feedback is not None:
         value = b.feedback.probability * (1.0 - error_rate(b))
-        return value * (b.feedback.reward if reads_sum else 1.0)
-    fixed, _ = _feedback_streams(bundle, key)
+        return value * (b.feedback.reward if sums else 1.0)
+    fixed, _ = feedback_streams(bundle, key)
     return fixed
 
 
@@ -311,7 +304,11 @@ def _predictor(bundle: Bundle, exp: Any, version: str, spec_truth: Mapping[str, 
 
 def describe_truth(truth: Truth) -> str:
     """One line per version: feasibility, reward, objective values (for reports and notebooks)."""
-    lines = [f"{truth.scenario}: {truth.label}; best {', '.join(truth.best)}; horizon {truth.horizon:g}s"]
+    evidence = "decidable" if truth.decidable else "not enough evidence"
+    lines = [
+        f"{truth.scenario}: {truth.label}; best {', '.join(truth.best)}; horizon {truth.horizon:g}s; "
+        f"{evidence} (ideal-test z {truth.z:.3g}, decidable at {Z_DECIDE:.2f})"
+    ]
     for v in truth.versions:
         vals = ", ".join(f"{m.split('/')[-1]}={truth.values[m][v]:.4g}" for m in truth.values)
         lines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def truth(
     feasible: dict[str, bool],
     rewards: dict[str, float],
     errors: dict[str, float] | None = None,
+    decidable: bool = True,
 ) -> Truth:
     versions = tuple(feasible)
     return Truth(
@@ -31,6 +33,8 @@ def truth(
         errors or dict.fromkeys(versions, 0.0),
         best,
         100.0,
+        2.0 if not decidable else 5.0,
+        decidable,
     )
 
 
@@ -38,6 +42,13 @@ AA = truth(("b", "c"), {"b": True, "c": True}, {"b": 0.2, "c": 0.2})
 BETTER = truth(("c",), {"b": True, "c": True}, {"b": 0.2, "c": 0.3})
 WORSE = truth(("b",), {"b": True, "c": False}, {"b": 0.2, "c": 0.3})
 THREE = truth(("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25, "c2": 0.3})
+# the same truths where the horizon holds too little evidence to decide (simkit.bench.evidence)
+BETTER_NE = truth(("c",), {"b": True, "c": True}, {"b": 0.2, "c": 0.3}, decidable=False)
+WORSE_NE = truth(("b",), {"b": True, "c": False}, {"b": 0.2, "c": 0.3}, decidable=False)
+THREE_NE = truth(
+    ("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25, "c2": 0.3}, decidable=False
+)
+AA_NE = truth(("b", "c"), {"b": True, "c": True}, {"b": 0.2, "c": 0.2}, decidable=False)
 
 
 @pytest.mark.parametrize(
@@ -55,10 +66,41 @@ THREE = truth(("c2",), {"b": True, "c": True, "c2": True}, {"b": 0.2, "c": 0.25,
         (WORSE, "keep", "b", (True, False, False)),
         (THREE, "promote", "c", (False, True, False)),  # better than the baseline, not the best
         (THREE, "promote", "c2", (True, False, False)),
+        (THREE, "keep", "b", (False, False, True)),
+        # not enough evidence: keeping the baseline is the right answer, not a missed promotion
+        (BETTER_NE, "keep", "b", (True, False, False)),
+        (THREE_NE, "keep", "b", (True, False, False)),
+        (BETTER_NE, "promote", "c", (True, False, False)),  # finding the better one is right too
+        (BETTER_NE, "rollback", "b", (False, False, True)),  # "the candidate fails" is still false
+        (BETTER_NE, "failed", "b", (False, False, True)),
+        (THREE_NE, "promote", "c", (False, True, False)),  # a worse version: still a false promotion
+        (WORSE_NE, "promote", "c", (False, True, False)),
+        (WORSE_NE, "keep", "b", (True, False, False)),
+        (AA_NE, "rollback", "b", (False, False, True)),
+        (AA_NE, "keep", "b", (True, False, False)),
     ],
 )
 def test_classify(case: Truth, decision: str, final: str, want: tuple[bool, bool, bool]) -> None:
     assert classify(decision, final, case) == want
+
+
+def test_a_real_keep_in_an_undecidable_scenario_is_correct() -> None:
+    """suite/low-traffic (1 qps, ideal-test z 1.4): iter8 keeps v1 at this seed; the same run
+    scored against a truth declared decidable is a false rollback (the rule, not the run, decides)."""
+    bundle = load_scenario(ROOT / "scenarios" / "suite" / "low-traffic")
+    t = ground_truth(bundle)
+    assert not t.decidable and t.label == "better"
+    seed = next(s for s in range(20) if simulate_experiment(bundle, s, "iter8").result.vrfp == "v1")
+    row, _ = score_run(simulate_experiment(bundle, seed, "iter8"), t)
+    assert (row["decision"], row["decidable"], row["correct"], row["false_rollback"]) == (
+        "keep",
+        False,
+        True,
+        False,
+    )
+    strict = replace(t, decidable=True)
+    row, _ = score_run(simulate_experiment(bundle, seed, "iter8"), strict)
+    assert (row["correct"], row["false_rollback"]) == (False, True)
 
 
 def test_regret_counts_lost_reward_and_never_credits_an_infeasible_version() -> None:
