@@ -27,6 +27,7 @@ from simkit.records import rfc3339
 from simkit.replay.calibrate import Calibration, VersionFit, fit, weight_index
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import metric_selectors
+from simkit.report.calibrated_predictors import behaviour, error_events, onset_qps, six_digits
 from simkit.report.calibration_report import (
     TOLERANCE,
     comparison,
@@ -41,15 +42,6 @@ from simkit.report.run import write_text
 LEAD = 60.0  # seconds of load before the experiment starts (the seed uses 30)
 MAX_BIRTH_LEAD = 600.0  # seconds of load before the first scrape, at most
 BIRTH_MARGIN = 4.0  # expected events of the rarest count before the first scrape (P(none) = 2 %)
-DEFAULT_CONCURRENCY = 4  # the Scenario's default workers per replica
-# workers per call in flight: with 8x the mean in flight, an M/M/c queue's wait is negligible
-# (Erlang C below 1e-6 at 4.5 in flight and 36 workers)
-QUEUE_HEADROOM = 8.0
-ASSUMED_CV = 0.65  # latency spread when only a mean is recorded: the default latency's (10 ms, p99 40 ms)
-
-
-def _num(x: float) -> float:
-    return float(f"{x:.6g}")
 
 
 def _exact(x: float) -> float:
@@ -142,108 +134,6 @@ def _sdep_docs(recording: Recording, cal: Calibration, prepared: Any) -> tuple[d
     return files, names
 
 
-def arrivals_per_completion(latency: float, span: float | None) -> float:
-    """Calls that must arrive per call recorded, for a version whose load starts at its onset and
-    ran ``span`` seconds to the last scrape: a call is recorded when it completes, so one of
-    ``latency`` seconds arriving in the last ``latency`` seconds is not (a 6-s call in a 60-s span
-    is recorded with probability 0.9, a 10-ms one with 0.9998). A load that ran before the window
-    (``span`` None) loses at the end what it gains at the start."""
-    if span is None or span <= 0:
-        return 1.0
-    return span / max(span - latency, span / 2)
-
-
-def latency_spec(f: VersionFit, span: float | None = None) -> dict[str, Any]:
-    """The recorded bucket counts; with the recorded mean, each bucket's draws sit where they make
-    that mean (``histogram_quantile`` sees only bucket counts, so quantiles stay exact), as a
-    mixture of one uniform per bucket at a common relative position ``theta`` inside it. With a
-    ``span`` (a load from its onset), each bucket's weight is its arrivals, not its completions
-    (:func:`arrivals_per_completion`), so the calls the simulation records are the recorded ones."""
-    n = sum(f.counts)
-    lows = [0.0, *f.bounds[:-1]]
-    widths = [b - a for a, b in zip(lows, f.bounds, strict=True)]
-    arrived = [
-        c * arrivals_per_completion(a + w / 2, span) for c, a, w in zip(f.counts, lows, widths, strict=True)
-    ]
-    hist = {
-        "distribution": "empirical",
-        "histogram": {"bounds": [_num(b) for b in f.bounds], "counts": [_num(c) for c in arrived]},
-    }
-    spread = sum(c * w for c, w in zip(f.counts, widths, strict=True))
-    if not f.mean_latency or spread <= 0:
-        return hist
-    theta = (f.mean_latency * n - sum(c * a for c, a in zip(f.counts, lows, strict=True))) / spread
-    theta = min(max(theta, 0.02), 0.98)
-    comps = []
-    for c, a, w in zip(f.counts, lows, widths, strict=True):
-        if c > 0:
-            lo, hi = (a, a + 2 * theta * w) if theta <= 0.5 else (a + (2 * theta - 1) * w, a + w)
-            weight = c * arrivals_per_completion((lo + hi) / 2, span)
-            comps.append(
-                {"distribution": "uniform", "low": _num(lo), "high": _num(hi), "weight": _num(weight)}
-            )
-    return {"distribution": "mixture", "components": comps}
-
-
-def concurrency_for(f: VersionFit, calls_per_second: float) -> int:
-    """Workers enough that the calibrated world adds no queueing: the recorded latency already
-    holds whatever queueing there was, so the simulated one must not add its own. Calls in flight
-    by Little's law (every call of the deployment on this version: its share can reach 100 %),
-    times QUEUE_HEADROOM; never below the Scenario default (4), which it was at any traffic the
-    suites use (20 qps x 22 ms = 0.45 calls in flight)."""
-    in_flight = calls_per_second * (f.mean_latency or 0.0)
-    return max(DEFAULT_CONCURRENCY, math.ceil(QUEUE_HEADROOM * in_flight))
-
-
-def onset_span(f: VersionFit, cal: Calibration) -> float | None:
-    """Seconds from a version's own load start (its traffic onset) to the last recorded scrape."""
-    return cal.last - f.traffic_onset if f.traffic_onset is not None and f.predictions > 0 else None
-
-
-def onset_qps(f: VersionFit, cal: Calibration) -> float:
-    """The arrival rate of a version's own load: its recorded predictions per second since its
-    onset, each bucket's count raised by what completes after the last scrape."""
-    span = onset_span(f, cal) or 1e-9
-    lows = [0.0, *f.bounds[:-1]]
-    counts = f.counts if sum(f.counts) > 0 else [f.predictions]
-    mids = (
-        [(a + b) / 2 for a, b in zip(lows, f.bounds, strict=True)]
-        if sum(f.counts) > 0
-        else [f.mean_latency or 0.0]
-    )
-    arrived = sum(c * arrivals_per_completion(m, span) for c, m in zip(counts, mids, strict=True))
-    return f.predictions * arrived / max(sum(counts), 1e-12) / max(span, 1e-9)
-
-
-def _behaviour(f: VersionFit, calls_per_second: float, cal: Calibration) -> dict[str, Any]:
-    behaviour: dict[str, Any] = {"concurrency": concurrency_for(f, calls_per_second)}
-    if sum(f.counts) > 0:
-        behaviour["latency"] = latency_spec(f, onset_span(f, cal))
-    elif f.mean_latency:
-        behaviour["latency"] = {"distribution": "lognormal", "mean": _num(f.mean_latency), "cv": ASSUMED_CV}
-    base = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
-    if base:
-        behaviour["errors"] = {"codes": base}
-    return behaviour
-
-
-def error_events(f: VersionFit, epoch: float) -> list[dict[str, Any]]:
-    """One event per error code that began mid-recording, at its onset, adding it to the table."""
-    table = {c: _num(r) for c, r in f.errors.items() if c not in f.onsets}
-    out = []
-    for code, at in sorted(f.onsets.items(), key=lambda x: (x[1], x[0])):
-        table = {**table, code: _num(f.errors[code])}
-        out.append(
-            {
-                "name": f"{f.identity.predictor}-errors-{code}-begin",
-                "at": _num(at - epoch),
-                "predictor": f.identity.key,
-                "set": {"errors": {"codes": dict(table)}},
-            }
-        )
-    return out
-
-
 def load_start(cal: Calibration) -> float:
     """Unix time the calibrated load starts: before the first recorded scrape, long enough that
     the simulated series of every count present at that scrape (the rarest error code included)
@@ -259,13 +149,13 @@ def scenario_document(
     recording: Recording, cal: Calibration, manifests: list[str], trace: str | None
 ) -> dict[str, Any]:
     epoch = math.ceil(cal.start) + LEAD
-    lead = _num(epoch - load_start(cal))
+    lead = six_digits(epoch - load_start(cal))
     predictors: dict[str, Any] = {}
     loads: list[dict[str, Any]] = []
     groups: dict[str, list[VersionFit]] = {}
     calls = cal.total_qps + sum(f.feedback_qps for f in cal.versions)
     for f in cal.versions:
-        predictors[f.identity.key] = _behaviour(f, calls, cal)
+        predictors[f.identity.key] = behaviour(f, calls, cal)
         groups.setdefault(f"{f.identity.namespace}/{f.identity.deployment}", []).append(f)
     for sdep, fits in sorted(groups.items()):
         shares = routed(fits)
@@ -276,9 +166,9 @@ def scenario_document(
                     {
                         "name": f"{f.identity.predictor}-traffic",
                         "to": f"predictor:{f.identity.key}",
-                        "qps": _num(onset_qps(f, cal)),
+                        "qps": six_digits(onset_qps(f, cal)),
                         "pattern": "poisson",
-                        "start": _num(f.traffic_onset - epoch),
+                        "start": six_digits(f.traffic_onset - epoch),
                     }
                 )
         if qps <= 0:
@@ -292,7 +182,7 @@ def scenario_document(
         load.update(
             {"pattern": "trace", "file": trace}
             if trace and len(groups) == 1
-            else {"qps": _num(qps * carried), "pattern": "poisson"}
+            else {"qps": six_digits(qps * carried), "pattern": "poisson"}
         )
         loads.append(load)
         group_total = sum(shares.values())
@@ -305,7 +195,7 @@ def scenario_document(
                     {
                         "name": f"{f.identity.predictor}-rest-of-split",
                         "to": f"predictor:{f.identity.key}",
-                        "qps": _num(rest),
+                        "qps": six_digits(rest),
                         "pattern": "poisson",
                         "start": -lead,
                     }
@@ -317,10 +207,10 @@ def scenario_document(
                 {
                     "name": f"{f.identity.predictor}-feedback",
                     "to": f"feedback:{f.identity.key}",
-                    "qps": _num(f.feedback_qps),
+                    "qps": six_digits(f.feedback_qps),
                     "pattern": "uniform" if f.feedback_regular else "poisson",
-                    "start": -lead if f.feedback_present else _num(cal.first - epoch),
-                    "payload": {"reward": _num(f.reward)},
+                    "start": -lead if f.feedback_present else six_digits(cal.first - epoch),
+                    "payload": {"reward": six_digits(f.reward)},
                 }
             )
     events = [e for f in cal.versions for e in error_events(f, epoch)]
@@ -342,7 +232,7 @@ def scenario_document(
             "prometheus": {
                 "scrapeInterval": _exact(cal.step),
                 "scrapeOffset": offset,
-                "executorOverhead": _num(cal.overhead),
+                "executorOverhead": six_digits(cal.overhead),
             },
             "predictors": predictors,
             "load": loads,

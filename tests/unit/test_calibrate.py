@@ -14,7 +14,8 @@ from simkit.cli import main
 from simkit.replay.calibrate import Calibration, Counter, Identity, VersionFit, window_edges
 from simkit.replay.measure import Families
 from simkit.replay.recording import read_recording
-from simkit.report.calibration import arrivals_per_completion, latency_spec, onset_qps, onset_span, split
+from simkit.report.calibrated_predictors import arrivals_per_completion, latency_spec, onset_qps, onset_span
+from simkit.report.calibration import split
 from simkit.report.calibration_report import parse_report, rarest, seeds_for
 from simkit.sim.experiment import simulate_experiment
 from simkit.sim.world import simulate
