@@ -85,16 +85,9 @@ class Arm:
         return self.feedback * (1 - self.error_rate)
 
 
-def histogram_p95(draws: np.ndarray) -> float:
-    """The p95 Prometheus reports for a latency law: ``histogram_quantile`` (the engine's own
-    :func:`bucket_quantile`) over the executor's buckets, which interpolates linearly inside the
-    bucket; not the true quantile (at a 100 ms limit the two differ by several ms)."""
-    cdf = [(b, float(np.mean(draws <= b))) for b in BOUNDS]
-    return bucket_quantile(0.95, [*cdf, (math.inf, 1.0)])
-
-
 def bucket_laws(draws: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-    """Per executor bucket: the share of ``draws`` in it, their mean and their variance."""
+    """Per executor bucket (BOUNDS, then +Inf): the share of ``draws`` in it, their mean and their
+    variance."""
     which = np.searchsorted(np.array(BOUNDS), draws, side="left")  # le is inclusive
     shares, means, variances = [], [], []
     for b in range(len(BOUNDS) + 1):
@@ -103,6 +96,15 @@ def bucket_laws(draws: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]
         means.append(float(inside.mean()) if len(inside) else 0.0)
         variances.append(float(inside.var()) if len(inside) else 0.0)
     return tuple(shares), tuple(means), tuple(variances)
+
+
+def histogram_p95(shares: tuple[float, ...]) -> float:
+    """The p95 Prometheus reports for a latency law with these bucket ``shares`` (BOUNDS, then
+    +Inf): ``histogram_quantile`` (the engine's own :func:`bucket_quantile`), which interpolates
+    linearly inside the bucket; not the true quantile (at a 100 ms limit the two differ by several
+    ms)."""
+    cdf = np.cumsum(shares)[: len(BOUNDS)]
+    return bucket_quantile(0.95, [*zip(BOUNDS, cdf.tolist(), strict=True), (math.inf, 1.0)])
 
 
 DELAY_SAMPLE = 4000  # quantiles that stand for a feedback delay law
@@ -125,7 +127,7 @@ def arm_of(b: Behaviour) -> Arm:
         error_rate=sum(r for _, r in b.errors.table()),
         latency_mean=float(draws.mean()),
         latency_sd=float(draws.std()),
-        latency_p95=histogram_p95(draws),
+        latency_p95=histogram_p95(shares),
         feedback=b.feedback.probability if b.feedback is not None else 0.0,
     )
 
