@@ -88,17 +88,20 @@ def onset_span(f: VersionFit, cal: Calibration) -> float | None:
 
 def onset_qps(f: VersionFit, cal: Calibration) -> float:
     """The arrival rate of a version's own load: its recorded predictions per second since its
-    onset, each bucket's count raised by what completes after the last scrape."""
+    onset, raised by what completes after the last scrape, with the very weights its latency
+    law (:func:`latency_spec`) gives each bucket, so load and latency agree on the arrivals."""
     span = onset_span(f, cal) or 1e-9
-    lows = [0.0, *f.bounds[:-1]]
-    counts = f.counts if sum(f.counts) > 0 else [f.predictions]
-    mids = (
-        [(a + b) / 2 for a, b in zip(lows, f.bounds, strict=True)]
-        if sum(f.counts) > 0
-        else [f.mean_latency or 0.0]
-    )
-    arrived = sum(c * arrivals_per_completion(m, span) for c, m in zip(counts, mids, strict=True))
-    return f.predictions * arrived / max(sum(counts), 1e-12) / max(span, 1e-9)
+    if sum(f.counts) > 0:
+        spec = latency_spec(f, span)
+        arrived = (
+            sum(c["weight"] for c in spec["components"])
+            if spec["distribution"] == "mixture"
+            else sum(spec["histogram"]["counts"])
+        )
+        factor = arrived / sum(f.counts)
+    else:
+        factor = arrivals_per_completion(f.mean_latency or 0.0, span)
+    return f.predictions * factor / max(span, 1e-9)
 
 
 def behaviour(f: VersionFit, calls_per_second: float, cal: Calibration) -> dict[str, Any]:
