@@ -58,7 +58,7 @@ from simkit.strategies.roles import (
     split,
     value,
 )
-from simkit.strategies.sequential import RateTest, Sequence, rate_sequence, rate_tests, sequence_settings
+from simkit.strategies.sequential import RateSequences, rate_tests, sequence_settings
 
 
 def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
@@ -88,7 +88,7 @@ def _parse_buckets(raw: Any) -> tuple[tuple[float, ...], tuple[str, ...]]:
 
 
 @register("anytime")
-class AnytimeStrategy:
+class AnytimeStrategy(RateSequences):
     """Anytime-valid error and latency-distribution guardrails, low-exposure evidence-led ramp."""
 
     name = "anytime"
@@ -120,17 +120,6 @@ class AnytimeStrategy:
         self.tests = len(self.guardrails) + (self.latency is not None) + (self.reward is not None)
         self.level = self.alpha / self.tests
 
-    def _sequence(self, test: RateTest, observation: Observation) -> Sequence | None:
-        return rate_sequence(
-            test,
-            observation,
-            canary=self.canary,
-            baseline=self.baseline,
-            min_requests=self.min_requests,
-            level=self.level,
-            tuning=self.tuning,
-        )
-
     def _latency(self, observation: Observation, raw: Mapping[str, Any] | None) -> LatencyShiftState | None:
         if self.latency is None:
             return None
@@ -160,8 +149,8 @@ class AnytimeStrategy:
                 state=state,
             )
 
-        guards = [(g, self._sequence(g, observation)) for g in self.guardrails]
-        reward = self._sequence(self.reward, observation) if self.reward else None
+        guards = [(g, self.sequence(g, observation)) for g in self.guardrails]
+        reward = self.sequence(self.reward, observation) if self.reward else None
         first = max(weight, self.step_weight) if weight < self.step_weight else weight
         if any(s is None for _, s in guards) or (self.reward and reward is None):
             return out(

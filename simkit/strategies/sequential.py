@@ -165,8 +165,30 @@ def rate_tests(
     return tests, RateTest(f"reward {reward}", reward, requests, model, "decrease" if high else "increase")
 
 
+class RateSequences:
+    """What ``sequential`` and ``anytime`` share at each look: a rate test's confidence sequence,
+    candidate against baseline, at the policy's per-test level."""
+
+    canary: str
+    baseline: str
+    min_requests: float
+    level: float
+    tuning: float
+
+    def sequence(self, test: RateTest, observation: Observation) -> Sequence | None:
+        return rate_sequence(
+            test,
+            observation,
+            canary=self.canary,
+            baseline=self.baseline,
+            min_requests=self.min_requests,
+            level=self.level,
+            tuning=self.tuning,
+        )
+
+
 @register("sequential")
-class SequentialStrategy:
+class SequentialStrategy(RateSequences):
     """Anytime-valid canary: confidence sequences on guardrails and reward, alpha-controlled."""
 
     name = "sequential"
@@ -190,17 +212,6 @@ class SequentialStrategy:
             )
         self.tests = len(self.guardrails) + (1 if self.reward else 0)
         self.level = self.alpha / self.tests
-
-    def sequence(self, test: RateTest, observation: Observation) -> Sequence | None:
-        return rate_sequence(
-            test,
-            observation,
-            canary=self.canary,
-            baseline=self.baseline,
-            min_requests=self.min_requests,
-            level=self.level,
-            tuning=self.tuning,
-        )
 
     def decide(self, observation: Observation, rng: np.random.Generator) -> Decision:
         weight = int(observation.state.get("weight", 0))
