@@ -6,8 +6,8 @@ same PromQL over the same window (the recorded scrapes) on the recording and on 
 runs pooled over seeds. The number of seeds is chosen so that the rarest calibrated count (a
 version's predictions, feedback calls or errors of one code) reaches :data:`TARGET_EVENTS` in the
 pool, within a bounded cost (:data:`MAX_SIM_EVENTS` calls for the events engine,
-:data:`MAX_SIM_SAMPLES` samples for the counts engine, whose cost does not grow with traffic): a rate fitted from four recorded errors can
-only be checked against thousands of simulated ones. Each row states the recorded value, the
+:data:`MAX_SIM_SAMPLES` samples for the counts engine, whose cost does not grow with traffic): a
+rate fitted from four recorded errors can only be checked against thousands of simulated ones. Each row states the recorded value, the
 simulated value, the relative difference, the 5 % verdict and the simulated side's sampling
 noise (one standard error, from the pooled count); "Not calibrated" lists what the recording
 could not give.
@@ -72,10 +72,11 @@ def rarest(cal: Calibration) -> float:
 
 def seeds_for(cal: Calibration, duration: float, engine: str = "events", series: int = 1) -> int:
     """Seeds enough that the rarest calibrated count reaches TARGET_EVENTS (TARGET_EVENTS_COUNTS on
-    the counts engine) in the pool, within the cost bound of the engine that runs them: the events engine's cost follows the calls simulated
-    (:data:`MAX_SIM_EVENTS`), the counts engine's the samples written, one per series and scrape
-    whatever the traffic (:data:`MAX_SIM_SAMPLES`; ``series`` is the recording's count, the
-    simulated world writing about :data:`SIMULATED_PER_RECORDED` times as many)."""
+    the counts engine) in the pool, within the cost bound of the engine that runs them: the events
+    engine's cost follows the calls simulated (:data:`MAX_SIM_EVENTS`), the counts engine's the
+    samples written, one per series and scrape whatever the traffic (:data:`MAX_SIM_SAMPLES`;
+    ``series`` is the recording's count, the simulated world writing about
+    :data:`SIMULATED_PER_RECORDED` times as many)."""
     by_noise = math.ceil((TARGET_EVENTS_COUNTS if engine == "counts" else TARGET_EVENTS) / rarest(cal))
     if engine == "counts":
         samples = (
