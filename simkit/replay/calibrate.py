@@ -14,9 +14,10 @@ only the series the Experiment's Metrics read; :mod:`simkit.replay.measure` says
 - **errors**: the fraction of predictions per non-200 code.
 - **feedback**: the rate of feedback calls as a fixed-rate stream per predictor (the seed's fortio
   jobs), with the mean reward when the reward counters are recorded.
-- **traffic onset**: a version whose prediction series appear mid-recording (a candidate at
-  weight 0 until the first iteration), with at least ONSET_MIN_PREDICTIONS, gets its traffic from
-  where its later rate puts the start of its first scrape's count (:attr:`VersionFit.traffic_onset`).
+- **own traffic**: a version whose prediction series appear mid-recording (a candidate at
+  weight 0 until the first iteration), with at least ONSET_MIN_PREDICTIONS, gets a load of its own
+  that keeps each scrape interval's recorded count (:mod:`simkit.replay.own_traffic`: from where
+  its next interval's rate puts the start of its first scrape's count, to where it stopped growing).
 - **scrape grid**: the mean recorded interval (not the median gap rounded to the ms), so that a
   simulated grid anchored at the first recorded scrape lands on the last one.
 - **load**: total predictions per scrape interval. A stationary rate (index of dispersion
@@ -39,20 +40,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simkit.errors import DataError
+from simkit.replay.counting import Counter, Identity, identify, scrape_grid, scrape_span
 from simkit.replay.measure import CLIENT, FEEDBACK, PREDICT, SERVER, Families, families
+from simkit.replay.own_traffic import OwnTraffic, own_traffic
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import MetricSelectors
-from simkit.replay.traffic import counter_at, cumulative
 from simkit.spec.pointers import split_pointer
-from simkit.tsdb import TSDB, Matcher, Series
+from simkit.tsdb import Series
 
 FEEDBACK_TOTAL = "seldon_api_model_feedback_total"
 REWARD_TOTAL = "seldon_api_model_feedback_reward_total"
-IDENTITY_LABELS = (
-    ("kubernetes_namespace", "namespace"),
-    ("seldon_deployment_id", "deployment_name"),
-    ("predictor_name",),
-)
 DEFAULT_OVERHEAD = 0.0005
 ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series appeared: P(none) = 5 %
 # predictions a version must have served for its traffic onset to be placed from its first scrape's
@@ -60,20 +57,6 @@ ONSET_EVIDENCE = 3.0  # errors a steady rate would have made before a series app
 # served from the start instead, which keeps increase()'s expectation at the raw count
 ONSET_MIN_PREDICTIONS = 100
 NEVER_SERVED = "never served a prediction in the recording: latency and errors keep the scenario defaults"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The predictor a version's series belong to, and the matchers that select them."""
-
-    namespace: str
-    deployment: str
-    predictor: str
-    matchers: tuple[Matcher, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.deployment}/{self.predictor}"
 
 
 @dataclass
@@ -98,15 +81,21 @@ class VersionFit:
     # first scrape: the simulated load starts early enough for theirs to exist there too
     present_rates: list[float] = field(default_factory=list)
     feedback_present: bool = True  # False: feedback series appear after the first scrape
-    # Unix time its traffic begins, when its prediction series appear mid-recording and a steady
-    # share would have served more than ONSET_EVIDENCE predictions before (a candidate at weight 0
-    # until the first iteration): the scenario sends it its traffic from then, directly
-    traffic_onset: float | None = None
+    # when its prediction series appear mid-recording and a steady share would have served more
+    # than ONSET_EVIDENCE predictions before (a candidate at weight 0 until the first iteration):
+    # the first scrape holding them, and the load of its own the scenario sends it directly
+    born: float | None = None
+    traffic: OwnTraffic | None = None
     notes: list[str] = field(default_factory=list)  # what could not be calibrated, and why
 
     @property
     def served(self) -> bool:
         return self.predictions > 0
+
+    @property
+    def traffic_onset(self) -> float | None:
+        """Unix time its own load begins (None: the ingress load carries it)."""
+        return self.traffic.onset if self.traffic is not None else None
 
 
 @dataclass
@@ -132,73 +121,6 @@ class Calibration:
     @property
     def span(self) -> float:
         return self.last - self.first
-
-
-def _identity(best: tuple[tuple[str, str], ...]) -> Identity:
-    return Identity(best[0][1], best[1][1], best[2][1], tuple(Matcher(k, "=", v) for k, v in best))
-
-
-def identify(
-    db: TSDB, found: Sequence[MetricSelectors], versions: Sequence[str], source: str = "calibrate"
-) -> dict[str, Identity]:
-    """Each version's predictor, from the labels of the series its Metric selectors match, else
-    (a version without any series) from the selectors' own equality matchers."""
-    out: dict[str, Identity] = {}
-    for version in versions:
-        tally: dict[tuple[tuple[str, str], ...], int] = {}
-        fallback: dict[str, str] = {}
-        for ms in (m for m in found if m.version == version):
-            for sel in ms.selectors:
-                for m in sel:
-                    if m.op == "=" and m.name != "__name__":
-                        fallback.setdefault(m.name, m.value)
-                for s in db.select(sel):
-                    ident = []
-                    for names in IDENTITY_LABELS:
-                        name = next((n for n in names if n in s.label_map), None)
-                        if name is not None:
-                            ident.append((name, s.label_map[name]))
-                    if len(ident) == len(IDENTITY_LABELS):
-                        tally[tuple(ident)] = tally.get(tuple(ident), 0) + 1
-        if tally:
-            out[version] = _identity(max(sorted(tally), key=lambda k: tally[k]))
-            continue
-        ident = [(n, fallback[n]) for names in IDENTITY_LABELS for n in names[:1] if n in fallback]
-        if len(ident) != len(IDENTITY_LABELS):
-            raise DataError(
-                f"{source}: version {version} has no Seldon executor series in the recording and its "
-                "Metric queries do not name its namespace, deployment and predictor_name"
-            )
-        out[version] = _identity(tuple(ident))
-    return out
-
-
-class Counter:
-    """Counts over the recording's scrape span from raw counter values (see the module docstring)."""
-
-    def __init__(self, db: TSDB, first: float, step: float) -> None:
-        self.db = db
-        self.first = first
-        self.step = step
-
-    def select(self, name: str, ident: Identity, services: set[str] | None = None) -> list[Series]:
-        found = self.db.select([Matcher("__name__", "=", name), *ident.matchers])
-        return [s for s in found if services is None or s.label_map.get("service", "") in services]
-
-    def inc(self, s: Series, lo: float, hi: float) -> float:
-        t, c = cumulative(s)
-        if not t.size:
-            return 0.0
-        b = counter_at(t, c, hi)
-        if b is None:
-            return 0.0
-        a = counter_at(t, c, lo)
-        if a is None:  # lo is before the series' first sample: born later (from 0) or present from the start
-            a = 0.0 if t[0] > self.first + 0.5 * self.step else float(c[0])
-        return b - a
-
-    def total(self, series: Sequence[Series], lo: float, hi: float) -> float:
-        return sum(self.inc(s, lo, hi) for s in series)
 
 
 def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: float) -> VersionFit:
@@ -267,22 +189,14 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         notes.append("feedback rate: no feedback series recorded; no feedback generated")
     fb_total = cnt.total(cnt.select(FEEDBACK_TOTAL, ident), lo, hi)
     rw_total = cnt.total(cnt.select(REWARD_TOTAL, ident), lo, hi)
-    traffic_onset = None
     birth = min(born.values(), default=lo)
-    if (
+    # its own load (simkit.replay.own_traffic) is built by fit() from its per-interval counts
+    own = (
         total >= ONSET_MIN_PREDICTIONS
         and birth > lo + 0.5 * cnt.step
         and total * (birth - lo) / span > ONSET_EVIDENCE
-    ):
-        # inside the scrape interval its first prediction fell in, where its later rate puts the
-        # start of the first scrape's count (as increase() extrapolates to zero): begun at the
-        # interval's start, the simulated first count would be a whole interval's, and increase()
-        # would clip the extrapolation on one side only
-        first_count = cnt.total(predictions, lo, birth)
-        later = (total - first_count) / max(hi - birth, 1e-9)
-        back = first_count / later if later > 0 else cnt.step
-        traffic_onset = birth - min(cnt.step, back)
-    seen = birth if traffic_onset is not None else lo  # the first scrape holding its predictions
+    )
+    seen = birth if own else lo  # the first scrape holding its predictions
     errors: dict[str, float] = {}
     onsets: dict[str, float] = {}  # error codes whose series appear after the version's traffic does
     for c, n in sorted(by_code.items()):
@@ -316,50 +230,8 @@ def fit_version(cnt: Counter, version: str, ident: Identity, lo: float, hi: floa
         onsets=onsets,
         present_rates=present,
         feedback_present=fb_present,
-        traffic_onset=traffic_onset,
+        born=birth if own else None,
     )
-
-
-def scrape_span(db: TSDB, start: float, end: float) -> tuple[float, float]:
-    """The first and last sample instants inside [start, end] over every series."""
-    firsts, lasts = [], []
-    for s in db:
-        t, _ = s.arrays()
-        t = t[(t >= start) & (t <= end)]
-        if t.size:
-            firsts.append(float(t[0]))
-            lasts.append(float(t[-1]))
-    if not firsts:
-        raise DataError(f"calibrate: no samples between {start:.3f} and {end:.3f}; nothing to calibrate")
-    return min(firsts), max(lasts)
-
-
-def scrape_grid(series: Sequence[Series], lo: float, hi: float, step: float) -> list[float]:
-    """The recorded scrape instants in [lo, hi] (samples closer than half a step are one scrape:
-    targets scraped a few ms apart), with ``lo`` and ``hi`` as the ends; window edges on these
-    instants keep every scrape's increment in its own window however the scrapes jitter."""
-    times = sorted({float(t) for s in series for t in s.arrays()[0].tolist() if lo <= t <= hi})
-    grid = [lo]
-    for t in times:
-        if t >= grid[-1] + 0.5 * step:
-            grid.append(t)
-    if hi - grid[-1] >= 0.5 * step:
-        grid.append(hi)
-    else:
-        grid[-1] = hi
-    return grid if len(grid) > 1 else window_edges(lo, hi, step)
-
-
-def window_edges(lo: float, hi: float, step: float) -> list[float]:
-    """lo, lo + step, ... and hi itself, by counting steps (a float ``arange`` end bound at Unix
-    magnitudes drops the last edge when ``hi`` falls on a step)."""
-    n = max(1, int(math.floor((hi - lo) / step + 1e-6)))
-    edges = [lo + i * step for i in range(n + 1)]
-    if hi - edges[-1] > 1e-6 * step:
-        edges.append(hi)
-    else:
-        edges[-1] = hi
-    return edges
 
 
 def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequence[str]) -> Calibration:
@@ -412,16 +284,27 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
                 if b - a >= step * 0.75
             ]
             f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
-    windows: list[tuple[float, float, float]] = []
-    routed: list[float] = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        by_version: list[tuple[VersionFit, float]] = [
-            (f, cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b))
-            for f in fits
-            if f.families.requests is not None
+    counted = [f for f in fits if f.families.requests is not None]
+    per_window = {
+        f.version: [
+            cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
         ]
-        windows.append((a, b, sum(n for _, n in by_version)))
-        routed.append(sum(n for g, n in by_version if g.traffic_onset is None))
+        for f in counted
+    }
+    for f in counted:
+        if f.born is not None:
+            by_interval = list(zip(edges[:-1], edges[1:], per_window[f.version], strict=True))
+            first_count = sum(n for _, b, n in by_interval if b <= f.born + 0.5 * step)
+            traffic = own_traffic(by_interval, f.born, first_count, step, last)
+            f.traffic = traffic if traffic.segments else None
+    windows = [
+        (a, b, sum(per_window[f.version][i] for f in counted))
+        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+    ]
+    routed = [
+        sum(per_window[f.version][i] for f in counted if f.traffic is None) for i in range(len(windows))
+    ]
     full = [n for a, b, n in windows if b - a >= step * 0.75]
     counts = np.array(full) if len(full) > 1 else np.zeros(1)
     mean = float(counts.mean())

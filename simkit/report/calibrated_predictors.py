@@ -1,6 +1,6 @@
 """The predictors of a calibrated scenario: each version's latency, errors and workers, and the
-arrival rate of a version whose load starts mid-recording (:mod:`simkit.report.calibration`
-writes them into ``scenario.yaml``)."""
+loads of a version whose traffic starts mid-recording (:mod:`simkit.report.calibration` writes
+them into ``scenario.yaml``)."""
 
 from __future__ import annotations
 
@@ -82,15 +82,20 @@ def concurrency_for(f: VersionFit, calls_per_second: float) -> int:
 
 
 def onset_span(f: VersionFit, cal: Calibration) -> float | None:
-    """Seconds from a version's own load start (its traffic onset) to the last recorded scrape."""
-    return cal.last - f.traffic_onset if f.traffic_onset is not None and f.predictions > 0 else None
+    """Seconds over which a version's own load sent its predictions at its final rate
+    (:attr:`~simkit.replay.own_traffic.OwnTraffic.tail_span`); None when the ingress load carries
+    it (a load that ran before the window loses at the end what it gains at the start) or when
+    its traffic stopped before the last scrape."""
+    return f.traffic.tail_span if f.traffic is not None and f.predictions > 0 else None
 
 
-def onset_qps(f: VersionFit, cal: Calibration) -> float:
-    """The arrival rate of a version's own load: its recorded predictions per second since its
-    onset, raised by what completes after the last scrape, with the very weights its latency
-    law (:func:`latency_spec`) gives each bucket, so load and latency agree on the arrivals."""
-    span = onset_span(f, cal) or 1e-9
+def in_flight_at_the_end(f: VersionFit, cal: Calibration) -> float:
+    """Calls of a version's own load that must arrive on top of those recorded: those still in
+    flight at the last scrape, with the very weights its latency law (:func:`latency_spec`)
+    gives each bucket, so load and latency agree on the arrivals."""
+    span = onset_span(f, cal)
+    if span is None:
+        return 0.0
     if sum(f.counts) > 0:
         spec = latency_spec(f, span)
         arrived = (
@@ -101,7 +106,32 @@ def onset_qps(f: VersionFit, cal: Calibration) -> float:
         factor = arrived / sum(f.counts)
     else:
         factor = arrivals_per_completion(f.mean_latency or 0.0, span)
-    return f.predictions * factor / max(span, 1e-9)
+    return f.predictions * (factor - 1.0)
+
+
+def own_loads(f: VersionFit, cal: Calibration, epoch: float) -> list[dict[str, Any]]:
+    """The Scenario loads of a version's own traffic, a Poisson load per segment
+    (:mod:`simkit.replay.own_traffic`) at its recorded rate, straight to its predictor; the last
+    segment raised by the calls in flight at the last scrape, and left open when its traffic ran
+    to the end (a longer run keeps that rate)."""
+    if f.traffic is None or f.predictions <= 0:
+        return []
+    segments = f.traffic.segments
+    out = []
+    for k, seg in enumerate(segments):
+        final = k == len(segments) - 1
+        extra = in_flight_at_the_end(f, cal) if final else 0.0
+        load: dict[str, Any] = {
+            "name": f"{f.identity.predictor}-traffic" + (f"-{k + 1}" if len(segments) > 1 else ""),
+            "to": f"predictor:{f.identity.key}",
+            "qps": six_digits((seg.predictions + extra) / max(seg.end - seg.start, 1e-9)),
+            "pattern": "poisson",
+            "start": six_digits(seg.start - epoch),
+        }
+        if not (final and f.traffic.runs_to_the_end):
+            load["end"] = six_digits(seg.end - epoch)
+        out.append(load)
+    return out
 
 
 def behaviour(f: VersionFit, calls_per_second: float, cal: Calibration) -> dict[str, Any]:

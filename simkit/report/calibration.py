@@ -27,7 +27,7 @@ from simkit.records import rfc3339
 from simkit.replay.calibrate import Calibration, VersionFit, fit, weight_index
 from simkit.replay.recording import Recording
 from simkit.replay.selectors import metric_selectors
-from simkit.report.calibrated_predictors import behaviour, error_events, onset_qps, six_digits
+from simkit.report.calibrated_predictors import behaviour, error_events, own_loads, six_digits
 from simkit.report.calibration_report import (
     TOLERANCE,
     comparison,
@@ -161,16 +161,7 @@ def scenario_document(
         shares = routed(fits)
         qps = sum(f.predictions for f in fits if shares[f.version] > 0) / cal.span
         for f in fits:
-            if f.traffic_onset is not None and f.predictions > 0:
-                loads.append(
-                    {
-                        "name": f"{f.identity.predictor}-traffic",
-                        "to": f"predictor:{f.identity.key}",
-                        "qps": six_digits(onset_qps(f, cal)),
-                        "pattern": "poisson",
-                        "start": six_digits(f.traffic_onset - epoch),
-                    }
-                )
+            loads += own_loads(f, cal, epoch)
         if qps <= 0:
             continue
         weights, carried = split(shares)

@@ -25,7 +25,8 @@ import numpy as np
 
 from simkit.files import atomic_path
 from simkit.records import rfc3339
-from simkit.replay.calibrate import Calibration, Counter, VersionFit
+from simkit.replay.calibrate import Calibration, VersionFit
+from simkit.replay.counting import Counter
 from simkit.replay.measure import CLIENT, PREDICT, measure, pool
 from simkit.tsdb import TSDB, Matcher
 

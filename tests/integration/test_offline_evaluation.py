@@ -1,7 +1,9 @@
 """record → replay → calibrate → run against a real Prometheus 2.42, backfilled with promtool.
 
 Four runs whose decisions are known: the seed (at its recorded controller cadence); a rollback
-(the rollout ends at iteration 5 of 15); the production suite's error regression
+(`scenarios/iris-rollback` at 400 qps and an error-count limit of 300, as on the serve path,
+tests/support/scenario_edits.py; the rollout ends early and the recording runs two scrapes past
+it, so that the candidate's counters go flat; on the counts engine); the production suite's error regression
 (`scenarios/production/error-regression-0.3pp`, whole: 2,000 qps, 0.8 % vs 1.1 % errors, 2
 replicas, per-prediction delayed feedback, 30 s scrapes, 30 iterations; recorded and compared on
 the counts engine, the events engine being far too slow at 2,000 qps); and the standard suite's
@@ -39,6 +41,7 @@ from simkit.report.calibration_report import parse_report
 from simkit.sim.experiment import SimRun, simulate_experiment
 from simkit.spec.bundle import load_scenario
 from tests.support.prometheus import Binaries, run_prometheus
+from tests.support.scenario_edits import rollback_at_high_traffic
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -52,6 +55,7 @@ class Case:
     not_calibrated: tuple[str, ...] = ()  # what report.md must name as not calibrated
     edit: Callable[[Path], None] | None = None  # applied to a copy of the folder
     engine: str = "events"  # the recorded run's engine, and the calibration comparison's
+    past_the_end: float = 0.0  # seconds the world runs and is recorded after the rollout ends
 
 
 def _ten_times_the_traffic(folder: Path) -> None:
@@ -74,16 +78,20 @@ CASES = {
         3.08,
         {v: {"request rate (1/s)", "feedback rate (1/s)", *LATENCY} for v in ("iris-v1", "iris-v2")},
     ),
+    # recorded for two scrapes past the rollback: the candidate's counters go flat before the
+    # window ends, and its own load must stop where its traffic did (simkit.replay.own_traffic)
     "rollback": Case(
         SCENARIOS / "iris-rollback",
         ("metrics.yaml", "abtest.yaml"),
         0.0,
         {
             "iris-v1": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
-            # the candidate's 20 % errors never hit its 8 predictions in this run (only feedback calls)
-            "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)"},
+            "iris-v2": {"request rate (1/s)", "feedback rate (1/s)", "mean latency (s)", "error rate 500"},
         },
         ("iris-v1: latency quantiles", "iris-v2: latency quantiles"),
+        edit=rollback_at_high_traffic,
+        engine="counts",
+        past_the_end=30.0,
     ),
     # the suite's high-traffic error regression at ten times its traffic: enough errors recorded
     # that 5 % means something (measured: every quantity within 2.5 %)
@@ -128,8 +136,11 @@ def recorded(
         case = dataclasses.replace(case, folder=tmp / "scenario")
     # the recorded run on the case engine, the one its calibration compares with
     run = simulate_experiment(load_scenario(case.folder), engine=case.engine)
+    assert run.result.end_time is not None
+    if case.past_the_end:
+        run.world.run_until(run.result.end_time - run.world.epoch + case.past_the_end)  # sim time
     db = run.world.tsdb
-    assert db.min_time is not None and db.max_time is not None and run.result.end_time is not None
+    assert db.min_time is not None and db.max_time is not None
     out = tmp / "run.rec"
     with run_prometheus(db, workdir=tmp / "prom", binaries=prometheus_binaries) as prom:
         args = argparse.Namespace(
@@ -137,7 +148,7 @@ def recorded(
             experiment=str(case.folder / "experiment.yaml"),
             metrics=[str(case.folder / m) for m in case.manifests],
             start=str(db.min_time),
-            end=str(max(db.max_time, run.result.end_time)),
+            end=str(max(db.max_time, run.result.end_time + case.past_the_end)),
             step=None,
             chunk="1h",
             timeout="30s",

@@ -249,6 +249,12 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and "scenario not found" in proc.stderr
 
 
+# the queries' window (elapsedTime, wall seconds); the test waits until Prometheus holds a whole
+# window of 1-s scrapes: with fewer, each bucket series is extrapolated toward zero from its own
+# first value, the bucket rates disagree, and a p95 of 12-ms calls came out 0.39 s once
+WINDOW = 6.0
+
+
 def _queries() -> dict[str, str]:
     """The seed's p95 and user-engagement queries, templated for the baseline and candidate."""
     metrics = {
@@ -265,7 +271,7 @@ def _queries() -> dict[str, str]:
     for v in versions:
         variables = {x["name"]: x["value"] for x in v["variables"]}
         for metric in ("95th-percentile-tail-latency", "user-engagement"):
-            params = render_params(metrics[metric].spec, version_arguments(v["name"], variables, 30.0))
+            params = render_params(metrics[metric].spec, version_arguments(v["name"], variables, WINDOW))
             out[f"{metric}/{v['name']}"] = params["query"]
     return out
 
@@ -283,6 +289,11 @@ def test_real_prometheus_scrapes_serve_and_the_seed_queries_answer(
         with prom.client() as c:
 
             def answered() -> bool:
+                # scrapes spanning more than the window: the series are older than its start
+                span = {"query": f"count_over_time(up[{WINDOW + 2:g}s])"}
+                up = c.get("/api/v1/query", params=span).json()["data"]["result"]
+                if not up or float(up[0]["value"][1]) < WINDOW + 1:
+                    return False
                 for key, q in queries.items():
                     body = c.get("/api/v1/query", params={"query": q}).json()
                     assert body["status"] == "success", body

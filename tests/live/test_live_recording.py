@@ -1,8 +1,9 @@
 """record → replay → calibrate → run on series a real Prometheus 2.42 scraped from `simkit serve`.
 
 Three worlds, as for the backfilled recordings (tests/integration/test_offline_evaluation.py): the
-seed; a rollback (`scenarios/iris-rollback` at 400 qps instead of 5, so that its candidate serves
-some hundreds of predictions before error-count rolls it back, instead of about 2); and the
+seed; a rollback (`scenarios/iris-rollback` at 400 qps instead of 5 and an error-count limit of
+300 instead of 3, so that its candidate serves over a thousand predictions over three scrapes
+before error-count rolls it back, instead of about 2; tests/support/scenario_edits.py); and the
 production suite's error regression (`scenarios/production/error-regression-0.3pp`: 2,000 qps,
 2 replicas, per-prediction feedback, 30 s scrapes; its first 10 iterations of 30, served by the
 counts engine). Each is served in real time (``--speed`` 2.5 for the iris scenarios, 20 for the
@@ -45,20 +46,10 @@ from simkit.replay.recording import read_recording
 from simkit.replay.replay import Replayer
 from simkit.report.calibration_report import parse_report
 from tests.support.prometheus import ScrapeJob, require_prometheus, run_prometheus
+from tests.support.scenario_edits import rollback_at_high_traffic
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
-
-
-def _rollback_at_high_traffic(folder: Path) -> None:
-    """iris-rollback at 400 qps instead of 5 (32 workers per predictor: 4.8 calls in flight would
-    queue at the default 4): the candidate's 20 % errors pass error-count's limit of 3 at the first
-    scrape after it takes traffic, so it still rolls back, after serving some hundreds of
-    predictions instead of about 2. Its ``expect`` (the 5-qps run's figures) is dropped."""
-    text = (folder / "scenario.yaml").read_text()
-    text = text.replace("qps: 5, start", "qps: 400, start")
-    text = text.replace("      latency: {distribution", "      concurrency: 32\n      latency: {distribution")
-    (folder / "scenario.yaml").write_text(text.split("  expect:")[0])
 
 
 def _ten_iterations(folder: Path) -> None:
@@ -100,7 +91,7 @@ CASES = {
         15,
         10,
         2.5,
-        edit=_rollback_at_high_traffic,
+        edit=rollback_at_high_traffic,
         compare="counts",  # 1,000 calls/s: seeds enough for its 21 feedback calls only on counts
         quantities={
             "iris-v1": {*BASIC, "mean latency (s)"},
@@ -120,7 +111,7 @@ CASES = {
         quantities={v: {*BASIC, "error rate 500", *LATENCY} for v in ("v1", "v2")},
     ),
 }
-MIN_CANDIDATE = 200  # predictions the rollback's candidate serves at least (about 2 at 5 qps)
+MIN_CANDIDATE = 800  # predictions the rollback's candidate serves at least (about 2 at 5 qps)
 # seconds between a scrape's timestamp and its samples being stored: a scrape stamped that little
 # before an iteration's instant may be missing from the live queries (evaluated at that instant)
 INGEST = 0.25
