@@ -8,7 +8,9 @@ into a refined partition; one ``multinomial(n, p)`` over its cells gives both hi
 so cell ``k`` is ``(e[k-1], e[k]]`` and ``p[k] = F(e[k]) - F(e[k-1])``.
 
 ``_sum`` is drawn given the cell counts: for each cell its conditional mean and variance of ``x``,
-so the sum has the right mean and variance and stays inside what the bucket counts allow.
+so the sum has the right mean and variance and stays inside what the bucket counts allow. Those
+moments are exact (:mod:`simkit.sim.partial_moments`) except for the truncated normal and the
+queueing model, whose come from the reference sample.
 
 ``F`` is exact for every distribution family (scipy's CDFs; empirical CDFs count ``<=``). When the
 latency depends on load (``loadFactor``) or requests wait for a worker (``concurrency`` x
@@ -30,6 +32,7 @@ from scipy import special
 
 from simkit.sim.distributions import lognormal_params, make_draw
 from simkit.sim.executor_metrics import BOUNDS
+from simkit.sim.partial_moments import partial_moments
 from simkit.spec.scenario import Component, Distribution
 
 Array = npt.NDArray[np.float64]
@@ -175,27 +178,6 @@ def _partition(overhead: float) -> tuple[Array, npt.NDArray[np.intp], npt.NDArra
     return edges, np.append(client, n).astype(np.intp), np.append(server, n).astype(np.intp)
 
 
-def _lognormal_moments(d: Distribution, scale: float, lo: Array, hi: Array) -> tuple[Array, Array] | None:
-    """Exact partial moments of a lognormal on (lo, hi]: E[x | cell] and E[x^2 | cell]."""
-    if d.distribution != "lognormal":
-        return None
-    mu, sigma = lognormal_params(d)
-    if sigma == 0:
-        return None
-    mu += math.log(scale * d.factor)
-    with np.errstate(divide="ignore"):
-        llo, lhi = np.log(np.maximum(lo, 1e-300)), np.log(hi)
-
-    def partial(m: int) -> Array:
-        shift = m * sigma**2
-        return np.asarray(
-            math.exp(m * mu + m * m * sigma**2 / 2)
-            * (_phi((lhi - mu - shift) / sigma) - _phi((llo - mu - shift) / sigma))
-        )
-
-    return partial(1), partial(2)
-
-
 def cell_model(
     d: Distribution,
     *,
@@ -218,7 +200,7 @@ def cell_model(
         cdf = np.concatenate(([0.0], distribution_cdf(d, edges, scale), [1.0]))
         p = np.maximum(np.diff(cdf), 0.0)
         p = p / p.sum()
-    moments = None if queue is not None else _lognormal_moments(d, scale, lo, hi)
+    moments = None if queue is not None else partial_moments(d, scale, lo, hi)
     mean = np.clip((lo + np.where(np.isfinite(hi), hi, lo)) / 2.0, 0.0, None)
     var = np.zeros_like(mean)
     if moments is not None:

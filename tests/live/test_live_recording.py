@@ -67,7 +67,9 @@ class Case:
     speed: float  # simkit serve --speed
     engine: str = "auto"  # simkit serve --engine
     # calibrate's (and simkit run's) --engine: events where the recording is small enough (the
-    # seed: the counts engine's cell means of the mixture latency put its mean 4 % off, measured)
+    # seed: once, with two calls of 3-6 s recorded, the counts engine put its mean 4 % off while
+    # its cell means came from a reference sample; they are exact now, simkit.sim.partial_moments,
+    # but that recording is not at hand to show the counts engine within 5 % on it)
     compare: str = "events"
     edit: Callable[[Path], None] | None = None  # applied to a copy of the folder
     quantities: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # report.md's, per version
