@@ -285,19 +285,15 @@ def fit(recording: Recording, found: Sequence[MetricSelectors], versions: Sequen
             ]
             f.feedback_regular = len(per) > 2 and float(np.var(per, ddof=1)) < 0.5 * float(np.mean(per))
     counted = [f for f in fits if f.families.requests is not None]
-    per_window = {
-        f.version: [
-            cnt.total(cnt.select(f"{f.families.requests}_count", f.identity, PREDICT), a, b)
-            for a, b in zip(edges[:-1], edges[1:], strict=True)
-        ]
-        for f in counted
-    }
+    per_window: dict[str, list[float]] = {}
     for f in counted:
+        predictions = cnt.select(f"{f.families.requests}_count", f.identity, PREDICT)
+        per_window[f.version] = [
+            cnt.total(predictions, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         if f.born is not None:
-            by_interval = list(zip(edges[:-1], edges[1:], per_window[f.version], strict=True))
-            first_count = sum(n for _, b, n in by_interval if b <= f.born + 0.5 * step)
-            traffic = own_traffic(by_interval, f.born, first_count, step, last)
-            f.traffic = traffic if traffic.segments else None
+            intervals_seen = list(zip(edges[:-1], edges[1:], per_window[f.version], strict=True))
+            f.traffic = own_traffic(intervals_seen, f.born, step)
     windows = [
         (a, b, sum(per_window[f.version][i] for f in counted))
         for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))

@@ -73,16 +73,13 @@ class OwnTraffic:
 
 
 def own_traffic(
-    intervals: Sequence[tuple[float, float, float]],
-    birth: float,
-    first_count: float,
-    step: float,
-    last: float,
-) -> OwnTraffic:
+    intervals: Sequence[tuple[float, float, float]], birth: float, step: float
+) -> OwnTraffic | None:
     """The version's load from its recorded counts: ``intervals`` are the recorded scrape
-    intervals (lo, hi, predictions) from its first scrape ``birth`` on, whose own count (from zero:
-    the series was born there) is ``first_count``; ``step`` the scrape interval; ``last`` the last
-    recorded scrape."""
+    intervals (lo, hi, predictions) over the whole span, the last ending at the last scrape; its
+    series were born (from zero) at the scrape ``birth``; ``step`` is the scrape interval. None
+    when it recorded no predictions."""
+    first_count = sum(n for _, b, n in intervals if b <= birth + 0.5 * step)
     after = [(a, b, n) for a, b, n in intervals if a >= birth - 0.5 * step]
     busy = next(((a, b, n) for a, b, n in after if n > 0), None)
     rate = busy[2] / max(busy[1] - busy[0], 1e-9) if busy is not None else first_count / step
@@ -101,4 +98,5 @@ def own_traffic(
         current = Segment(a, b, n)
     if current is not None:
         segments.append(current)
-    return OwnTraffic(tuple(s for s in segments if s.predictions > 0), last)
+    kept = tuple(s for s in segments if s.predictions > 0)
+    return OwnTraffic(kept, intervals[-1][1]) if kept else None

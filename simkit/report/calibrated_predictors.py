@@ -81,7 +81,7 @@ def concurrency_for(f: VersionFit, calls_per_second: float) -> int:
     return max(DEFAULT_CONCURRENCY, math.ceil(QUEUE_HEADROOM * in_flight))
 
 
-def onset_span(f: VersionFit, cal: Calibration) -> float | None:
+def arrival_span(f: VersionFit, cal: Calibration) -> float | None:
     """Seconds over which a version's own load sent its predictions at its final rate
     (:attr:`~simkit.replay.own_traffic.OwnTraffic.tail_span`); None when the ingress load carries
     it (a load that ran before the window loses at the end what it gains at the start) or when
@@ -93,7 +93,7 @@ def in_flight_at_the_end(f: VersionFit, cal: Calibration) -> float:
     """Calls of a version's own load that must arrive on top of those recorded: those still in
     flight at the last scrape, with the very weights its latency law (:func:`latency_spec`)
     gives each bucket, so load and latency agree on the arrivals."""
-    span = onset_span(f, cal)
+    span = arrival_span(f, cal)
     if span is None:
         return 0.0
     if sum(f.counts) > 0:
@@ -137,7 +137,7 @@ def own_loads(f: VersionFit, cal: Calibration, epoch: float) -> list[dict[str, A
 def behaviour(f: VersionFit, calls_per_second: float, cal: Calibration) -> dict[str, Any]:
     behaviour: dict[str, Any] = {"concurrency": concurrency_for(f, calls_per_second)}
     if sum(f.counts) > 0:
-        behaviour["latency"] = latency_spec(f, onset_span(f, cal))
+        behaviour["latency"] = latency_spec(f, arrival_span(f, cal))
     elif f.mean_latency:
         behaviour["latency"] = {
             "distribution": "lognormal",

@@ -16,7 +16,7 @@ from simkit.replay.counting import Counter, Identity, window_edges
 from simkit.replay.measure import Families
 from simkit.replay.own_traffic import OwnTraffic, Segment
 from simkit.replay.recording import read_recording
-from simkit.report.calibrated_predictors import arrivals_per_completion, latency_spec, onset_span, own_loads
+from simkit.report.calibrated_predictors import arrival_span, arrivals_per_completion, latency_spec, own_loads
 from simkit.report.calibration import split
 from simkit.report.calibration_report import parse_report, rarest, seeds_for
 from simkit.sim.experiment import simulate_experiment
@@ -242,7 +242,7 @@ def test_a_version_starting_mid_recording_gets_the_slow_calls_that_had_not_compl
     f = VersionFit("v2", ident, fam, 300.0, [0.01, 0.025, 10.0], [100.0, 198.0, 2.0], 0.05, {}, 0.0, 1.0)
     f.traffic = OwnTraffic((Segment(T0, T0 + 60, 300.0),), T0 + 60)
     cal = Calibration(T0 - 15, T0 + 60, 15.0, T0 - 15, T0 + 60, [f], 5.0, 1.0, True)
-    spec = latency_spec(f, onset_span(f, cal))
+    spec = latency_spec(f, arrival_span(f, cal))
     slow = spec["components"][-1]
     mid = (slow["low"] + slow["high"]) / 2
     assert slow["weight"] == pytest.approx(2.0 * 60 / (60 - mid))

@@ -29,7 +29,8 @@ def _grid(counts: list[float], step: float = 15.0) -> list[tuple[float, float, f
 
 def test_the_first_scrape_keeps_its_count_from_where_the_next_interval_rate_puts_its_start() -> None:
     # born at T + 15 with 50 predictions; then 300 per 15 s (20/s): the start 2.5 s before
-    got = own_traffic(_grid([50, 300, 310, 290]), T + 15, 50.0, 15.0, T + 60)
+    got = own_traffic(_grid([50, 300, 310, 290]), T + 15, 15.0)
+    assert got is not None
     assert got.segments[0] == Segment(T + 12.5, T + 15, 50.0)
     # the three steady intervals are one segment (each within 3 sd of the rate before it)
     assert got.segments[1:] == (Segment(T + 15, T + 60, 900.0),)
@@ -39,7 +40,8 @@ def test_the_first_scrape_keeps_its_count_from_where_the_next_interval_rate_puts
 
 def test_the_load_changes_rate_where_the_recorded_one_did_and_stops_where_it_stopped() -> None:
     # weight raised at the third interval, traffic stopped in the fifth, flat for the last two
-    got = own_traffic(_grid([40, 300, 900, 120, 0, 0]), T + 15, 40.0, 15.0, T + 90)
+    got = own_traffic(_grid([40, 300, 900, 120, 0, 0]), T + 15, 15.0)
+    assert got is not None
     assert [(s.start - T, s.end - T, s.predictions) for s in got.segments] == [
         (13.0, 15.0, 40.0),
         (15.0, 30.0, 300.0),
@@ -48,14 +50,17 @@ def test_the_load_changes_rate_where_the_recorded_one_did_and_stops_where_it_sto
     ]
     assert not got.runs_to_the_end and got.tail_span is None
     # a first count larger than a whole interval at the next rate starts one interval back
-    assert own_traffic(_grid([500, 300]), T + 15, 500.0, 15.0, T + 30).onset == T
+    back = own_traffic(_grid([500, 300]), T + 15, 15.0)
+    assert back is not None and back.onset == T
 
 
 def _steady_from_the_onset(
-    intervals: list[tuple[float, float, float]], birth: float, first_count: float, step: float, last: float
+    intervals: list[tuple[float, float, float]], birth: float, step: float
 ) -> OwnTraffic:
     """The model before: one steady rate from where the average later rate puts the onset to the
     last scrape (for the mutation check)."""
+    first_count = sum(n for _, b, n in intervals if b <= birth + 0.5 * step)
+    last = intervals[-1][1]
     total = first_count + sum(n for a, _, n in intervals if a >= birth - 0.5 * step)
     later = (total - first_count) / max(last - birth, 1e-9)
     onset = birth - min(step, first_count / later if later > 0 else step)
