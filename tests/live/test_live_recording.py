@@ -67,9 +67,9 @@ class Case:
     speed: float  # simkit serve --speed
     engine: str = "auto"  # simkit serve --engine
     # calibrate's (and simkit run's) --engine: events where the recording is small enough (the
-    # seed: once, with two calls of 3-6 s recorded, the counts engine put its mean 4 % off while
-    # its cell means came from a reference sample; they are exact now, simkit.sim.partial_moments,
-    # but that recording is not at hand to show the counts engine within 5 % on it)
+    # seed: once, with two calls of 3-6 s recorded, the counts engine put its mean 4 % off; its
+    # cell moments are exact now, simkit.sim.partial_moments, but whether that closes the gap on
+    # such a recording is not measured: it is not at hand)
     compare: str = "events"
     edit: Callable[[Path], None] | None = None  # applied to a copy of the folder
     quantities: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # report.md's, per version
